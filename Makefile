@@ -1,0 +1,37 @@
+# ocync: see README.md. Every target installs what it needs first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench stress mock clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m stress.demo
+
+test: $(STAMP)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check ocync mockregistry stress tests
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m stress.bench $(BENCH_ARGS)
+
+stress: $(STAMP)
+	$(BIN)/python -m stress.ratelimit_scenarios $(STRESS_ARGS)
+
+mock: $(STAMP)
+	$(BIN)/ocync-mockregistry serve --host 127.0.0.1 --port 5000 $(MOCK_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

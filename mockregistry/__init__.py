@@ -1,0 +1,4 @@
+"""mockregistry: a real OCI Distribution registry (trio + h11) with GHCR's behaviours.
+
+It never imports ocync: it is an independent witness the engine is tested against.
+"""

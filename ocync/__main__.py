@@ -1,0 +1,3 @@
+from ocync.cli.main import main
+
+raise SystemExit(main())

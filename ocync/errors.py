@@ -1,0 +1,123 @@
+"""The one exception tree of ocync.
+
+    OcyncError                      root; every error we raise on purpose
+    +-- ConfigError                 invalid config file or CLI arguments (exit 3)
+    +-- ReferenceError_             an image reference that does not parse (exit 3)
+    +-- IntegrityError              digest or size mismatch of received content
+    +-- TransportError              connection, timeout, truncated body (temporary)
+    +-- RegistryError               the registry answered with an error status
+    |   +-- Unauthorized            401/403 after the auth flow (exit 4)
+    |   +-- NotFound                404 (NAME_UNKNOWN, MANIFEST_UNKNOWN, BLOB_UNKNOWN)
+    |   +-- Throttled               429 or a "secondary rate limit" 403 (temporary)
+    +-- InterruptedRun              a run stopped by SIGINT/SIGTERM before it finished
+
+Foreign exceptions (httpx, h11, OSError) are mapped to these in one place with
+``raise ... from exc``. ``temporary`` says whether retrying may help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class OcyncError(Exception):
+    """Root of every error ocync raises on purpose."""
+
+    temporary: bool = False
+    exit_code: int = 2
+
+
+class ConfigError(OcyncError):
+    """The config file or the command line is invalid."""
+
+    exit_code = 3
+
+
+class ReferenceError_(OcyncError):  # noqa: N801 - avoid shadowing the builtin ReferenceError
+    """An image reference that does not parse."""
+
+    exit_code = 3
+
+
+class IntegrityError(OcyncError):
+    """Received content does not match its digest or size."""
+
+
+class TransportError(OcyncError):
+    """The network failed us: connection refused or reset, timeout, truncated body."""
+
+    temporary = True
+
+
+class InterruptedRun(OcyncError):
+    """The run was stopped by a signal before it finished."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class OCIErrorEntry:
+    """One entry of an OCI error body: ``{"errors":[{"code","message","detail"}]}``."""
+
+    code: str
+    message: str = ""
+
+
+class RegistryError(OcyncError):
+    """The registry answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        method: str = "",
+        url: str = "",
+        errors: Sequence[OCIErrorEntry] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.url = url
+        self.errors = tuple(errors)
+        # 5xx are worth retrying; 4xx are not (except subclasses that say so).
+        self.temporary = status >= 500
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(e.code for e in self.errors)
+
+
+class Unauthorized(RegistryError):
+    """Authentication or authorization failed (401/403 after the token flow)."""
+
+    exit_code = 4
+
+
+class NotFound(RegistryError):
+    """The repository, manifest or blob does not exist (404)."""
+
+
+class Throttled(RegistryError):
+    """The registry asked us to slow down (429, or a 403 secondary rate limit)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+        self.temporary = True
+
+
+__all__ = [
+    "ConfigError",
+    "IntegrityError",
+    "InterruptedRun",
+    "NotFound",
+    "OCIErrorEntry",
+    "OcyncError",
+    "ReferenceError_",
+    "RegistryError",
+    "Throttled",
+    "TransportError",
+    "Unauthorized",
+]
