@@ -2,3 +2,8 @@
 
 It never imports ocync: it is an independent witness the engine is tested against.
 """
+
+from .quirks import MockOptions
+from .server import MockRegistry, serve_mock
+
+__all__ = ["MockOptions", "MockRegistry", "serve_mock"]

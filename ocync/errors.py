@@ -4,12 +4,14 @@
     +-- ConfigError                 invalid config file or CLI arguments (exit 3)
     +-- ReferenceError_             an image reference that does not parse (exit 3)
     +-- IntegrityError              digest or size mismatch of received content
+    +-- ManifestError               manifest bytes that do not parse, or over 4 MiB
     +-- TransportError              connection, timeout, truncated body (temporary)
     +-- RegistryError               the registry answered with an error status
     |   +-- Unauthorized            401/403 after the auth flow (exit 4)
     |   +-- NotFound                404 (NAME_UNKNOWN, MANIFEST_UNKNOWN, BLOB_UNKNOWN)
     |   +-- Throttled               429 or a "secondary rate limit" 403 (temporary)
     +-- InterruptedRun              a run stopped by SIGINT/SIGTERM before it finished
+    +-- NoMatchingPlatform          a platform filter matches nothing in the source index
 
 Foreign exceptions (httpx, h11, OSError) are mapped to these in one place with
 ``raise ... from exc``. ``temporary`` says whether retrying may help.
@@ -44,6 +46,10 @@ class IntegrityError(OcyncError):
     """Received content does not match its digest or size."""
 
 
+class ManifestError(OcyncError):
+    """Manifest bytes that do not parse as an OCI/Docker manifest or index, or are too big."""
+
+
 class TransportError(OcyncError):
     """The network failed us: connection refused or reset, timeout, truncated body."""
 
@@ -54,6 +60,10 @@ class InterruptedRun(OcyncError):
     """The run was stopped by a signal before it finished."""
 
     exit_code = 1
+
+
+class NoMatchingPlatform(OcyncError):
+    """None of the requested platforms is in the source index (the message lists them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +122,8 @@ __all__ = [
     "ConfigError",
     "IntegrityError",
     "InterruptedRun",
+    "NoMatchingPlatform",
+    "ManifestError",
     "NotFound",
     "OCIErrorEntry",
     "OcyncError",

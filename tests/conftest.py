@@ -54,6 +54,7 @@ class DistributionRegistry:
         self.binary = require_binary("docker-registry")
         self.port = free_port()
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         config = root / "config.yml"
         config.write_text(
             "version: 0.1\n"

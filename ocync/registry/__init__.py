@@ -1,0 +1,43 @@
+"""The distribution client: profiles, auth, counted and rate-controlled requests, streaming
+blob copy. Everything here does I/O through trio + httpx; parsing lives in :mod:`ocync.oci`.
+
+API (what the engine and the CLI use)::
+
+    from ocync.registry.client import ClientPool, ClientSettings, RegistryClient
+    from ocync.registry.auth import AuthSettings
+    settings = ClientSettings(auth=AuthSettings(kind="basic", username="u", password="pat"),
+                              profile="ghcr", rate_limit=None, max_concurrent=None,
+                              insecure=False, rate_share=None, attempts=5)
+    async with ClientPool(controllers=None) as pool:        # shares one ControllerRegistry
+        client = await pool.client("ghcr.io" | "127.0.0.1:5000" | "http://host:port", settings)
+        # same host + credential identity -> same PrincipalController (client.principal)
+        await client.ping()                                  # -> bool
+        await client.list_tags(repo)                         # -> list[str], Link pagination
+        await client.head_manifest(repo, tag_or_digest)      # -> ManifestHead(digest, media_type, size) | None
+        await client.get_manifest(repo, tag_or_digest)       # -> oci.manifest.Manifest (raw, media_type, digest, parsed)
+        await client.put_manifest(repo, tag_or_digest, raw, media_type)  # -> Digest
+        await client.delete_manifest(repo, digest)           # -> bool
+        await client.head_blob(repo, digest)                 # -> size | None
+        await client.mount_blob(repo, digest, from_repo)     # -> MountResult(mounted, session | None)
+        await client.start_upload(repo)                      # -> UploadSession
+        await client.cancel_upload(session)                  # best-effort DELETE
+        await client.referrers(repo, digest, artifact_type=None)  # -> list[Descriptor] | None (None: unsupported)
+        async with client.open_blob(repo, digest) as stream: # BlobStream: .content_length, .chunks()
+        client.want_push(repo)                               # ask pull,push tokens up front
+        client.statistics()                                  # ClientStatistics (by_kind, by_status, bytes, throttled...)
+        client.profile                                       # RegistryProfile (profiles.py): upload_strategy,
+                                                             # mount_scope, mount_probe_ok, window_groups, ...
+        pool.statistics()                                    # ClientStatistics.merge over all clients
+
+    from ocync.registry.blobs import BlobTarget, copy_blob, copy_blob_to, push_blob, upload_blob
+    results = await copy_blob(src, src_repo, descriptor,
+                              [BlobTarget(dst_client, dst_repo, session_or_None), ...])
+        # -> list[BlobCopyResult(target, error | None, attempts)]: one source GET per attempt
+        #    fanned out to every target; digest verified before the committing request;
+        #    temporary failures restart with a fresh GET and fresh sessions.
+    await copy_blob_to(src, src_repo, descriptor, dst, dst_repo, session=None)  # raises on failure
+    await upload_blob(client, repo, descriptor, chunks, session=None, verify=True)  # one attempt
+    await push_blob(client, repo, descriptor, open_chunks, session=None)  # restarts; open_chunks() -> AsyncIterable
+
+    from ocync.registry.imagecopy import copy_image   # one image/index, children first (ocync copy)
+"""

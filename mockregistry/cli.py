@@ -1,0 +1,184 @@
+"""`ocync-mockregistry serve ...`: the mock registry in the foreground.
+
+The registry's base URL is the first line of stdout (flushed) so scripts can read it; log lines go
+to stderr; SIGINT/SIGTERM stop it cleanly with exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .quirks import MockOptions, OptionsError, parse_rate
+from .server import serve_mock
+
+
+def _user(text: str) -> tuple[str, str]:
+    name, sep, token = text.partition(":")
+    if not sep or not name or not token:
+        raise argparse.ArgumentTypeError(f"expected NAME:TOKEN, got {text!r}")
+    return name, token
+
+
+def _latency(text: str) -> tuple[float, float]:
+    base, _, jitter = text.partition(":")
+    try:
+        return float(base), float(jitter or 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MS or MS:JITTER, got {text!r}") from None
+
+
+def _rate(text: str) -> str:
+    if text.strip().lower() in ("off", "none", "0"):
+        return text
+    try:
+        parse_rate(text)
+    except OptionsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocync-mockregistry",
+                                     description="A real OCI registry for tests, with GHCR's quirks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run a mock registry in the foreground")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve.add_argument("--storage-port", type=int, default=0)
+    serve.add_argument("--profile", choices=["generic", "ghcr"], default="generic")
+    serve.add_argument("--auth", choices=["none", "token"], default="none")
+    serve.add_argument("--user", type=_user, action="append", default=[], metavar="NAME:TOKEN")
+    serve.add_argument("--namespace", action="append", default=[], metavar="USER:NAMESPACE",
+                       help="let USER push under NAMESPACE too")
+    serve.add_argument("--public", action="append", default=[], metavar="GLOB")
+    serve.add_argument("--auth-file", type=Path, help="YAML with users, user_namespaces, public")
+    serve.add_argument("--rate-limit", type=_rate, metavar="COUNT/WINDOW", help="e.g. 600/6s; off")
+    redirect = serve.add_mutually_exclusive_group()
+    redirect.add_argument("--blob-redirect", dest="blob_redirect", action="store_true", default=None)
+    redirect.add_argument("--no-blob-redirect", dest="blob_redirect", action="store_false")
+    serve.add_argument("--retry-after-header", action="store_true", default=None)
+    serve.add_argument("--referrers-api", action="store_true", default=None)
+    serve.add_argument("--count-rejected", action="store_true", default=None)
+    serve.add_argument("--tags-page-size", type=int)
+    serve.add_argument("--fault-rate", type=_probability, default=0.0, metavar="P")
+    serve.add_argument("--reset-rate", type=_probability, default=0.0, metavar="P")
+    serve.add_argument("--truncate-rate", type=_probability, default=0.0, metavar="P")
+    serve.add_argument("--corrupt-rate", type=_probability, default=0.0, metavar="P")
+    serve.add_argument("--latency", type=_latency, default=(0.0, 0.0), metavar="MS[:JITTER]")
+    serve.add_argument("--storage", type=Path, metavar="DIR", help="keep content on disk")
+    serve.add_argument("--access-log", type=Path, metavar="FILE", help="one JSON line per request")
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("-v", "--verbose", action="count", default=0)
+    return parser
+
+
+def _load_auth_file(path: Path) -> dict[str, Any]:
+    import yaml  # only the CLI reads YAML
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise OptionsError(f"cannot read auth file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise OptionsError(f"auth file {path} must be a mapping with users/public/user_namespaces")
+    return data
+
+
+def options_from_args(args: argparse.Namespace) -> MockOptions:
+    users = dict(args.user)
+    public = list(args.public)
+    namespaces: dict[str, list[str]] = {}
+    for item in args.namespace:
+        user, _, namespace = item.partition(":")
+        namespaces.setdefault(user, []).append(namespace)
+    if args.auth_file is not None:
+        data = _load_auth_file(args.auth_file)
+        users.update({str(k): str(v) for k, v in (data.get("users") or {}).items()})
+        public += [str(g) for g in data.get("public") or []]
+        for user, spaces in (data.get("user_namespaces") or {}).items():
+            namespaces.setdefault(str(user), []).extend(str(s) for s in spaces)
+    latency, jitter = args.latency
+    options = MockOptions(
+        profile=args.profile,
+        blob_redirect=args.blob_redirect,
+        retry_after_header=args.retry_after_header,
+        referrers_api=args.referrers_api,
+        count_rejected=args.count_rejected,
+        tags_page_size=args.tags_page_size,
+        rate_limit=args.rate_limit,
+        auth=args.auth,
+        users=users,
+        user_namespaces=namespaces,
+        public=public,
+        fault_rate=args.fault_rate,
+        reset_rate=args.reset_rate,
+        truncate_rate=args.truncate_rate,
+        corrupt_rate=args.corrupt_rate,
+        latency_ms=latency,
+        latency_jitter_ms=jitter,
+        seed=args.seed,
+        storage_dir=args.storage,
+        access_log=args.access_log,
+        host=args.host,
+        port=args.port,
+        storage_port=args.storage_port,
+    )
+    options.resolve_profile()  # validate now, for a one-line error
+    return options
+
+
+async def run(options: MockOptions) -> None:
+    log = logging.getLogger("mockregistry")
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with serve_mock(options) as mock:
+            print(mock.url, flush=True)
+            profile = mock.registry.profile
+            log.warning("registry listening on %s (profile %s, auth %s, rate limit %s)",
+                        mock.url, profile.name, options.auth,
+                        profile.rate_limit.describe() if profile.rate_limit else "off")
+            if mock.storage_url:
+                log.warning("storage host listening on %s", mock.storage_url)
+            async for signum in signals:
+                log.warning("received %s, stopping", signal.Signals(signum).name)
+                break
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.WARNING if not args.verbose
+                        else logging.INFO, format="mockregistry: %(message)s", stream=sys.stderr)
+    try:
+        options = options_from_args(args)
+        trio.run(run, options)
+    except OptionsError as exc:
+        print(f"ocync-mockregistry: error: {exc}", file=sys.stderr)
+        return 3
+    except OSError as exc:
+        print(f"ocync-mockregistry: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

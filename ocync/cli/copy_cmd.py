@@ -1,0 +1,130 @@
+"""``ocync copy SRC DST``: copy one tag or digest (all platforms unless ``--platform``).
+
+Argument parsing and rendering only; the work is :func:`ocync.registry.imagecopy.copy_image`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ocync.errors import ConfigError
+from ocync.oci.manifest import Platform
+from ocync.oci.reference import Reference, parse_reference
+from ocync.registry.auth import AuthSettings
+from ocync.registry.client import ClientPool, ClientSettings
+from ocync.registry.imagecopy import CopySummary, copy_image
+from ocync.registry.profiles import PROFILES
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "copy",
+        help="copy one image (tag or digest) from one registry to another",
+        description="Copy one tag or digest, all platforms by default. The destination tag "
+        "defaults to the source's.",
+    )
+    parser.add_argument("source", metavar="SRC", help="source reference, e.g. ghcr.io/owner/app:1.0")
+    parser.add_argument("destination", metavar="DST", help="destination reference or repository")
+    parser.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="OS/ARCH[/VARIANT]",
+        help="copy only these platforms of an index (repeatable); pushes a trimmed index",
+    )
+    parser.add_argument("--insecure", action="store_true", help="plain HTTP to non-loopback registries")
+    parser.add_argument(
+        "--authfile",
+        type=Path,
+        default=None,
+        help="docker config.json with credentials (default: $DOCKER_CONFIG or ~/.docker)",
+    )
+    parser.add_argument("--src-profile", choices=sorted(PROFILES), default=None, help="source registry profile")
+    parser.add_argument("--dst-profile", choices=sorted(PROFILES), default=None, help="destination registry profile")
+    parser.add_argument("--retries", type=int, default=5, metavar="N", help="attempts per request and per blob")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    parser.add_argument("-q", "--quiet", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def _destination(source: Reference, text: str) -> tuple[Reference, str | None]:
+    dst = parse_reference(text)
+    if dst.digest is not None and dst.tag is None:
+        if source.digest is not None and dst.digest != source.digest:
+            raise ConfigError(f"destination digest {dst.digest} differs from the source's {source.digest}")
+        return dst, None
+    tag = dst.tag or source.tag
+    if tag is None and source.digest is None:
+        tag = "latest"
+    return dst, tag
+
+
+def run(args: argparse.Namespace) -> int:
+    source = parse_reference(args.source)
+    destination, tag = _destination(source, args.destination)
+    platforms = [Platform.parse(p) for p in args.platform]
+    if args.retries < 1:
+        raise ConfigError("--retries must be at least 1")
+    auth = AuthSettings(docker_config=args.authfile)
+    src_settings = ClientSettings(auth=auth, profile=args.src_profile, insecure=args.insecure, attempts=args.retries)
+    dst_settings = ClientSettings(auth=auth, profile=args.dst_profile, insecure=args.insecure, attempts=args.retries)
+    started = time.monotonic()
+
+    async def main() -> tuple[CopySummary, dict[str, Any]]:
+        async with ClientPool() as pool:
+            src = await pool.client(source.registry, src_settings)
+            dst = await pool.client(destination.registry, dst_settings)
+            summary = await copy_image(
+                src,
+                source.repository,
+                source.identifier,
+                dst,
+                destination.repository,
+                tag,
+                platforms=platforms,
+            )
+            return summary, pool.statistics().to_dict()
+
+    summary, stats = trio.run(main)
+    seconds = time.monotonic() - started
+    target = f"{destination.name}:{tag}" if tag else f"{destination.name}@{summary.digest}"
+    if args.json:
+        doc = {
+            "source": str(source),
+            "destination": target,
+            **summary.to_dict(),
+            "requests": stats["requests"],
+            "requests_by_kind": stats["by_kind"],
+            "seconds": round(seconds, 3),
+        }
+        print(json.dumps(doc, indent=2))
+    elif not args.quiet:
+        trimmed = f" (trimmed index: {', '.join(summary.trimmed_platforms)})" if summary.trimmed_platforms else ""
+        print(
+            f"copied {source} -> {target} {summary.digest}{trimmed}: "
+            f"blobs {summary.blobs_transferred} transferred / {summary.blobs_mounted} mounted / "
+            f"{summary.blobs_present} already present, {_human(summary.bytes_transferred)}, "
+            f"{stats['requests']} requests, {seconds:.1f}s",
+            file=sys.stdout,
+        )
+    return 0
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+__all__ = ["register", "run"]

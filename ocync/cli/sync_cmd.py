@@ -1,0 +1,208 @@
+"""``ocync sync``, ``ocync analyze`` and ``ocync watch``: argument parsing and rendering only.
+
+The engine (``ocync.engine``) does the work; this module loads the config, runs it under
+trio, shows live progress on a terminal (nothing of it when output is piped) and prints
+the report: one line per image synced or failed and a summary, or ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import trio
+
+from ocync.config import load_config_file
+from ocync.engine.pipeline import SyncEngine
+from ocync.engine.report import RunReport
+from ocync.engine.runner import RunOptions, run_sync
+from ocync.errors import ConfigError
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", required=True, metavar="FILE", help="the YAML config")
+    parser.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="errors and the summary only")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _positive(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1]: {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("sync", help="mirror every mapping of a config file")
+    _common(p)
+    p.add_argument("--dry-run", action="store_true", help="show what would be copied; write nothing")
+    p.add_argument(
+        "--drain-timeout",
+        type=_positive,
+        default=25.0,
+        metavar="S",
+        help="on SIGINT/SIGTERM, let in-flight transfers finish for up to S seconds (default 25)",
+    )
+    p.add_argument(
+        "--rate-share",
+        type=_share,
+        default=None,
+        metavar="F",
+        help="use only this share (0 < F <= 1) of each registry's rate budget",
+    )
+    p.add_argument("--no-cache", action="store_true", help="ignore and do not save the transfer cache")
+    p.set_defaults(func=run_sync_command)
+
+    p = subparsers.add_parser(
+        "watch", help="run sync repeatedly (every --interval seconds) until interrupted"
+    )
+    _common(p)
+    p.add_argument("--interval", type=_positive, default=300.0, metavar="S", help="seconds between runs")
+    p.add_argument("--drain-timeout", type=_positive, default=25.0, metavar="S")
+    p.add_argument("--rate-share", type=_share, default=None, metavar="F")
+    p.add_argument("--max-runs", type=int, default=0, help=argparse.SUPPRESS)
+    p.set_defaults(func=run_watch_command, dry_run=False, no_cache=False)
+
+
+class _LiveProgress:
+    """A one-line live status on stderr (rich), only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(stderr=True)
+        self.live = Live(console=self.console, transient=True, refresh_per_second=4)
+        self.start = time.monotonic()
+
+    def __enter__(self) -> _LiveProgress:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+
+    def tick(self, engine: SyncEngine) -> None:
+        from rich.text import Text
+
+        stats = engine.statistics()
+        report = engine.report
+        elapsed = max(time.monotonic() - self.start, 0.001)
+        requests = 0
+        budgets: list[str] = []
+        for ep in {id(e): e for e in (*engine.ctx.sources.values(), *engine.ctx.targets.values())}.values():
+            requests += sum(ep.request_counts().values())
+            cap = ep.statistics().get("controller", {}).get("cap") if ep.statistics() else None
+            if cap:
+                budgets.append(f"{ep.name} cap {cap}")
+        mib = report.bytes_transferred / (1024 * 1024)
+        line = (
+            f"images {len(report.results)} done ({stats['in_flight']} in flight) · "
+            f"{mib / elapsed:.1f} MiB/s · {requests / elapsed * 60:.0f} req/min"
+        )
+        if budgets:
+            line += " · " + ", ".join(budgets)
+        self.live.update(Text(line))
+
+
+def _render_dry_run(report: RunReport) -> str:
+    lines: list[str] = []
+    for m in report.plan.get("mappings", []):
+        stages = ", ".join(
+            f"{s['name']} -{s['dropped']}" + (f" +{s['added']}" if s["added"] else "")
+            for s in m["stages"]
+            if s["dropped"] or s["added"]
+        )
+        lines.append(
+            f"{m['mapping']}: {m['listed']} tags listed, {len(m['selected'])} selected"
+            + (f" ({stages})" if stages else "")
+        )
+        for w in m["would_copy"]:
+            lines.append(
+                f"  would copy {w['tag']} {w['digest'][:19]} ({w['blobs']} blobs, "
+                f"{w['bytes'] / (1024 * 1024):.1f} MiB) -> {', '.join(w['targets'])}"
+            )
+        if m["up_to_date"]:
+            lines.append(f"  up to date: {len(m['up_to_date'])} tag(s)")
+        for e in m["errors"]:
+            lines.append(f"  error: {e}")
+    lines.append(
+        f"dry run: {report.requests} requests, {report.throttled} throttled, {report.elapsed:.1f}s"
+    )
+    return "\n".join(lines)
+
+
+def _print_report(report: RunReport, args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    if report.dry_run:
+        print(_render_dry_run(report))
+        return
+    print(report.render_text(quiet=args.quiet))
+    if args.verbose and report.controllers:
+        for name, stats in report.controllers.items():
+            if name.startswith("_"):
+                continue
+            controller = stats.get("controller", {}) if isinstance(stats, dict) else {}
+            print(f"  {name}: {json.dumps(controller, sort_keys=True)}", file=sys.stderr)
+
+
+def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
+    loaded = load_config_file(args.config)
+    live = sys.stderr.isatty() and not args.json and not args.quiet
+    progress = _LiveProgress() if live else None
+    options = RunOptions(
+        dry_run=bool(getattr(args, "dry_run", False)),
+        drain_timeout=args.drain_timeout,
+        rate_share=args.rate_share,
+        handle_signals=handle_signals,
+        use_cache=not getattr(args, "no_cache", False),
+        on_tick=progress.tick if progress is not None else None,
+    )
+    if progress is None:
+        return trio.run(run_sync, loaded.config, options)
+    with progress:
+        return trio.run(run_sync, loaded.config, options)
+
+
+def run_sync_command(args: argparse.Namespace) -> int:
+    report = _run_once(args, handle_signals=True)
+    _print_report(report, args)
+    return report.exit_code()
+
+
+def run_watch_command(args: argparse.Namespace) -> int:
+    runs = 0
+    code = 0
+    while True:
+        try:
+            report = _run_once(args, handle_signals=True)
+        except ConfigError:
+            raise
+        _print_report(report, args)
+        code = report.exit_code()
+        runs += 1
+        if report.interrupted or (args.max_runs and runs >= args.max_runs):
+            return code
+        try:
+            time.sleep(args.interval)
+        except KeyboardInterrupt:
+            return code
+
+
+__all__ = ["register", "run_sync_command", "run_watch_command"]

@@ -1,0 +1,285 @@
+"""Transfer-state cache: which repositories at each target registry hold which blobs.
+
+In memory during a run, persisted between runs so a warm run skips blob HEADs and mounts
+from repositories known to hold a blob. The file is written atomically (tmp + os.replace),
+carries a SHA-256 checksum of its payload and a save time (``cache_ttl``); a corrupt, foreign
+or expired file is discarded with a warning. An advisory ``fcntl`` lock guards it against a
+concurrent run: the second run works without persisting rather than clobbering the first.
+A stale entry (a mount or manifest push that says the blob is not there) is invalidated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger("ocync.engine.cache")
+
+FORMAT = "ocync-transfer-cache"
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStatistics:
+    registries: int
+    repositories: int
+    blob_entries: int
+    tags: int
+    hits: int
+    misses: int
+    invalidations: int
+    loaded: bool
+
+    def to_dict(self) -> dict[str, int | bool]:
+        return {
+            "registries": self.registries,
+            "repositories": self.repositories,
+            "blob_entries": self.blob_entries,
+            "tags": self.tags,
+            "hits": self.hits,
+            "misses": self.misses,
+            "invalidations": self.invalidations,
+            "loaded": self.loaded,
+        }
+
+
+class TransferCache:
+    """Per target registry: repository -> blob digests present, repositories with a committed
+    manifest, and tag -> manifest digest pushed or observed."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, dict[str, set[str]]] = {}
+        self._committed: dict[str, set[str]] = {}
+        self._tags: dict[str, dict[str, str]] = {}  # registry -> "repo:tag" -> digest
+        self._hits = 0
+        self._misses = 0
+        self._invalidations = 0
+        self.loaded = False
+
+    # ---- blobs -------------------------------------------------------------------------
+    def record_blob(self, registry: str, repo: str, digest: str) -> None:
+        self._blobs.setdefault(registry, {}).setdefault(repo, set()).add(sys.intern(digest))
+
+    def has_blob(self, registry: str, repo: str, digest: str) -> bool:
+        found = digest in self._blobs.get(registry, {}).get(repo, ())
+        if found:
+            self._hits += 1
+        else:
+            self._misses += 1
+        return found
+
+    def holders(self, registry: str, digest: str) -> list[str]:
+        """Repositories at ``registry`` known to hold ``digest``, committed ones first."""
+        repos = self._blobs.get(registry, {})
+        committed = self._committed.get(registry, set())
+        found = [r for r, digests in repos.items() if digest in digests]
+        return sorted(found, key=lambda r: (r not in committed, r))
+
+    def invalidate_blob(self, registry: str, repo: str, digest: str) -> None:
+        """The blob turned out not to be in ``repo`` (failed mount from it, push rejected)."""
+        digests = self._blobs.get(registry, {}).get(repo)
+        if digests is not None and digest in digests:
+            digests.discard(digest)
+            self._invalidations += 1
+
+    def invalidate_repo(self, registry: str, repo: str) -> None:
+        """Forget everything about ``repo`` (its manifest push said a blob is unknown)."""
+        if self._blobs.get(registry, {}).pop(repo, None) is not None:
+            self._invalidations += 1
+        self._committed.get(registry, set()).discard(repo)
+        tags = self._tags.get(registry, {})
+        for key in [k for k in tags if k.rsplit(":", 1)[0] == repo]:
+            del tags[key]
+
+    # ---- manifests ---------------------------------------------------------------------
+    def record_committed(self, registry: str, repo: str) -> None:
+        self._committed.setdefault(registry, set()).add(repo)
+
+    def committed(self, registry: str) -> frozenset[str]:
+        return frozenset(self._committed.get(registry, ()))
+
+    def record_tag(self, registry: str, repo: str, tag: str, digest: str) -> None:
+        self._tags.setdefault(registry, {})[f"{repo}:{tag}"] = digest
+        self.record_committed(registry, repo)
+
+    def tag_digest(self, registry: str, repo: str, tag: str) -> str | None:
+        return self._tags.get(registry, {}).get(f"{repo}:{tag}")
+
+    # ---- persistence -------------------------------------------------------------------
+    def to_payload(self) -> dict[str, Any]:
+        """Only repositories with a committed manifest are persisted: a blob uploaded to a
+        repository whose manifest never landed may be garbage-collected."""
+        registries: dict[str, Any] = {}
+        for registry in sorted(set(self._blobs) | set(self._tags)):
+            committed = self._committed.get(registry, set())
+            repos = {
+                repo: sorted(digests)
+                for repo, digests in sorted(self._blobs.get(registry, {}).items())
+                if repo in committed and digests
+            }
+            registries[registry] = {
+                "repositories": repos,
+                "committed": sorted(committed),
+                "tags": dict(sorted(self._tags.get(registry, {}).items())),
+            }
+        return {"registries": registries}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> TransferCache:
+        cache = cls()
+        registries = payload["registries"]
+        if not isinstance(registries, dict):
+            raise ValueError("registries is not an object")
+        for registry, entry in registries.items():
+            for repo, digests in entry.get("repositories", {}).items():
+                cache._blobs.setdefault(registry, {})[repo] = {sys.intern(str(d)) for d in digests}
+            cache._committed[registry] = {str(r) for r in entry.get("committed", [])}
+            cache._tags[registry] = {str(k): str(v) for k, v in entry.get("tags", {}).items()}
+        cache.loaded = True
+        return cache
+
+    def statistics(self) -> CacheStatistics:
+        return CacheStatistics(
+            registries=len(set(self._blobs) | set(self._tags)),
+            repositories=sum(len(r) for r in self._blobs.values()),
+            blob_entries=sum(len(d) for r in self._blobs.values() for d in r.values()),
+            tags=sum(len(t) for t in self._tags.values()),
+            hits=self._hits,
+            misses=self._misses,
+            invalidations=self._invalidations,
+            loaded=self.loaded,
+        )
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        return (
+            f"<TransferCache registries={s.registries} repositories={s.repositories} "
+            f"blobs={s.blob_entries} hits={s.hits} misses={s.misses}>"
+        )
+
+
+def _checksum(payload_text: str) -> str:
+    return "sha256:" + hashlib.sha256(payload_text.encode()).hexdigest()
+
+
+class CacheFile:
+    """The persisted cache: ``<cache_dir>/transfer-cache.json`` plus ``.lock``.
+
+    ``now`` is a parameter (wall-clock seconds) so tests need no clock."""
+
+    def __init__(self, cache_dir: Path, *, ttl: float | None) -> None:
+        self.path = Path(cache_dir) / "transfer-cache.json"
+        self.lock_path = Path(cache_dir) / "transfer-cache.lock"
+        self.ttl = ttl
+        self.locked = False
+        self._lock_file: IO[str] | None = None
+
+    def acquire(self) -> bool:
+        """Take the advisory lock without waiting; False (and a warning) if another run holds it."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_path, "a+")  # noqa: SIM115 - held for the run
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            log.warning(
+                "transfer cache %s is locked by another ocync run; this run will not persist it",
+                self.path,
+            )
+            return False
+        self._lock_file = handle
+        self.locked = True
+        return True
+
+    def release(self) -> None:
+        if self._lock_file is not None:
+            import fcntl
+
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+        self.locked = False
+
+    @contextlib.contextmanager
+    def locked_for_run(self) -> Iterator[bool]:
+        got = self.acquire()
+        try:
+            yield got
+        finally:
+            if got:
+                self.release()
+
+    def load(self, now: float) -> TransferCache:
+        """The saved cache, or an empty one (with a warning) if missing-but-unreadable,
+        corrupt, of another format, or older than ``ttl`` seconds."""
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return TransferCache()
+        except OSError as exc:
+            log.warning("transfer cache %s unreadable (%s); starting empty", self.path, exc.strerror)
+            return TransferCache()
+        try:
+            doc = json.loads(text)
+            if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+                raise ValueError("not an ocync transfer cache")
+            if doc.get("version") != VERSION:
+                raise ValueError(f"version {doc.get('version')!r} is not {VERSION}")
+            payload_text = doc["payload"]
+            if not isinstance(payload_text, str) or _checksum(payload_text) != doc.get("checksum"):
+                raise ValueError("checksum mismatch")
+            saved_at = float(doc["saved_at"])
+            if self.ttl is not None and now - saved_at > self.ttl:
+                log.warning(
+                    "transfer cache %s expired (saved %.0fs ago, cache_ttl %.0fs); starting empty",
+                    self.path,
+                    now - saved_at,
+                    self.ttl,
+                )
+                return TransferCache()
+            payload = json.loads(payload_text)
+            if not isinstance(payload, dict):
+                raise ValueError("payload is not an object")
+            return TransferCache.from_payload(payload)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("transfer cache %s is corrupt (%s); discarding it", self.path, exc)
+            return TransferCache()
+
+    def save(self, cache: TransferCache, now: float) -> None:
+        """Atomic write: a temporary file in the same directory, fsync, then os.replace."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload_text = json.dumps(cache.to_payload(), separators=(",", ":"), sort_keys=True)
+        doc = {
+            "format": FORMAT,
+            "version": VERSION,
+            "saved_at": now,
+            "checksum": _checksum(payload_text),
+            "payload": payload_text,
+        }
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w") as fh:
+                json.dump(doc, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def __repr__(self) -> str:
+        return f"<CacheFile {self.path} ttl={self.ttl} locked={self.locked}>"
+
+
+__all__ = ["CacheFile", "CacheStatistics", "TransferCache"]

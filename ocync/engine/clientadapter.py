@@ -1,0 +1,172 @@
+"""The engine's endpoint protocols over :class:`ocync.registry.client.RegistryClient`.
+
+One ``ClientEndpoint`` per configured registry serves as source and as target; every
+request it sends goes through the principal's controller inside the client. Blob streaming,
+upload strategies and their retries are the client's (``ocync.registry.blobs``); this
+module adds the two staging operations (download to a file, upload from a file) with the
+same restart-on-temporary-failure rule.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ocync.engine.endpoints import MountOutcome, SourceEndpoint
+from ocync.engine.plan import MountScope
+from ocync.errors import OcyncError
+from ocync.oci.digest import Digest
+from ocync.oci.manifest import Descriptor, Manifest
+from ocync.registry.blobs import copy_blob_to, upload_blob, verified_chunks
+from ocync.registry.client import RegistryClient, UploadSession
+
+# Chunk size for staged files: large reads keep syscalls few; memory stays bounded.
+FILE_CHUNK = 1024 * 1024
+RESTART_BASE = 0.5
+RESTART_MAX = 15.0
+
+
+async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+    async with await trio.open_file(path, "rb") as fh:
+        while True:
+            chunk = await fh.read(FILE_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+
+class ClientEndpoint:
+    """A configured registry (by its config name) as a source and a target."""
+
+    def __init__(self, name: str, client: RegistryClient, *, seed: int | None = None) -> None:
+        self._name = name
+        self.client = client
+        self._rng = random.Random(seed)
+
+    # ---- Endpoint ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def host(self) -> str:
+        return self.client.host
+
+    @property
+    def mount_scope(self) -> MountScope:
+        return MountScope.parse(self.client.profile.mount_scope)
+
+    @property
+    def mount_probe_ok(self) -> bool:
+        return self.client.profile.mount_probe_ok
+
+    @property
+    def referrers_api(self) -> bool | None:
+        return self.client.profile.referrers_api
+
+    def request_counts(self) -> Mapping[str, int]:
+        return dict(self.client.statistics().by_kind)
+
+    def throttled_count(self) -> int:
+        return self.client.statistics().throttled
+
+    def statistics(self) -> Mapping[str, Any]:
+        return {
+            "principal": self.client.principal,
+            "profile": self.client.profile.name,
+            "client": self.client.statistics().to_dict(),
+            "controller": self.client.controller.statistics().to_dict(),
+        }
+
+    async def prepare(self) -> None:
+        """``GET /v2/`` once: learns the auth challenge up front, so concurrent first requests
+        fetch one token per scope instead of each collecting a 401 first."""
+        await self.client.ping()
+
+    def __repr__(self) -> str:
+        return f"<ClientEndpoint {self._name} {self.client!r}>"
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(RESTART_MAX, RESTART_BASE * 2.0 ** (attempt - 1))
+        return ceiling / 2 + self._rng.random() * ceiling / 2
+
+    # ---- Source --------------------------------------------------------------------------
+    async def list_tags(self, repo: str) -> list[str]:
+        return await self.client.list_tags(repo)
+
+    async def head_manifest(self, repo: str, ref: str) -> str | None:
+        head = await self.client.head_manifest(repo, ref)
+        return None if head is None else str(head.digest)
+
+    async def get_manifest(self, repo: str, ref: str) -> Manifest:
+        return await self.client.get_manifest(repo, ref)
+
+    async def list_referrers(self, repo: str, digest: str) -> list[Descriptor] | None:
+        return await self.client.referrers(repo, Digest.parse(digest))
+
+    async def download_blob(self, repo: str, desc: Descriptor, path: Path) -> None:
+        what = f"blob {desc.digest} from {self._name}/{repo}"
+        attempts = self.client.settings.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.client.open_blob(repo, desc.digest) as stream:
+                    async with await trio.open_file(path, "wb") as fh:
+                        async for chunk in verified_chunks(stream.chunks(), desc, what):
+                            await fh.write(chunk)
+                return
+            except OcyncError as exc:
+                if not exc.temporary or attempt >= attempts:
+                    raise
+                await trio.sleep(self._backoff(attempt))
+
+    # ---- Target --------------------------------------------------------------------------
+    async def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> None:
+        await self.client.put_manifest(repo, ref, manifest.raw, manifest.media_type)
+
+    async def head_blob(self, repo: str, desc: Descriptor) -> bool:
+        return await self.client.head_blob(repo, desc.digest) is not None
+
+    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountOutcome:
+        result = await self.client.mount_blob(repo, desc.digest, from_repo)
+        return MountOutcome(result.mounted, result.session)
+
+    async def copy_blob(
+        self,
+        source: SourceEndpoint,
+        source_repo: str,
+        repo: str,
+        desc: Descriptor,
+        session: object | None,
+    ) -> None:
+        if not isinstance(source, ClientEndpoint):
+            raise TypeError("ClientEndpoint.copy_blob needs a ClientEndpoint source")
+        await copy_blob_to(
+            source.client,
+            source_repo,
+            desc,
+            self.client,
+            repo,
+            session=session if isinstance(session, UploadSession) else None,
+        )
+
+    async def upload_file(
+        self, repo: str, desc: Descriptor, path: Path, session: object | None
+    ) -> None:
+        attempts = self.client.settings.attempts
+        open_session = session if isinstance(session, UploadSession) else None
+        for attempt in range(1, attempts + 1):
+            try:
+                await upload_blob(self.client, repo, desc, file_chunks(path), session=open_session)
+                return
+            except OcyncError as exc:
+                open_session = None  # a session is used once, whatever happened
+                if not exc.temporary or attempt >= attempts:
+                    raise
+                await trio.sleep(self._backoff(attempt))
+
+
+__all__ = ["ClientEndpoint", "file_chunks"]

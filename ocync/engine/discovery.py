@@ -1,0 +1,266 @@
+"""Discovery: mappings -> tags -> manifests -> work items.
+
+Per mapping: list the source tags (skipped when the filter is only literal includes), run
+the tag filter pipeline, then per tag: the source manifest (HEAD first where the registry
+config says so; GET only when some target needs it), the index children, and one manifest
+HEAD per target. A tag whose digest already sits at every target is skipped. Immutable tags
+the transfer cache has seen at every target cost no request at all (issue 5).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from ocync.engine.cache import TransferCache
+from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
+from ocync.engine.tasks import run_all
+from ocync.errors import ManifestError, NotFound, OcyncError
+from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
+from ocync.oci.platform import Platform, trim_index
+from ocync.oci.tagfilter import TagFilter, TagSelection
+
+
+# distribution-spec 1.1 "Referrers tag schema": <alg>-<hex digest>.
+REFERRERS_TAG = re.compile(r"sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128}")
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRepo:
+    """One destination of a mapping: a registry (config name) and a repository."""
+
+    registry: str
+    repo: str
+
+    def label(self, tag: str | None = None) -> str:
+        return f"{self.registry}/{self.repo}" + (f":{tag}" if tag else "")
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactPolicy:
+    """``artifacts``: copy OCI 1.1 referrers, filtered by artifact type (globs)."""
+
+    enabled: bool = True
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    require: bool = False
+
+    def wants(self, artifact_type: str | None) -> bool:
+        kind = artifact_type or ""
+        if self.include and not any(fnmatch.fnmatchcase(kind, p) for p in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(kind, p) for p in self.exclude)
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSpec:
+    """One resolved mapping: source repository, targets, filters (from the config)."""
+
+    name: str
+    source: str  # registry name
+    source_repo: str
+    targets: tuple[TargetRepo, ...]
+    tag_filter: TagFilter = field(default_factory=TagFilter)
+    platforms: tuple[Platform, ...] = ()
+    artifacts: ArtifactPolicy = field(default_factory=ArtifactPolicy)
+    head_first: bool = True
+    list_tags: bool = True  # False when the filter is only literal includes
+
+    def source_label(self, tag: str) -> str:
+        return f"{self.source}/{self.source_repo}:{tag}"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTree:
+    """What one tag needs at a target: the manifest pushed under the tag (a trimmed index
+    when platforms are filtered) and the child manifests it references."""
+
+    root: Manifest
+    children: tuple[Manifest, ...] = ()
+
+    def blobs(self) -> tuple[Descriptor, ...]:
+        """Unique blobs across the root and its children, in first-seen order."""
+        seen: dict[str, Descriptor] = {}
+        for m in (self.root, *self.children):
+            for d in m.blobs():
+                if not d.is_foreign:
+                    seen.setdefault(str(d.digest), d)
+        return tuple(seen.values())
+
+    def blob_digests(self) -> tuple[str, ...]:
+        return tuple(str(d.digest) for d in self.blobs())
+
+    @property
+    def digest(self) -> str:
+        return str(self.root.digest)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One tag to copy to the targets that lack it."""
+
+    seq: int
+    mapping: MappingSpec
+    tag: str
+    tree: ImageTree
+    targets: tuple[TargetRepo, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TagOutcome:
+    """Discovery's verdict on one tag: a work item, or per-target skips, or an error."""
+
+    tag: str
+    item: WorkItem | None = None
+    skipped: tuple[tuple[TargetRepo, str], ...] = ()  # (target, reason)
+    digest: str = ""
+    error: OcyncError | None = None
+
+
+@dataclass(slots=True)
+class MappingDiscovery:
+    """What discovery found for one mapping (also the dry run's report)."""
+
+    mapping: MappingSpec
+    listed: int = 0
+    selection: TagSelection | None = None
+    error: str = ""
+    outcomes: list[TagOutcome] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "mapping": self.mapping.name,
+            "listed": self.listed,
+            "selected": list(self.selection.tags) if self.selection else [],
+            "stages": [
+                {"name": s.name, "kept": len(s.kept), "dropped": len(s.dropped), "added": len(s.added)}
+                for s in (self.selection.stages if self.selection else ())
+            ],
+            "would_copy": [
+                {
+                    "tag": o.tag,
+                    "digest": o.digest,
+                    "targets": [t.label() for t in o.item.targets],
+                    "blobs": len(o.item.tree.blobs()),
+                    "bytes": sum(d.size for d in o.item.tree.blobs()),
+                }
+                for o in self.outcomes
+                if o.item is not None
+            ],
+            "up_to_date": [o.tag for o in self.outcomes if o.item is None and o.error is None],
+            "errors": [f"{o.tag}: {o.error}" for o in self.outcomes if o.error is not None]
+            + ([self.error] if self.error else []),
+        }
+
+
+def literal_only(flt: TagFilter) -> bool:
+    """The tag list is not needed when nothing but literal includes can select a tag."""
+    return not flt.glob and bool(flt.literal_includes) and not flt.glob_includes
+
+
+async def _fetch_tree(
+    source: SourceEndpoint, repo: str, ref: str, platforms: Sequence[Platform]
+) -> tuple[ImageTree, tuple[str, ...]]:
+    root = await source.get_manifest(repo, ref)
+    warnings: tuple[str, ...] = ()
+    if not root.is_index:
+        return ImageTree(root), warnings
+    if platforms:
+        trim = trim_index(root.raw, platforms)
+        warnings = tuple(trim.warnings())
+        if trim.changed:
+            root = parse_manifest(trim.index_bytes, root.media_type)
+    children: list[Manifest | None] = [None] * len(root.manifests)
+
+    def fetcher(i: int, desc: Descriptor) -> Callable[[], Awaitable[None]]:
+        async def fetch() -> None:
+            child = await source.get_manifest(repo, str(desc.digest))
+            if child.is_index:
+                raise ManifestError(f"{repo}@{desc.digest.short}: nested index is not supported")
+            children[i] = child
+
+        return fetch
+
+    await run_all(fetcher(i, d) for i, d in enumerate(root.manifests))
+    return ImageTree(root, tuple(c for c in children if c is not None)), warnings
+
+
+async def discover_tag(
+    mapping: MappingSpec,
+    tag: str,
+    seq: int,
+    source: SourceEndpoint,
+    targets: dict[str, TargetEndpoint],
+    cache: TransferCache,
+) -> TagOutcome:
+    """Decide what one tag needs; never raises an :class:`OcyncError` (it is the outcome)."""
+    try:
+        if mapping.tag_filter.is_immutable(tag):
+            known = [
+                cache.tag_digest(targets[t.registry].host, t.repo, tag) for t in mapping.targets
+            ]
+            if all(known):
+                return TagOutcome(
+                    tag,
+                    skipped=tuple((t, "immutable tag present") for t in mapping.targets),
+                    digest=str(known[0]),
+                )
+        wanted: str | None = None
+        tree: ImageTree | None = None
+        warnings: tuple[str, ...] = ()
+        if mapping.head_first and not mapping.platforms:
+            wanted = await source.head_manifest(mapping.source_repo, tag)
+            if wanted is None:
+                raise NotFound(f"tag {tag} not found in {mapping.source}/{mapping.source_repo}", status=404)
+        else:
+            tree, warnings = await _fetch_tree(source, mapping.source_repo, tag, mapping.platforms)
+            wanted = tree.digest
+        present: dict[TargetRepo, str | None] = {}
+
+        async def probe(t: TargetRepo) -> None:
+            present[t] = await targets[t.registry].head_manifest(t.repo, tag)
+
+        await run_all(functools.partial(probe, t) for t in mapping.targets)
+        need = tuple(t for t in mapping.targets if present.get(t) != wanted)
+        skipped = tuple((t, "unchanged") for t in mapping.targets if t not in need)
+        for t, _ in skipped:
+            cache.record_tag(targets[t.registry].host, t.repo, tag, wanted)
+        if not need:
+            return TagOutcome(tag, skipped=skipped, digest=wanted)
+        if tree is None:
+            tree, warnings = await _fetch_tree(
+                source, mapping.source_repo, wanted, mapping.platforms
+            )
+        item = WorkItem(seq, mapping, tag, tree, need, warnings)
+        return TagOutcome(tag, item=item, skipped=skipped, digest=tree.digest)
+    except OcyncError as exc:
+        return TagOutcome(tag, error=exc)
+
+
+async def select_tags(mapping: MappingSpec, source: SourceEndpoint) -> tuple[int, TagSelection]:
+    """List (unless only literal includes) and filter the mapping's tags."""
+    listed: list[str] = []
+    if mapping.list_tags and not literal_only(mapping.tag_filter):
+        listed = await source.list_tags(mapping.source_repo)
+    # Referrers tag-schema fallback tags (``sha256-<hex>``) belong to their subject: they are
+    # copied with it under the ``artifacts`` policy, never as ordinary tags.
+    tags = [t for t in listed if not REFERRERS_TAG.fullmatch(t)]
+    return len(listed), mapping.tag_filter.apply(tags)
+
+
+__all__ = [
+    "ArtifactPolicy",
+    "ImageTree",
+    "MappingDiscovery",
+    "MappingSpec",
+    "TagOutcome",
+    "TargetRepo",
+    "WorkItem",
+    "discover_tag",
+    "literal_only",
+    "select_tags",
+]

@@ -1,0 +1,117 @@
+"""What the engine needs from a registry, as two small protocols.
+
+The engine talks to sources and targets only through these; ``ocync.engine.clientadapter``
+implements them over :mod:`ocync.registry` (every request through the principal's
+controller), and the unit tests implement them in memory. Keeping the seam narrow lets the
+pipeline be tested deterministically under ``trio.testing.MockClock``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ocync.engine.plan import MountScope
+from ocync.oci.manifest import Descriptor, Manifest
+
+
+@dataclass(frozen=True, slots=True)
+class MountOutcome:
+    """A mount POST: 201 -> ``mounted``; 202 -> not fulfilled, ``session`` to upload on."""
+
+    mounted: bool
+    session: object | None = None
+
+
+class Endpoint(Protocol):
+    """Common to both directions: identity and request statistics."""
+
+    @property
+    def name(self) -> str:
+        """The registry's name in the config."""
+        ...
+
+    @property
+    def host(self) -> str:
+        """The registry host (the transfer cache's key)."""
+        ...
+
+    def request_counts(self) -> Mapping[str, int]:
+        """Requests sent so far, by request kind (shared-contract kinds)."""
+        ...
+
+    def throttled_count(self) -> int:
+        """Responses that were throttle signals (429 and friends)."""
+        ...
+
+    def statistics(self) -> Mapping[str, Any]:
+        """Anything else worth reporting (controller statistics)."""
+        ...
+
+
+class SourceEndpoint(Endpoint, Protocol):
+    async def list_tags(self, repo: str) -> list[str]:
+        """Every tag, following pagination."""
+        ...
+
+    async def head_manifest(self, repo: str, ref: str) -> str | None:
+        """The manifest digest behind ``ref`` or None when absent (404)."""
+        ...
+
+    async def get_manifest(self, repo: str, ref: str) -> Manifest:
+        """The manifest bytes, verified when fetched by digest; NotFound when absent."""
+        ...
+
+    async def list_referrers(self, repo: str, digest: str) -> list[Descriptor] | None:
+        """Referrers of ``digest`` via the OCI 1.1 API; None when the API is unsupported."""
+        ...
+
+    async def download_blob(self, repo: str, desc: Descriptor, path: Path) -> None:
+        """Fetch the blob into ``path``, verified against its digest and size (staging)."""
+        ...
+
+
+class TargetEndpoint(Endpoint, Protocol):
+    @property
+    def mount_scope(self) -> MountScope: ...
+
+    @property
+    def mount_probe_ok(self) -> bool:
+        """A mount from the target repository itself is an honest existence probe."""
+        ...
+
+    @property
+    def referrers_api(self) -> bool | None:
+        """True: the registry indexes pushed referrers itself; otherwise the engine keeps
+        the ``sha256-<hex>`` fallback tag up to date (distribution-spec 1.1)."""
+        ...
+
+    async def head_manifest(self, repo: str, ref: str) -> str | None: ...
+
+    async def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> None: ...
+
+    async def head_blob(self, repo: str, desc: Descriptor) -> bool: ...
+
+    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountOutcome: ...
+
+    async def copy_blob(
+        self,
+        source: SourceEndpoint,
+        source_repo: str,
+        repo: str,
+        desc: Descriptor,
+        session: object | None,
+    ) -> None:
+        """Stream the blob from the source into ``repo`` (hash verified in flight; retried)."""
+        ...
+
+    async def upload_file(
+        self, repo: str, desc: Descriptor, path: Path, session: object | None
+    ) -> None:
+        """Upload a staged, already verified blob file."""
+        ...
+
+
+__all__ = ["Endpoint", "MountOutcome", "SourceEndpoint", "TargetEndpoint"]

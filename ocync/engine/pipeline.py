@@ -1,0 +1,303 @@
+"""The nursery tree of a sync run: discovery and execution overlap.
+
+    run()
+    +-- signal watcher            SIGINT/SIGTERM -> stop discovery, drain within the deadline
+    +-- work nursery
+        +-- discovery             mappings -> tags (bounded) -> WorkItems -> memory channel
+        +-- dispatcher            leaders first, at most max_concurrent_transfers in flight
+            +-- item              one WorkItem, all its targets at once
+                +-- transfer      blobs, children, tag manifest, referrers (transfer.py)
+
+The channel is bounded, so discovery never runs far ahead of execution. The dispatcher
+buffers what is ready and starts the item with the highest leader score (shared blobs it
+covers, counted over everything discovered so far) so that followers can mount.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import trio
+
+from ocync.engine.cache import TransferCache
+from ocync.engine.discovery import (
+    MappingDiscovery,
+    MappingSpec,
+    WorkItem,
+    discover_tag,
+    select_tags,
+)
+from ocync.engine.endpoints import Endpoint, SourceEndpoint, TargetEndpoint
+from ocync.engine.report import ImageResult, ImageStatus, RunReport, redact
+from ocync.engine.staging import BlobStage
+from ocync.engine.tasks import run_all
+from ocync.engine.transfer import TransferContext, transfer_image
+from ocync.errors import OcyncError, Unauthorized
+
+log = logging.getLogger("ocync.engine.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    max_concurrent_transfers: int = 8
+    discovery_concurrency: int = 16  # tags examined at once (each is 1-3 small requests)
+    blob_concurrency: int = 6  # blobs of one image placed at once
+    channel_size: int = 32
+    drain_timeout: float = 25.0  # issue 6: default drain deadline on SIGINT/SIGTERM
+    dry_run: bool = False
+    handle_signals: bool = False
+
+
+class SyncEngine:
+    """One run over a set of mappings. ``await run()`` returns the :class:`RunReport`."""
+
+    def __init__(
+        self,
+        mappings: Sequence[MappingSpec],
+        sources: dict[str, SourceEndpoint],
+        targets: dict[str, TargetEndpoint],
+        cache: TransferCache,
+        options: EngineOptions = EngineOptions(),
+        *,
+        stage: BlobStage | None = None,
+        on_result: Callable[[ImageResult], None] | None = None,
+    ) -> None:
+        self.mappings = tuple(mappings)
+        self.options = options
+        self.ctx = TransferContext(
+            sources=sources,
+            targets=targets,
+            cache=cache,
+            stage=stage,
+            blob_concurrency=options.blob_concurrency,
+        )
+        self.report = RunReport(dry_run=options.dry_run)
+        self.discoveries: list[MappingDiscovery] = []
+        self.on_result = on_result
+        self._stopping = False
+        self._discovery_scope = trio.CancelScope()
+        self._exec_scope = trio.CancelScope()
+        self._expected = 0  # (item, target) pairs handed to execution
+        self._finished = 0
+        self._in_flight = 0
+        self._seq = 0
+
+    # ---- control -----------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop discovery, start nothing new, let in-flight work drain until the deadline."""
+        if self._stopping:
+            # A second signal: stop now.
+            self._exec_scope.cancel()
+            return
+        self._stopping = True
+        self.report.interrupted = True
+        self._discovery_scope.cancel()
+        self._exec_scope.deadline = min(
+            self._exec_scope.deadline, trio.current_time() + self.options.drain_timeout
+        )
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.warning(
+                    "%s: stopping discovery, draining in-flight transfers (up to %.0fs)",
+                    signal.Signals(signum).name,
+                    self.options.drain_timeout,
+                )
+                self.request_stop()
+
+    # ---- results -----------------------------------------------------------------------
+    def _record(self, result: ImageResult) -> None:
+        self.report.add(result)
+        if self.on_result is not None:
+            self.on_result(result)
+
+    # ---- run ---------------------------------------------------------------------------
+    async def run(self) -> RunReport:
+        start = trio.current_time()
+        try:
+            async with trio.open_nursery() as outer:
+                if self.options.handle_signals:
+                    outer.start_soon(self._watch_signals)
+                if self.options.dry_run:
+                    with self._discovery_scope:
+                        await self._discover_all(None)
+                else:
+                    send, recv = trio.open_memory_channel[WorkItem](self.options.channel_size)
+                    async with trio.open_nursery() as work:
+                        work.start_soon(self._dispatch, recv)
+                        async with send:
+                            with self._discovery_scope:
+                                await self._discover_all(send)
+                outer.cancel_scope.cancel()
+        finally:
+            self.report.elapsed = trio.current_time() - start
+            self.report.undone = max(self._expected - self._finished, 0)
+            self._collect_statistics()
+        return self.report
+
+    def _collect_statistics(self) -> None:
+        endpoints: dict[int, Endpoint] = {}
+        for ep in (*self.ctx.sources.values(), *self.ctx.targets.values()):
+            endpoints[id(ep)] = ep
+        by_kind: Counter[str] = Counter()
+        throttled = 0
+        controllers: dict[str, object] = {}
+        for ep in endpoints.values():
+            by_kind.update(ep.request_counts())
+            throttled += ep.throttled_count()
+            stats = dict(ep.statistics())
+            if stats:
+                controllers[ep.name] = stats
+        self.report.requests_by_kind = dict(by_kind)
+        self.report.requests = sum(by_kind.values())
+        self.report.throttled = throttled
+        self.report.controllers = controllers
+        self.report.cache = self.ctx.cache.statistics().to_dict()
+        self.report.plan = {
+            **self.ctx.statistics(),
+            "mappings": [d.to_dict() for d in self.discoveries] if self.options.dry_run else [],
+        }
+
+    # ---- discovery ---------------------------------------------------------------------
+    async def _discover_all(self, send: trio.MemorySendChannel[WorkItem] | None) -> None:
+        limiter = trio.CapacityLimiter(self.options.discovery_concurrency)
+        await run_all(
+            functools.partial(self._discover_mapping, m, send, limiter) for m in self.mappings
+        )
+
+    async def _discover_mapping(
+        self,
+        mapping: MappingSpec,
+        send: trio.MemorySendChannel[WorkItem] | None,
+        limiter: trio.CapacityLimiter,
+    ) -> None:
+        found = MappingDiscovery(mapping)
+        self.discoveries.append(found)
+        source = self.ctx.sources[mapping.source]
+        try:
+            async with limiter:
+                found.listed, found.selection = await select_tags(mapping, source)
+        except OcyncError as exc:
+            found.error = f"mapping {mapping.name}: {redact(str(exc))}"
+            prefix = "auth: " if isinstance(exc, Unauthorized) else ""
+            self.report.add_error(prefix + found.error)
+            return
+        message = found.selection.min_tags_message()
+        if message is not None:
+            found.error = f"mapping {mapping.name}: {message}"
+            self.report.add_error(found.error)
+            return
+
+        async def one(tag: str) -> None:
+            async with limiter:
+                self._seq += 1
+                outcome = await discover_tag(
+                    mapping, tag, self._seq, source, dict(self.ctx.targets), self.ctx.cache
+                )
+            found.outcomes.append(outcome)
+            for target, reason in outcome.skipped:
+                self._record(
+                    ImageResult(
+                        mapping=mapping.name,
+                        source=mapping.source_label(tag),
+                        target=target.label(tag),
+                        status=ImageStatus.SKIPPED,
+                        digest=outcome.digest,
+                        reason=reason,
+                    )
+                )
+            if outcome.error is not None:
+                for target in mapping.targets:
+                    self._record(
+                        ImageResult(
+                            mapping=mapping.name,
+                            source=mapping.source_label(tag),
+                            target=target.label(tag),
+                            status=ImageStatus.FAILED,
+                            reason=redact(str(outcome.error)) or type(outcome.error).__name__,
+                            auth_failure=isinstance(outcome.error, Unauthorized),
+                        )
+                    )
+                return
+            item = outcome.item
+            if item is None:
+                return
+            self.report.warnings.extend(item.warnings)
+            for _ in item.targets:
+                self.ctx.refcounts.add(item.tree.blob_digests())
+            if send is not None:
+                self._expected += len(item.targets)
+                await send.send(item)
+
+        await run_all(functools.partial(one, tag) for tag in found.selection.tags)
+
+    # ---- execution ---------------------------------------------------------------------
+    async def _dispatch(self, recv: trio.MemoryReceiveChannel[WorkItem]) -> None:
+        slots = trio.Semaphore(self.options.max_concurrent_transfers)
+        ready: list[WorkItem] = []
+        closed = False
+        with self._exec_scope:
+            async with recv, trio.open_nursery() as nursery:
+                while not self._stopping:
+                    if not ready:
+                        if closed:
+                            break
+                        try:
+                            ready.append(await recv.receive())
+                        except trio.EndOfChannel:
+                            break
+                    await slots.acquire()
+                    while len(ready) < self.options.channel_size and not closed:
+                        try:
+                            ready.append(recv.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                        except trio.EndOfChannel:
+                            closed = True
+                    if self._stopping:
+                        slots.release()
+                        break
+                    best = max(
+                        ready,
+                        key=lambda w: (self.ctx.refcounts.leader_score(w.tree.blob_digests()), -w.seq),
+                    )
+                    ready.remove(best)
+                    nursery.start_soon(self._run_item, best, slots)
+
+    async def _run_item(self, item: WorkItem, slots: trio.Semaphore) -> None:
+        self._in_flight += 1
+        try:
+
+            async def to(dest_index: int) -> None:
+                result = await transfer_image(self.ctx, item, item.targets[dest_index])
+                self._finished += 1
+                self._record(result)
+
+            await run_all(functools.partial(to, i) for i in range(len(item.targets)))
+        finally:
+            self._in_flight -= 1
+            slots.release()
+
+    def statistics(self) -> dict[str, object]:
+        return {
+            "expected": self._expected,
+            "finished": self._finished,
+            "in_flight": self._in_flight,
+            "stopping": self._stopping,
+            **self.ctx.statistics(),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"<SyncEngine mappings={len(self.mappings)} finished={self._finished}/"
+            f"{self._expected} in_flight={self._in_flight} stopping={self._stopping}>"
+        )
+
+
+__all__ = ["EngineOptions", "SyncEngine"]

@@ -1,0 +1,171 @@
+"""The pure decisions of a sync: blob reference counts, leader order, mount sources.
+
+No I/O and no clock: the pipeline feeds in what it discovered and what the transfer-state
+cache knows, and these functions say what to do. Mount rules follow the OCI distribution
+spec ("Mounting a blob from another repository": 201 = mounted, 202 = not fulfilled, upload
+session handed back) and the observed scopes: distribution mounts across any repository
+the caller can read; GHCR only within one org or user namespace.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+
+class MountScope(enum.Enum):
+    """Where a registry fulfils cross-repository mounts (profile data)."""
+
+    ANY = "any"  # distribution 2.8: any repository the token may pull from
+    NAMESPACE = "namespace"  # GHCR: same first path component (org or user) only
+    NONE = "none"  # mounts never fulfilled: do not try
+
+    @classmethod
+    def parse(cls, value: object) -> MountScope:
+        """Accept an enum member, its value, or a boolean-ish 'same namespace only' flag."""
+        if isinstance(value, MountScope):
+            return value
+        if value is None or value is False:
+            return cls.ANY
+        if value is True:
+            return cls.NAMESPACE
+        text = str(getattr(value, "value", value)).lower()
+        for member in cls:
+            if member.value == text:
+                return member
+        if text in {"same_namespace", "namespace_only", "org"}:
+            return cls.NAMESPACE
+        if text in {"never", "disabled", "off"}:
+            return cls.NONE
+        return cls.ANY
+
+
+def namespace_of(repository: str) -> str:
+    """The org or user part of a repository path (``myorg/app/x`` -> ``myorg``)."""
+    return repository.split("/", 1)[0]
+
+
+def mount_possible(scope: MountScope, source_repo: str, target_repo: str) -> bool:
+    """Whether a mount from ``source_repo`` into ``target_repo`` can be fulfilled at all."""
+    if source_repo == target_repo:
+        return False
+    if scope is MountScope.NONE:
+        return False
+    if scope is MountScope.NAMESPACE:
+        return namespace_of(source_repo) == namespace_of(target_repo)
+    return True
+
+
+class BlobActionKind(enum.Enum):
+    """How to make one blob present in a target repository."""
+
+    SKIP = "skip"  # the cache says it is already there: no request
+    MOUNT = "mount"  # POST ?mount=&from=<holder>: 201 done, 202 upload on that session
+    PROBE = "probe"  # POST ?mount=&from=<the target repo itself>: existence probe + session
+    HEAD = "head"  # HEAD, then upload if missing
+
+
+@dataclass(frozen=True, slots=True)
+class BlobAction:
+    kind: BlobActionKind
+    from_repo: str | None = None
+
+
+def choose_blob_action(
+    target_repo: str,
+    *,
+    known_here: bool,
+    holders: Sequence[str],
+    committed: Collection[str],
+    scope: MountScope,
+    self_probe: bool,
+) -> BlobAction:
+    """Pick the cheapest way to make a blob present in ``target_repo``.
+
+    ``holders`` are the repositories at the same target registry known to hold the blob;
+    a holder whose manifest is committed is preferred (its blobs will not be collected),
+    then any holder (a blob uploaded earlier in this run). A mount that the profile's scope
+    says cannot succeed is never attempted. Without a usable holder, a self-mount probe
+    where the profile honours it (one request answers "present" or hands back a session),
+    else HEAD first.
+    """
+    if known_here:
+        return BlobAction(BlobActionKind.SKIP)
+    usable = [r for r in holders if mount_possible(scope, r, target_repo)]
+    if usable:
+        best = sorted(usable, key=lambda r: (r not in committed, r))[0]
+        return BlobAction(BlobActionKind.MOUNT, best)
+    if self_probe and scope is not MountScope.NONE:
+        return BlobAction(BlobActionKind.PROBE, target_repo)
+    return BlobAction(BlobActionKind.HEAD)
+
+
+class BlobRefCounts:
+    """How many (image, target repository) pairs reference each blob, across everything
+    discovered so far. Used to order blobs (most-shared first) and images (leaders first:
+    an image covering many shared blobs uploads them so followers can mount)."""
+
+    __slots__ = ("_counts", "_images")
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._images = 0
+
+    def add(self, blobs: Iterable[str]) -> None:
+        """Count one image's unique blobs once each."""
+        self._counts.update(set(blobs))
+        self._images += 1
+
+    def count(self, digest: str) -> int:
+        return self._counts.get(digest, 0)
+
+    def order(self, blobs: Iterable[str]) -> list[str]:
+        """Unique blobs, most-shared first; ties keep their first-seen order."""
+        unique = list(dict.fromkeys(blobs))
+        return sorted(unique, key=lambda d: -self._counts.get(d, 0))
+
+    def leader_score(self, blobs: Iterable[str]) -> int:
+        """Shared references this image covers: sum over its blobs of (count - 1)."""
+        return sum(max(self._counts.get(d, 0) - 1, 0) for d in set(blobs))
+
+    def shared(self) -> dict[str, int]:
+        """Blobs referenced more than once, with their counts."""
+        return {d: n for d, n in self._counts.items() if n > 1}
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "images": self._images,
+            "unique_blobs": len(self._counts),
+            "references": sum(self._counts.values()),
+            "shared_blobs": sum(1 for n in self._counts.values() if n > 1),
+        }
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        return f"<BlobRefCounts images={s['images']} unique={s['unique_blobs']} shared={s['shared_blobs']}>"
+
+
+def exit_code_for(synced: int, skipped: int, failed: int, auth_failed: int, interrupted: bool) -> int:
+    """The run's exit code: 0 everything synced or skipped, 1 some failed (or work left undone
+    after an interrupt), 2 all failed, 4 all failures were authentication failures."""
+    if failed == 0:
+        return 1 if interrupted else 0
+    if synced + skipped > 0:
+        return 1
+    if auth_failed == failed:
+        return 4
+    return 2
+
+
+__all__ = [
+    "BlobAction",
+    "BlobActionKind",
+    "BlobRefCounts",
+    "MountScope",
+    "choose_blob_action",
+    "exit_code_for",
+    "mount_possible",
+    "namespace_of",
+]

@@ -1,0 +1,207 @@
+"""The results of a sync run: one record per (image, target), counters, and their rendering.
+
+Silence means success: the text form is one line per image synced or failed, then one
+summary line. The JSON form carries per-image results, statistics, errors and controller
+statistics. Secrets never reach either: errors are stored as their one-line message, and
+URLs are stripped of any query string and userinfo before they are recorded.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ocync.engine.plan import exit_code_for
+
+
+class ImageStatus(enum.Enum):
+    SYNCED = "synced"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """One tag copied (or not) to one target."""
+
+    mapping: str
+    source: str  # e.g. "src/library/alpine:3.19"
+    target: str  # e.g. "ghcr/myorg/alpine:3.19"
+    status: ImageStatus
+    digest: str = ""
+    blobs_transferred: int = 0
+    blobs_mounted: int = 0
+    blobs_skipped: int = 0
+    bytes_transferred: int = 0
+    referrers: int = 0
+    reason: str = ""  # why skipped, or the error line when failed
+    auth_failure: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mapping": self.mapping,
+            "source": self.source,
+            "target": self.target,
+            "status": self.status.value,
+            "digest": self.digest,
+            "blobs_transferred": self.blobs_transferred,
+            "blobs_mounted": self.blobs_mounted,
+            "blobs_skipped": self.blobs_skipped,
+            "bytes": self.bytes_transferred,
+            "referrers": self.referrers,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+_URL_QUERY = re.compile(r"(https?://)([^/\s@]*@)?([^\s?]*)\?[^\s]*")
+_BEARER = re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+
+
+def redact(text: str) -> str:
+    """Drop URL userinfo and query strings (signed storage URLs carry credentials) and any
+    Authorization-looking token from a message."""
+    text = _URL_QUERY.sub(lambda m: f"{m.group(1)}{m.group(3)}?…", text)
+    text = re.sub(r"(https?://)[^/\s@]*@", r"\1", text)
+    return _BEARER.sub(lambda m: f"{m.group(1)} <redacted>", text)
+
+
+@dataclass(slots=True)
+class RunReport:
+    """Everything a run did. Mutable while the run goes; rendered at the end."""
+
+    results: list[ImageResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # run-level (discovery, mapping) errors
+    warnings: list[str] = field(default_factory=list)
+    requests: int = 0
+    requests_by_kind: dict[str, int] = field(default_factory=dict)
+    throttled: int = 0
+    elapsed: float = 0.0
+    interrupted: bool = False
+    undone: int = 0  # work items discovered but never finished (interrupt)
+    dry_run: bool = False
+    controllers: dict[str, Any] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, result: ImageResult) -> None:
+        self.results.append(result)
+
+    def add_error(self, message: str) -> None:
+        self.errors.append(redact(message))
+
+    def count(self, status: ImageStatus) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    @property
+    def blobs_transferred(self) -> int:
+        return sum(r.blobs_transferred for r in self.results)
+
+    @property
+    def blobs_mounted(self) -> int:
+        return sum(r.blobs_mounted for r in self.results)
+
+    @property
+    def blobs_skipped(self) -> int:
+        return sum(r.blobs_skipped for r in self.results)
+
+    @property
+    def bytes_transferred(self) -> int:
+        return sum(r.bytes_transferred for r in self.results)
+
+    def exit_code(self) -> int:
+        failed = self.count(ImageStatus.FAILED) + len(self.errors)
+        auth = sum(1 for r in self.results if r.status is ImageStatus.FAILED and r.auth_failure)
+        auth += sum(1 for e in self.errors if e.startswith("auth:"))
+        return exit_code_for(
+            self.count(ImageStatus.SYNCED),
+            self.count(ImageStatus.SKIPPED),
+            failed,
+            auth,
+            self.interrupted and self.undone > 0,
+        )
+
+    def summary_line(self) -> str:
+        mib = self.bytes_transferred / (1024 * 1024)
+        line = (
+            f"images: {self.count(ImageStatus.SYNCED)} synced, {self.count(ImageStatus.SKIPPED)} "
+            f"skipped, {self.count(ImageStatus.FAILED)} failed; blobs: {self.blobs_transferred} "
+            f"transferred, {self.blobs_mounted} mounted, {self.blobs_skipped} skipped; "
+            f"{mib:.1f} MiB; {self.requests} requests, {self.throttled} throttled (429); "
+            f"{self.elapsed:.1f}s"
+        )
+        if self.interrupted:
+            line += f"; interrupted, {self.undone} left undone"
+        return line
+
+    def image_lines(self) -> list[str]:
+        """One line per image synced or failed (skipped ones stay silent)."""
+        lines = []
+        for r in self.results:
+            if r.status is ImageStatus.SYNCED:
+                extra = f" (+{r.referrers} referrers)" if r.referrers else ""
+                lines.append(
+                    f"synced {r.source} -> {r.target} {r.digest[:19]} "
+                    f"[{r.blobs_transferred} copied, {r.blobs_mounted} mounted, "
+                    f"{r.blobs_skipped} present]{extra}"
+                )
+            elif r.status is ImageStatus.FAILED:
+                lines.append(f"FAILED {r.source} -> {r.target}: {r.reason}")
+        lines.extend(f"error: {e}" for e in self.errors)
+        return lines
+
+    def render_text(self, *, quiet: bool = False) -> str:
+        lines = [] if quiet else self.image_lines()
+        if quiet:
+            lines = [ln for ln in self.image_lines() if not ln.startswith("synced ")]
+        lines.append(self.summary_line())
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "exit_code": self.exit_code(),
+            "summary": {
+                "images_synced": self.count(ImageStatus.SYNCED),
+                "images_skipped": self.count(ImageStatus.SKIPPED),
+                "images_failed": self.count(ImageStatus.FAILED),
+                "blobs_transferred": self.blobs_transferred,
+                "blobs_mounted": self.blobs_mounted,
+                "blobs_skipped": self.blobs_skipped,
+                "bytes": self.bytes_transferred,
+                "requests": self.requests,
+                "requests_by_kind": dict(sorted(self.requests_by_kind.items())),
+                "throttled": self.throttled,
+                "elapsed": round(self.elapsed, 3),
+                "interrupted": self.interrupted,
+                "undone": self.undone,
+            },
+            "images": [r.to_dict() for r in self.results],
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+            "controllers": _jsonable(self.controllers),
+            "cache": _jsonable(self.cache),
+            "plan": _jsonable(self.plan),
+            **({"extra": _jsonable(self.extra)} if self.extra else {}),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return _jsonable(to_dict())
+    return str(value)
+
+
+__all__ = ["ImageResult", "ImageStatus", "RunReport", "redact"]

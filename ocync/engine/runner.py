@@ -1,0 +1,182 @@
+"""From a loaded config to a finished run: clients, controllers, cache, staging, engine.
+
+One :class:`RegistryClient` per configured registry, all sharing one ControllerRegistry so
+that every client using the same credentials on the same host shares one controller
+(rate-control issue). The transfer cache is loaded under its advisory lock and saved on
+every exit path, including an interrupt; staged blobs are removed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from ocync.config import Config, RegistrySettings, ResolvedMapping
+from ocync.engine.cache import CacheFile, TransferCache
+from ocync.engine.clientadapter import ClientEndpoint
+from ocync.engine.discovery import ArtifactPolicy, MappingSpec, TargetRepo
+from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
+from ocync.engine.pipeline import EngineOptions, SyncEngine
+from ocync.engine.report import ImageResult, RunReport
+from ocync.engine.staging import BlobStage
+from ocync.ratelimit.limiter import ControllerRegistry
+from ocync.registry.auth import AuthSettings
+from ocync.registry.client import ClientSettings, RegistryClient
+
+log = logging.getLogger("ocync.engine.runner")
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    dry_run: bool = False
+    drain_timeout: float = 25.0
+    rate_share: float | None = None  # --rate-share; None: the config's global.rate_share
+    handle_signals: bool = False
+    use_cache: bool = True
+    max_concurrent_transfers: int | None = None  # None: the config's value
+    on_result: Callable[[ImageResult], None] | None = None
+    on_tick: Callable[[SyncEngine], None] | None = None  # progress display, ~4 times a second
+
+
+def client_settings(reg: RegistrySettings, rate_share: float | None) -> ClientSettings:
+    """The client's settings for one ``registries:`` entry."""
+    kind = reg.auth_type if reg.auth_type != "docker_config" else None
+    auth = AuthSettings(
+        kind=kind,  # type: ignore[arg-type]
+        username=reg.username,
+        password=reg.password,
+        token=reg.token,
+    )
+    return ClientSettings(
+        auth=auth,
+        profile=getattr(reg, "profile", None),
+        rate_limit=reg.rate_limit,
+        max_concurrent=reg.max_concurrent,
+        insecure=reg.insecure,
+        rate_share=rate_share,
+    )
+
+
+def mapping_specs(resolved: Iterable[ResolvedMapping]) -> list[MappingSpec]:
+    specs = []
+    for m in resolved:
+        art = m.artifacts
+        specs.append(
+            MappingSpec(
+                name=m.label,
+                source=m.source.name,
+                source_repo=m.repo_from,
+                targets=tuple(
+                    TargetRepo(t.name, repo) for t, repo in zip(m.targets, m.target_repos, strict=True)
+                ),
+                tag_filter=m.tag_filter,
+                platforms=m.platforms or (),
+                artifacts=ArtifactPolicy(
+                    enabled=art.enabled,
+                    include=art.include,
+                    exclude=art.exclude,
+                    require=art.require_artifacts,
+                ),
+                head_first=True if m.source.head_first is None else m.source.head_first,
+            )
+        )
+    return specs
+
+
+def used_registries(resolved: Sequence[ResolvedMapping]) -> dict[str, RegistrySettings]:
+    out: dict[str, RegistrySettings] = {}
+    for m in resolved:
+        out.setdefault(m.source.name, m.source)
+        for t in m.targets:
+            out.setdefault(t.name, t)
+    return out
+
+
+async def _tick(engine: SyncEngine, on_tick: Callable[[SyncEngine], None]) -> None:
+    while True:
+        on_tick(engine)
+        await trio.sleep(0.25)
+
+
+async def run_sync(config: Config, options: RunOptions = RunOptions()) -> RunReport:
+    """Run ``ocync sync`` for ``config``; the report (exit code inside) is returned."""
+    resolved = config.resolve()
+    rate_share = options.rate_share if options.rate_share is not None else config.global_.rate_share
+    controllers = ControllerRegistry(rate_share=rate_share)
+    registries = used_registries(resolved)
+    cache_dir = config.global_.resolved_cache_dir()
+    cache_file = CacheFile(cache_dir, ttl=config.global_.cache_ttl)
+    persist = options.use_cache and not options.dry_run and cache_file.acquire()
+    cache = cache_file.load(time.time()) if options.use_cache else TransferCache()
+    stage = BlobStage(
+        cache_dir / "staging" / f"run-{os.getpid()}",
+        size_limit=config.global_.staging_size_limit,
+    )
+    engine_options = EngineOptions(
+        max_concurrent_transfers=options.max_concurrent_transfers
+        or config.global_.max_concurrent_transfers,
+        drain_timeout=options.drain_timeout,
+        dry_run=options.dry_run,
+        handle_signals=options.handle_signals,
+    )
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            endpoints: dict[str, ClientEndpoint] = {}
+            for name, reg in registries.items():
+                client = RegistryClient(
+                    reg.base_url, client_settings(reg, rate_share), controllers=controllers
+                )
+                await stack.enter_async_context(client)
+                endpoints[name] = ClientEndpoint(name, client)
+            async with trio.open_nursery() as nursery:
+                for endpoint in endpoints.values():
+                    nursery.start_soon(endpoint.prepare)
+            sources: dict[str, SourceEndpoint] = {m.source.name: endpoints[m.source.name] for m in resolved}
+            targets: dict[str, TargetEndpoint] = {
+                t.name: endpoints[t.name] for m in resolved for t in m.targets
+            }
+            engine = SyncEngine(
+                mapping_specs(resolved),
+                sources,
+                targets,
+                cache,
+                engine_options,
+                stage=stage,
+                on_result=options.on_result,
+            )
+            if options.on_tick is None:
+                report = await engine.run()
+            else:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_tick, engine, options.on_tick)
+                    report = await engine.run()
+                    nursery.cancel_scope.cancel()
+            report.controllers["_principals"] = [c.statistics().to_dict() for c in controllers]
+            return report
+    finally:
+        if persist:
+            try:
+                cache_file.save(cache, time.time())
+            except OSError as exc:
+                log.warning("could not save the transfer cache %s: %s", cache_file.path, exc.strerror)
+            cache_file.release()
+        stage.cleanup()
+        with contextlib.suppress(OSError):
+            _remove_empty_dirs(stage.directory)
+
+
+def _remove_empty_dirs(path: Path) -> None:
+    for sub in sorted(path.rglob("*"), reverse=True):
+        if sub.is_dir():
+            sub.rmdir()
+    path.rmdir()
+
+
+__all__ = ["RunOptions", "client_settings", "mapping_specs", "run_sync", "used_registries"]

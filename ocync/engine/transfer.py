@@ -1,0 +1,379 @@
+"""One (image, target): blobs first, then child manifests, then the tag's manifest.
+
+Blobs go most-shared first; each one is made present the cheapest way the plan allows
+(skip on a cache hit, cross-repository mount, self-mount probe, HEAD) and is uploaded only
+when missing. Within a run a blob is pulled from the source at most once per target
+registry: a second image needing a blob already in flight at that registry waits for it
+and then mounts or skips. A tag's manifest is pushed only after every blob and child it
+references is present, so an interrupted run never leaves a tag pointing at missing content
+(OCI distribution-spec "Pushing Manifests": the registry may reject unknown blobs, but not
+all do). OCI 1.1 referrers follow their subject: the referrers API, else the
+``sha256-<hex>`` tag schema.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from ocync.engine.cache import TransferCache
+from ocync.engine.discovery import ImageTree, TargetRepo, WorkItem
+from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
+from ocync.engine.plan import BlobActionKind, BlobRefCounts, choose_blob_action
+from ocync.engine.report import ImageResult, ImageStatus, redact
+from ocync.engine.staging import BlobStage
+from ocync.engine.tasks import run_all
+from ocync.errors import NotFound, OcyncError, RegistryError, Unauthorized
+from ocync.oci import mediatypes as mt
+from ocync.oci.digest import Digest
+from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
+
+log = logging.getLogger("ocync.engine.transfer")
+
+# Error codes a manifest PUT answers when something it references is not there
+# (distribution-spec "Pushing Manifests"; distribution answers MANIFEST_BLOB_UNKNOWN).
+_MISSING_CODES = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"})
+
+
+class ArtifactsMissing(OcyncError):
+    """``require_artifacts`` is set and the image has no (wanted) referrers."""
+
+
+@dataclass(slots=True)
+class Tally:
+    transferred: int = 0
+    mounted: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    referrers: int = 0
+
+
+@dataclass(slots=True)
+class TransferContext:
+    """State shared by every transfer of a run."""
+
+    sources: Mapping[str, SourceEndpoint]
+    targets: Mapping[str, TargetEndpoint]
+    cache: TransferCache
+    refcounts: BlobRefCounts = field(default_factory=BlobRefCounts)
+    stage: BlobStage | None = None
+    blob_concurrency: int = 6
+    inflight: dict[tuple[str, str], trio.Event] = field(default_factory=dict)
+    pulls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    actions: Counter[str] = field(default_factory=Counter)
+
+    def statistics(self) -> dict[str, object]:
+        dup = sum(n - 1 for n in self.pulls.values() if n > 1)
+        return {
+            "source_blob_pulls": sum(self.pulls.values()),
+            "duplicate_blob_pulls": dup,
+            "actions": dict(sorted(self.actions.items())),
+            "refcounts": self.refcounts.statistics(),
+            **({"staging": self.stage.statistics()} if self.stage else {}),
+        }
+
+
+async def ensure_blob(
+    ctx: TransferContext,
+    target: TargetEndpoint,
+    repo: str,
+    source: SourceEndpoint,
+    source_repo: str,
+    desc: Descriptor,
+    tally: Tally,
+    *,
+    trust_cache: bool = True,
+    stage_hint: bool = False,
+) -> None:
+    """Make ``desc`` present in ``repo`` at ``target``."""
+    digest = str(desc.digest)
+    key = (target.host, digest)
+    while True:
+        if trust_cache and ctx.cache.has_blob(target.host, repo, digest):
+            tally.skipped += 1
+            ctx.actions["cache_skip"] += 1
+            return
+        pending = ctx.inflight.get(key)
+        if pending is None:
+            break
+        await pending.wait()  # another image is placing it: then mount or skip
+    event = trio.Event()
+    ctx.inflight[key] = event
+    try:
+        await _place_blob(ctx, target, repo, source, source_repo, desc, tally, trust_cache, stage_hint)
+    finally:
+        del ctx.inflight[key]
+        event.set()
+
+
+async def _place_blob(
+    ctx: TransferContext,
+    target: TargetEndpoint,
+    repo: str,
+    source: SourceEndpoint,
+    source_repo: str,
+    desc: Descriptor,
+    tally: Tally,
+    trust_cache: bool,
+    stage_hint: bool,
+) -> None:
+    digest = str(desc.digest)
+    holders = ctx.cache.holders(target.host, digest) if trust_cache else []
+    action = choose_blob_action(
+        repo,
+        known_here=False,
+        holders=holders,
+        committed=ctx.cache.committed(target.host),
+        scope=target.mount_scope,
+        self_probe=target.mount_probe_ok,
+    )
+    session: object | None = None
+    ctx.actions[action.kind.value] += 1
+    if action.kind is BlobActionKind.MOUNT:
+        assert action.from_repo is not None
+        outcome = await target.mount_blob(repo, desc, action.from_repo)
+        if outcome.mounted:
+            ctx.cache.record_blob(target.host, repo, digest)
+            tally.mounted += 1
+            return
+        ctx.cache.invalidate_blob(target.host, action.from_repo, digest)
+        session = outcome.session
+    elif action.kind is BlobActionKind.PROBE:
+        outcome = await target.mount_blob(repo, desc, repo)
+        if outcome.mounted:
+            ctx.cache.record_blob(target.host, repo, digest)
+            tally.skipped += 1
+            return
+        session = outcome.session
+    elif await target.head_blob(repo, desc):
+        ctx.cache.record_blob(target.host, repo, digest)
+        tally.skipped += 1
+        return
+    await _upload(ctx, target, repo, source, source_repo, desc, session, stage_hint)
+    ctx.cache.record_blob(target.host, repo, digest)
+    tally.transferred += 1
+    tally.bytes += desc.size
+
+
+async def _upload(
+    ctx: TransferContext,
+    target: TargetEndpoint,
+    repo: str,
+    source: SourceEndpoint,
+    source_repo: str,
+    desc: Descriptor,
+    session: object | None,
+    stage_hint: bool,
+) -> None:
+    digest = str(desc.digest)
+    if stage_hint and ctx.stage is not None:
+
+        async def download(path: Path) -> None:
+            ctx.pulls[(source.host, digest)] += 1
+            await source.download_blob(source_repo, desc, path)
+
+        path = await ctx.stage.obtain(desc, download)
+        if path is not None:
+            await target.upload_file(repo, desc, path, session)
+            return
+    ctx.pulls[(source.host, digest)] += 1
+    await target.copy_blob(source, source_repo, repo, desc, session)
+
+
+def _blob_missing(exc: RegistryError) -> bool:
+    return bool(_MISSING_CODES & set(exc.codes)) or (exc.status == 400 and exc.method == "PUT")
+
+
+async def push_tree(
+    ctx: TransferContext,
+    tree: ImageTree,
+    tag: str | None,
+    target: TargetEndpoint,
+    repo: str,
+    source: SourceEndpoint,
+    source_repo: str,
+    tally: Tally,
+    *,
+    trust_cache: bool = True,
+    stage_hint: bool = False,
+) -> None:
+    """Blobs (most-shared first), then children, then the root under ``tag`` (or digest)."""
+    by_digest = {str(d.digest): d for d in tree.blobs()}
+    ordered = ctx.refcounts.order(by_digest)
+    await run_all(
+        (
+            functools.partial(
+                ensure_blob,
+                ctx,
+                target,
+                repo,
+                source,
+                source_repo,
+                by_digest[d],
+                tally,
+                trust_cache=trust_cache,
+                stage_hint=stage_hint,
+            )
+            for d in ordered
+        ),
+        limit=ctx.blob_concurrency,
+    )
+    children = {str(c.digest): c for c in tree.children}
+    await run_all(
+        functools.partial(target.put_manifest, repo, d, c) for d, c in children.items()
+    )
+    await target.put_manifest(repo, tag or tree.digest, tree.root)
+    if tag is not None:
+        ctx.cache.record_tag(target.host, repo, tag, tree.digest)
+    else:
+        ctx.cache.record_committed(target.host, repo)
+
+
+async def copy_referrers(
+    ctx: TransferContext,
+    item: WorkItem,
+    target: TargetEndpoint,
+    repo: str,
+    source: SourceEndpoint,
+    tally: Tally,
+    *,
+    stage_hint: bool = False,
+) -> None:
+    """Copy the subject's referrers (signatures, SBOMs, attestations) after the subject."""
+    policy = item.mapping.artifacts
+    if not policy.enabled:
+        return
+    source_repo = item.mapping.source_repo
+    subject = Digest.parse(item.tree.digest)
+    fallback: Manifest | None = None
+    listed = await source.list_referrers(source_repo, str(subject))
+    if listed is None:
+        try:
+            fallback = await source.get_manifest(source_repo, subject.tag_fallback)
+            listed = list(fallback.manifests)
+        except NotFound:
+            listed = []
+    wanted = [d for d in listed if d.is_manifest and policy.wants(d.artifact_type)]
+    if policy.require and not wanted:
+        raise ArtifactsMissing(
+            f"{item.mapping.source_label(item.tag)} has no artifacts (require_artifacts is set)"
+        )
+    if not wanted:
+        return
+    for desc in wanted:
+        manifest = await source.get_manifest(source_repo, str(desc.digest))
+        tree = ImageTree(manifest)
+        if manifest.is_index:
+            children = [
+                await source.get_manifest(source_repo, str(c.digest)) for c in manifest.manifests
+            ]
+            tree = ImageTree(manifest, tuple(children))
+        await push_tree(
+            ctx, tree, None, target, repo, source, source_repo, tally, stage_hint=stage_hint
+        )
+        tally.referrers += 1
+    if target.referrers_api is not True:
+        # Registries without the referrers API: maintain the tag-schema fallback index.
+        if fallback is not None and len(wanted) == len(fallback.manifests):
+            index = fallback
+        else:
+            doc = {
+                "schemaVersion": 2,
+                "mediaType": mt.OCI_INDEX,
+                "manifests": [d.to_json() for d in wanted],
+            }
+            index = parse_manifest(json.dumps(doc, separators=(",", ":")).encode(), mt.OCI_INDEX)
+        await target.put_manifest(repo, subject.tag_fallback, index)
+
+
+async def transfer_image(ctx: TransferContext, item: WorkItem, dest: TargetRepo) -> ImageResult:
+    """Copy one work item to one target; failures become the result, never an exception."""
+    start = trio.current_time()
+    tally = Tally()
+    source = ctx.sources[item.mapping.source]
+    target = ctx.targets[dest.registry]
+    stage_hint = len({ctx.targets[t.registry].host for t in item.targets}) > 1
+    label_src = item.mapping.source_label(item.tag)
+    label_dst = dest.label(item.tag)
+    try:
+        for attempt in (0, 1):
+            try:
+                await push_tree(
+                    ctx,
+                    item.tree,
+                    item.tag,
+                    target,
+                    dest.repo,
+                    source,
+                    item.mapping.source_repo,
+                    tally,
+                    trust_cache=attempt == 0,
+                    stage_hint=stage_hint,
+                )
+                break
+            except RegistryError as exc:
+                if attempt == 0 and _blob_missing(exc):
+                    # The cache said a blob was there and the registry disagrees: forget
+                    # what we knew about this repository and check every blob afresh.
+                    log.info("%s: stale transfer cache (%s); rechecking blobs", label_dst, exc)
+                    ctx.cache.invalidate_repo(target.host, dest.repo)
+                    continue
+                raise
+        await copy_referrers(ctx, item, target, dest.repo, source, tally, stage_hint=stage_hint)
+    except OcyncError as exc:
+        return ImageResult(
+            mapping=item.mapping.name,
+            source=label_src,
+            target=label_dst,
+            status=ImageStatus.FAILED,
+            digest=item.tree.digest,
+            blobs_transferred=tally.transferred,
+            blobs_mounted=tally.mounted,
+            blobs_skipped=tally.skipped,
+            bytes_transferred=tally.bytes,
+            reason=redact(str(exc)) or type(exc).__name__,
+            auth_failure=isinstance(exc, Unauthorized),
+            seconds=trio.current_time() - start,
+        )
+    except Exception as exc:  # a bug must not stop the other images
+        log.debug("internal error while copying %s", label_dst, exc_info=True)
+        return ImageResult(
+            mapping=item.mapping.name,
+            source=label_src,
+            target=label_dst,
+            status=ImageStatus.FAILED,
+            digest=item.tree.digest,
+            reason=redact(f"internal error: {type(exc).__name__}: {exc}"),
+            seconds=trio.current_time() - start,
+        )
+    return ImageResult(
+        mapping=item.mapping.name,
+        source=label_src,
+        target=label_dst,
+        status=ImageStatus.SYNCED,
+        digest=item.tree.digest,
+        blobs_transferred=tally.transferred,
+        blobs_mounted=tally.mounted,
+        blobs_skipped=tally.skipped,
+        bytes_transferred=tally.bytes,
+        referrers=tally.referrers,
+        seconds=trio.current_time() - start,
+    )
+
+
+__all__ = [
+    "ArtifactsMissing",
+    "Tally",
+    "TransferContext",
+    "copy_referrers",
+    "ensure_blob",
+    "push_tree",
+    "transfer_image",
+]

@@ -1,0 +1,288 @@
+"""The tag filter pipeline: which of a repository's tags a mapping mirrors (pure functions).
+
+Stages, in order (issue 5):
+  1. ``glob`` (any of the patterns, default ``*``) intersected with the ``semver`` range;
+  2. ``exclude`` in two tiers: the soft tier (``defaults.tags.exclude`` plus the built-in
+     pre-release patterns, matched case-insensitively) and the hard tier (the mapping's own
+     ``exclude``, which nothing overrides);
+  3. ``sort`` (``semver`` or ``alpha``) then ``latest: N`` (the N highest);
+  4. ``include``: glob includes rescue tags from stage 1 and the soft tier and then go through
+     the rest of the pipeline; literal includes join the result as written (hard tier still
+     applies), even when the listing does not show them;
+  5. ``min_tags``: fewer survivors is an error for the mapping (reported, not raised here);
+  6. ``immutable_tags``: tags whose content never changes; the engine skips one that every
+     target already has, without a request (:func:`partition_immutable`).
+Every stage is recorded (kept / dropped / added) for ``ocync tags`` and dry runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from ocync.oci.version import VersionRange, parse_range, tag_sort_key
+
+# Soft tier, always on: pre-release channels nobody mirrors by accident (issue 5).
+BUILTIN_SOFT_EXCLUDES: tuple[str, ...] = (
+    "*-rc*",
+    "*-alpha*",
+    "*-beta*",
+    "*-pre*",
+    "*-snapshot*",
+    "*-nightly*",
+)
+
+SortOrder = Literal["semver", "alpha"]
+_GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(pattern: str) -> bool:
+    """Whether an include pattern is a glob (rescues) or a literal tag (joins as is)."""
+    return any(ch in _GLOB_CHARS for ch in pattern)
+
+
+def _matches_any(tag: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatchcase(tag, p) for p in patterns)
+
+
+def _matches_any_folded(tag: str, patterns: Iterable[str]) -> bool:
+    folded = tag.lower()
+    return any(fnmatchcase(folded, p.lower()) for p in patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class TagFilter:
+    """The effective filter of one mapping (mapping fields already merged over defaults).
+
+    ``soft_exclude`` holds ``defaults.tags.exclude``; the built-in pre-release patterns are
+    added unless ``builtin_soft_excludes`` is False. ``exclude`` is the hard tier.
+    """
+
+    glob: tuple[str, ...] = ("*",)
+    semver: str | None = None
+    exclude: tuple[str, ...] = ()
+    soft_exclude: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    sort: SortOrder | None = None
+    latest: int | None = None
+    min_tags: int | None = None
+    immutable_tags: str | None = None
+    builtin_soft_excludes: bool = True
+    _range: VersionRange | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Parse once; ConfigError for a bad range surfaces at construction.
+        if self.semver is not None:
+            object.__setattr__(self, "_range", parse_range(self.semver))
+        if self.latest is not None and self.latest < 0:
+            raise ValueError("latest must be >= 0")
+
+    @property
+    def soft_patterns(self) -> tuple[str, ...]:
+        builtin = BUILTIN_SOFT_EXCLUDES if self.builtin_soft_excludes else ()
+        return (*self.soft_exclude, *builtin)
+
+    @property
+    def glob_includes(self) -> tuple[str, ...]:
+        return tuple(p for p in self.include if is_glob(p))
+
+    @property
+    def literal_includes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p for p in self.include if not is_glob(p)))
+
+    def is_immutable(self, tag: str) -> bool:
+        return self.immutable_tags is not None and fnmatchcase(tag, self.immutable_tags)
+
+    def is_soft_excluded(self, tag: str) -> bool:
+        return _matches_any(tag, self.soft_exclude) or (
+            self.builtin_soft_excludes and _matches_any_folded(tag, BUILTIN_SOFT_EXCLUDES)
+        )
+
+    def is_hard_excluded(self, tag: str) -> bool:
+        return _matches_any(tag, self.exclude)
+
+    def apply(self, tags: Iterable[str]) -> TagSelection:
+        return apply_filter(self, tags)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "glob": list(self.glob),
+            "semver": self.semver,
+            "exclude": list(self.exclude),
+            "soft_exclude": list(self.soft_exclude),
+            "include": list(self.include),
+            "sort": self.sort,
+            "latest": self.latest,
+            "min_tags": self.min_tags,
+            "immutable_tags": self.immutable_tags,
+            "builtin_soft_excludes": self.builtin_soft_excludes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One pipeline stage: what it kept, what it dropped, what it added."""
+
+    name: str
+    detail: str
+    kept: tuple[str, ...]
+    dropped: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "detail": self.detail,
+            "kept": list(self.kept),
+            "dropped": list(self.dropped),
+            "added": list(self.added),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TagSelection:
+    """The pipeline's result: the tags to mirror and how each stage got there."""
+
+    tags: tuple[str, ...]
+    stages: tuple[Stage, ...]
+    literal_added: tuple[str, ...] = ()  # literal includes the listing did not show
+    min_tags: int | None = None
+
+    @property
+    def below_min_tags(self) -> bool:
+        return self.min_tags is not None and len(self.tags) < self.min_tags
+
+    def min_tags_message(self) -> str | None:
+        """The mapping's error text when ``min_tags`` is not met, else None."""
+        if not self.below_min_tags:
+            return None
+        return f"only {len(self.tags)} tag(s) left after filtering, min_tags is {self.min_tags}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "tags": list(self.tags),
+            "stages": [s.to_dict() for s in self.stages],
+            "literal_added": list(self.literal_added),
+            "min_tags": self.min_tags,
+            "below_min_tags": self.below_min_tags,
+        }
+
+
+def sort_tags(tags: Iterable[str], order: SortOrder) -> list[str]:
+    """Ascending; ``semver`` puts non-versions first (natural order), then versions."""
+    if order == "semver":
+        return sorted(tags, key=tag_sort_key)
+    return sorted(tags)
+
+
+def apply_filter(flt: TagFilter, tags: Iterable[str]) -> TagSelection:
+    """Run the pipeline over a tag listing (duplicates ignored, order kept)."""
+    listed = list(dict.fromkeys(tags))
+    stages: list[Stage] = [Stage("input", f"{len(listed)} tag(s) listed", tuple(listed))]
+
+    def record(name: str, detail: str, before: Sequence[str], after: Sequence[str]) -> None:
+        kept = set(after)
+        dropped = tuple(t for t in before if t not in kept)
+        prior = set(before)
+        added = tuple(t for t in after if t not in prior)
+        stages.append(Stage(name, detail, tuple(after), dropped, added))
+
+    current = [t for t in listed if _matches_any(t, flt.glob)]
+    record("glob", " | ".join(flt.glob), listed, current)
+
+    if flt._range is not None:
+        before = current
+        current = [t for t in current if flt._range.contains(t)]
+        record("semver", str(flt._range), before, current)
+
+    rescuers = flt.glob_includes
+    if rescuers:
+        before = current
+        chosen = set(current)
+        current = [t for t in listed if t in chosen or _matches_any(t, rescuers)]
+        record("include (glob)", " | ".join(rescuers), before, current)
+
+    before = current
+    current = [t for t in current if _matches_any(t, rescuers) or not flt.is_soft_excluded(t)]
+    record("exclude (soft)", " | ".join(flt.soft_patterns) or "-", before, current)
+
+    if flt.exclude:
+        before = current
+        current = [t for t in current if not flt.is_hard_excluded(t)]
+        record("exclude (hard)", " | ".join(flt.exclude), before, current)
+
+    if flt.sort is not None:
+        before = current
+        current = sort_tags(current, flt.sort)
+        record("sort", flt.sort, before, current)
+
+    if flt.latest is not None:
+        before = current
+        # With a sort, the N highest; without one (the config forbids it), the first N listed.
+        current = current[-flt.latest :] if flt.sort is not None else current[: flt.latest]
+        if flt.latest == 0:
+            current = []
+        record("latest", str(flt.latest), before, current)
+
+    literals = flt.literal_includes
+    literal_added: list[str] = []
+    if literals:
+        before = current
+        present = set(current)
+        listed_set = set(listed)
+        current = list(current)
+        for tag in literals:
+            if tag in present or flt.is_hard_excluded(tag):
+                continue
+            current.append(tag)
+            present.add(tag)
+            if tag not in listed_set:
+                literal_added.append(tag)
+        if flt.sort is not None:
+            # One order for the whole result, so filtering the output again gives it back.
+            current = sort_tags(current, flt.sort)
+        record("include (literal)", " | ".join(literals), before, current)
+
+    return TagSelection(
+        tags=tuple(current),
+        stages=tuple(stages),
+        literal_added=tuple(literal_added),
+        min_tags=flt.min_tags,
+    )
+
+
+def partition_immutable(
+    flt: TagFilter,
+    tags: Iterable[str],
+    present_at_targets: Sequence[Mapping[str, object] | set[str] | frozenset[str]],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split tags into (to_sync, skipped): skipped = immutable and present at every target.
+
+    ``present_at_targets`` holds, per target, the tags it already has (from one tag listing
+    per target repository), so immutable tags cost no manifest request at all.
+    """
+    to_sync: list[str] = []
+    skipped: list[str] = []
+    for tag in tags:
+        if flt.is_immutable(tag) and present_at_targets and all(
+            tag in present for present in present_at_targets
+        ):
+            skipped.append(tag)
+        else:
+            to_sync.append(tag)
+    return tuple(to_sync), tuple(skipped)
+
+
+__all__ = [
+    "BUILTIN_SOFT_EXCLUDES",
+    "SortOrder",
+    "Stage",
+    "TagFilter",
+    "TagSelection",
+    "apply_filter",
+    "is_glob",
+    "partition_immutable",
+    "sort_tags",
+]

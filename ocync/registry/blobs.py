@@ -1,0 +1,332 @@
+"""Streaming blob copy: the source GET body flows into the target upload bodies in the
+chunks it arrives in, SHA-256 updated per chunk, memory bounded by a few chunks per target.
+
+The digest is checked when the received size reaches the descriptor's size, *before* the
+last chunk is handed to any upload body: on a mismatch the body generator raises, the
+committing request is never completed (distribution-spec "Pushing blobs": the blob exists
+only once the final ``PUT ?digest=`` succeeds) and the session is deleted. Upload strategies
+come from the target's profile (quirks as data): ``stream_put`` (POST + one streamed PUT),
+``single_patch`` (POST + one streamed PATCH + PUT; GHCR, where several PATCHes overwrite each
+other) and ``monolithic`` (POST + one buffered PUT). A failed transfer restarts with a fresh
+source GET and a fresh upload session, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from ocync.errors import IntegrityError, OcyncError, TransportError
+from ocync.oci.digest import DigestHasher
+from ocync.oci.manifest import Descriptor
+from ocync.registry.client import RegistryClient, UploadSession, digest_query, registry_error
+
+log = logging.getLogger(__name__)
+
+# Chunks waiting per target when one source feeds several targets (each ~64 KiB as read).
+FANOUT_BUFFER = 8
+RESTART_BASE = 0.5
+RESTART_MAX = 15.0
+_OCTET = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class BlobTarget:
+    """Where a blob goes; ``session`` is an upload already opened (a mount's 202)."""
+
+    client: RegistryClient
+    repository: str
+    session: UploadSession | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlobCopyResult:
+    target: BlobTarget
+    error: OcyncError | None
+    attempts: int
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+async def verified_chunks(
+    chunks: AsyncIterable[bytes], descriptor: Descriptor, what: str
+) -> AsyncIterator[bytes]:
+    """Pass ``chunks`` through, hashing each; raise :class:`IntegrityError` before the chunk
+    that completes the blob if the digest differs, or as soon as there are too many bytes."""
+    size = descriptor.size
+    hasher = DigestHasher(descriptor.digest.algorithm)
+    if size == 0:
+        hasher.verify(descriptor.digest, 0, what)
+    stream = aiter_of(chunks)
+    async with _closing(stream):
+        async for chunk in stream:
+            if not chunk:
+                continue
+            if hasher.size + len(chunk) > size:
+                raise IntegrityError(f"{what}: size mismatch: more than the expected {size} bytes")
+            hasher.update(chunk)
+            if hasher.size == size:
+                hasher.verify(descriptor.digest, size, what)
+            yield chunk
+    if hasher.size < size:
+        raise TransportError(f"{what}: body truncated: received {hasher.size} of {size} bytes")
+
+
+def aiter_of(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    return aiter(chunks)
+
+
+@asynccontextmanager
+async def _closing(iterator: AsyncIterator[bytes]) -> AsyncIterator[None]:
+    """``aclosing`` for any async iterator (only generators have ``aclose``)."""
+    try:
+        yield
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            with trio.CancelScope(shield=True):
+                await close()
+
+
+async def upload_blob(
+    client: RegistryClient,
+    repository: str,
+    descriptor: Descriptor,
+    chunks: AsyncIterable[bytes],
+    *,
+    session: UploadSession | None = None,
+    verify: bool = True,
+) -> None:
+    """Upload one blob from ``chunks`` with the target profile's strategy (one attempt).
+
+    ``session`` reuses an open upload (a mount's 202). With ``verify`` the chunks are hashed
+    here; pass False when they come from :func:`verified_chunks` already. On any failure the
+    session is deleted and the error re-raised; the blob is never committed unverified."""
+    what = f"blob {descriptor.digest} ({descriptor.size} bytes) to {client.name}/{repository}"
+    body = verified_chunks(chunks, descriptor, what) if verify else aiter_of(chunks)
+    if session is None:
+        session = await client.start_upload(repository)
+    profile = client.profile
+    strategy = profile.upload_strategy
+    if strategy == "monolithic" and descriptor.size > profile.monolithic_max_bytes:
+        strategy = "stream_put"
+    try:
+        async with _closing(body):
+            if strategy == "monolithic":
+                data = b"".join([chunk async for chunk in body])
+                url = digest_query(session.location, descriptor.digest)
+                response = await client.send(
+                    "upload_put", "PUT", url, repository, content=data, headers={"Content-Type": _OCTET}, ok=(201,)
+                )
+            elif strategy == "single_patch":
+                headers = {"Content-Type": _OCTET, "Content-Length": str(descriptor.size)}
+                patched = await client.send_stream(
+                    "upload_patch", "PATCH", session.location, repository, body, headers, ok=(202, 204)
+                )
+                if patched.status not in (202, 204):
+                    raise registry_error("PATCH", session.location, patched.status, patched.body, what)
+                location = client._location(patched, session.location)
+                session = UploadSession(repository, location)
+                url = digest_query(location, descriptor.digest)
+                response = await client.send("upload_put", "PUT", url, repository, content=b"", ok=(201,))
+            else:
+                headers = {"Content-Type": _OCTET, "Content-Length": str(descriptor.size)}
+                url = digest_query(session.location, descriptor.digest)
+                response = await client.send_stream("upload_put", "PUT", url, repository, body, headers, ok=(201,))
+            if response.status != 201:
+                raise registry_error("PUT", url, response.status, response.body, what)
+    except BaseException:
+        # Shield the cleanup and re-raise: the session must not linger half-written.
+        await client.cancel_upload(session)
+        raise
+
+
+async def push_blob(
+    client: RegistryClient,
+    repository: str,
+    descriptor: Descriptor,
+    open_chunks: Callable[[], AsyncIterable[bytes]],
+    *,
+    session: UploadSession | None = None,
+    attempts: int | None = None,
+    seed: int | None = None,
+) -> int:
+    """:func:`upload_blob` with restarts: ``open_chunks()`` gives a fresh iterable per
+    attempt (a staged file, bytes in memory). Temporary failures restart with a new session.
+    Returns the number of attempts used; raises the last error."""
+    max_attempts = attempts or client.settings.attempts
+    rng = random.Random(seed)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await upload_blob(client, repository, descriptor, open_chunks(), session=session)
+            return attempt
+        except OcyncError as exc:
+            if not exc.temporary or attempt >= max_attempts:
+                raise
+            log.info("blob %s to %s: attempt %d failed (%s); restarting", descriptor.digest.short, repository, attempt, exc)
+        session = None
+        ceiling = min(RESTART_MAX, RESTART_BASE * 2.0 ** (attempt - 1))
+        await trio.sleep(ceiling / 2 + rng.random() * ceiling / 2)
+
+
+async def copy_blob(
+    source: RegistryClient,
+    source_repository: str,
+    descriptor: Descriptor,
+    targets: Sequence[BlobTarget],
+    *,
+    attempts: int | None = None,
+    seed: int | None = None,
+) -> list[BlobCopyResult]:
+    """Copy one blob from the source to every target with one source GET per attempt.
+
+    Returns one result per target (in order). Temporary failures (connection errors,
+    truncated bodies, 5xx, a token expiring mid-transfer) restart the failed targets with a
+    fresh GET and fresh sessions, up to ``attempts`` (default: the source's setting)."""
+    max_attempts = attempts or source.settings.attempts
+    rng = random.Random(seed)
+    sessions: dict[int, UploadSession | None] = {i: t.session for i, t in enumerate(targets)}
+    results: dict[int, BlobCopyResult] = {}
+    what = f"blob {descriptor.digest} ({descriptor.size} bytes) from {source.name}/{source_repository}"
+    attempt = 0
+    while len(results) < len(targets):
+        attempt += 1
+        pending = [(i, BlobTarget(targets[i].client, targets[i].repository, sessions[i]))
+                   for i in range(len(targets)) if i not in results]
+        outcome = await _copy_once(source, source_repository, descriptor, pending, what)
+        for i, error in outcome.items():
+            sessions[i] = None  # a session is used once, whatever happened
+            if error is None or not error.temporary or attempt >= max_attempts:
+                results[i] = BlobCopyResult(targets[i], error, attempt)
+        if len(results) < len(targets):
+            failed = [str(outcome[i]) for i in outcome if i not in results]
+            log.info("%s: attempt %d failed (%s); restarting", what, attempt, failed[0] if failed else "")
+            ceiling = min(RESTART_MAX, RESTART_BASE * 2.0 ** (attempt - 1))
+            await trio.sleep(ceiling / 2 + rng.random() * ceiling / 2)
+    return [results[i] for i in range(len(targets))]
+
+
+async def copy_blob_to(
+    source: RegistryClient,
+    source_repository: str,
+    descriptor: Descriptor,
+    target: RegistryClient,
+    target_repository: str,
+    *,
+    session: UploadSession | None = None,
+) -> None:
+    """Copy one blob to one target; raise its error if it failed."""
+    [result] = await copy_blob(source, source_repository, descriptor, [BlobTarget(target, target_repository, session)])
+    if result.error is not None:
+        raise result.error
+
+
+async def _copy_once(
+    source: RegistryClient,
+    source_repository: str,
+    descriptor: Descriptor,
+    targets: list[tuple[int, BlobTarget]],
+    what: str,
+) -> dict[int, OcyncError | None]:
+    outcome: dict[int, OcyncError | None] = {}
+    try:
+        # Open the source first: an upload never holds a window slot waiting for a GET.
+        async with source.open_blob(source_repository, descriptor.digest) as stream:
+            if stream.content_length is not None and stream.content_length != descriptor.size:
+                raise IntegrityError(
+                    f"{what}: size mismatch: expected {descriptor.size} bytes, source sends {stream.content_length}"
+                )
+            chunks = verified_chunks(stream.chunks(), descriptor, what)
+            async with _closing(chunks):
+                if len(targets) == 1:
+                    index, target = targets[0]
+                    try:
+                        await upload_blob(
+                            target.client, target.repository, descriptor, chunks, session=target.session, verify=False
+                        )
+                        outcome[index] = None
+                    except OcyncError as exc:
+                        outcome[index] = exc
+                else:
+                    await _fan_out(chunks, descriptor, targets, outcome)
+    except OcyncError as exc:
+        for index, _ in targets:
+            outcome.setdefault(index, exc)
+    return outcome
+
+
+class _SourceFailed:
+    __slots__ = ("error",)
+
+    def __init__(self, error: OcyncError) -> None:
+        self.error = error
+
+
+async def _fan_out(
+    chunks: AsyncIterator[bytes],
+    descriptor: Descriptor,
+    targets: list[tuple[int, BlobTarget]],
+    outcome: dict[int, OcyncError | None],
+) -> None:
+    """One reader, one upload task per target, bounded channels between them."""
+    senders: dict[int, trio.MemorySendChannel[bytes | _SourceFailed]] = {}
+
+    async def upload(index: int, target: BlobTarget, receive: trio.MemoryReceiveChannel[bytes | _SourceFailed]) -> None:
+        async def body() -> AsyncIterator[bytes]:
+            async for item in receive:
+                if isinstance(item, _SourceFailed):
+                    raise type(item.error)(str(item.error))
+                yield item
+
+        async with receive:
+            try:
+                await upload_blob(
+                    target.client, target.repository, descriptor, body(), session=target.session, verify=False
+                )
+                outcome[index] = None
+            except OcyncError as exc:
+                outcome[index] = exc
+
+    async with trio.open_nursery() as nursery:
+        for index, target in targets:
+            send, receive = trio.open_memory_channel[bytes | _SourceFailed](FANOUT_BUFFER)
+            senders[index] = send
+            nursery.start_soon(upload, index, target, receive)
+        try:
+            async for chunk in chunks:
+                for index in list(senders):
+                    try:
+                        await senders[index].send(chunk)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        await senders.pop(index).aclose()
+                if not senders:
+                    break
+        except OcyncError as exc:
+            for send in senders.values():
+                try:
+                    await send.send(_SourceFailed(exc))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+        finally:
+            for send in senders.values():
+                await send.aclose()
+
+
+__all__ = [
+    "BlobCopyResult",
+    "BlobTarget",
+    "copy_blob",
+    "copy_blob_to",
+    "push_blob",
+    "upload_blob",
+    "verified_chunks",
+]

@@ -1,0 +1,206 @@
+"""Per-registry behaviour as frozen data (quirks are data: regclient ``config/host.go``).
+
+Code reads these fields and never tests host names; the host -> profile table below is the
+only place a host name appears. GHCR behaviours are the ones observed on ghcr.io (each PATCH
+replaces the upload, so one PATCH per blob; mounts only inside the owner's namespace; 307 to
+a storage host for blob GETs; 429 "allowed: 2000/minute" counting every request; no referrers
+API). The generic profile follows CNCF distribution 2.8 and the OCI distribution-spec 1.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from ocync.errors import ConfigError
+
+UploadStrategy = Literal["stream_put", "single_patch", "monolithic"]
+MountScope = Literal["any", "namespace", "none"]
+
+# The request kinds of the shared contract (client counters, mock stats, window grouping).
+REQUEST_KINDS: tuple[str, ...] = (
+    "ping",
+    "token",
+    "blob_head",
+    "blob_get",
+    "upload_post",
+    "upload_patch",
+    "upload_put",
+    "upload_get",
+    "upload_delete",
+    "mount",
+    "manifest_head",
+    "manifest_get",
+    "manifest_put",
+    "manifest_delete",
+    "tags_list",
+    "referrers",
+    "catalog",
+    "storage_get",
+    "other",
+)
+
+
+def _groups(mapping: dict[str, str | None]) -> Mapping[str, str | None]:
+    unknown = set(mapping) - set(REQUEST_KINDS)
+    assert not unknown, unknown
+    return MappingProxyType(mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryProfile:
+    """Everything that differs between registries, as far as the client is concerned."""
+
+    name: str
+    # How a blob is uploaded: POST + one streamed PUT ?digest= (2 requests), POST + one
+    # streamed PATCH + PUT (3 requests; GHCR), or POST + a buffered PUT (small blobs).
+    upload_strategy: UploadStrategy = "stream_put"
+    # Whether a blob may be split over several PATCHes (never on GHCR: last PATCH wins).
+    multi_patch_safe: bool = True
+    # Where cross-repository mounts work: any repository, only inside the target's
+    # namespace (first path component; GHCR), or not at all.
+    mount_scope: MountScope = "any"
+    # A mount whose `from` is the target repository itself answers 201 iff the blob is
+    # linked there (distribution 2.8 does; an honest existence probe costing one request).
+    mount_probe_ok: bool = True
+    # Request kind -> rate-limit window key; None = unmetered. Kinds not listed use "default".
+    window_groups: Mapping[str, str | None] = field(default_factory=lambda: MappingProxyType({}))
+    # Documented or observed request cap ("COUNT/PERIOD"), None when there is none.
+    documented_cap: str | None = None
+    # `n` sent on tags/list (None: let the registry choose).
+    tags_page_size: int | None = None
+    # OCI 1.1 referrers API: True supported, False known unsupported (tag fallback), None probe.
+    referrers_api: bool | None = None
+    # Blobs up to this size may go monolithic when the strategy is "monolithic".
+    monolithic_max_bytes: int = 32 * 1024 * 1024
+
+
+_GHCR_ONE_WINDOW: dict[str, str | None] = {kind: "all" for kind in REQUEST_KINDS}
+_GHCR_ONE_WINDOW["storage_get"] = None  # the storage host is not ghcr.io's API
+
+GHCR = RegistryProfile(
+    name="ghcr",
+    upload_strategy="single_patch",
+    multi_patch_safe=False,
+    mount_scope="namespace",
+    mount_probe_ok=False,
+    window_groups=_groups(_GHCR_ONE_WINDOW),
+    documented_cap="2000/60s",  # GHCR's 429 message: "allowed: 2000/minute"
+    tags_page_size=100,  # GHCR's default page when no `n` is sent
+    referrers_api=False,
+)
+
+# Docker Hub meters manifest GETs (its pull limit) and not HEADs (docs.docker.com
+# "Docker Hub rate limit": a HEAD does not count towards the limit).
+DOCKERHUB = RegistryProfile(
+    name="dockerhub",
+    upload_strategy="stream_put",
+    multi_patch_safe=True,
+    mount_scope="any",
+    mount_probe_ok=True,
+    window_groups=_groups(
+        {
+            "manifest_head": None,
+            "blob_head": None,
+            "manifest_get": "manifest_get",
+            "storage_get": None,
+        }
+    ),
+    documented_cap=None,  # budget comes from its ratelimit-remaining headers
+    tags_page_size=None,
+    referrers_api=None,
+)
+
+GENERIC = RegistryProfile(
+    name="generic",
+    upload_strategy="stream_put",
+    multi_patch_safe=True,
+    mount_scope="any",
+    mount_probe_ok=True,
+    window_groups=_groups(
+        {
+            "ping": "read",
+            "token": "read",
+            "blob_head": "head",
+            "manifest_head": "head",
+            "blob_get": "read",
+            "manifest_get": "read",
+            "referrers": "read",
+            "catalog": "read",
+            "upload_post": "upload",
+            "upload_patch": "upload",
+            "upload_put": "upload",
+            "upload_get": "upload",
+            "upload_delete": "upload",
+            "mount": "upload",
+            "manifest_put": "manifest_write",
+            "manifest_delete": "manifest_write",
+            "tags_list": "tags",
+            "storage_get": None,
+        }
+    ),
+    documented_cap=None,
+    tags_page_size=None,
+    referrers_api=None,
+)
+
+PROFILES: Mapping[str, RegistryProfile] = MappingProxyType(
+    {"generic": GENERIC, "ghcr": GHCR, "dockerhub": DOCKERHUB}
+)
+
+# Host -> profile name. The only place host names appear.
+HOST_PROFILES: Mapping[str, str] = MappingProxyType(
+    {
+        "ghcr.io": "ghcr",
+        "docker.io": "dockerhub",
+        "registry-1.docker.io": "dockerhub",
+        "index.docker.io": "dockerhub",
+    }
+)
+
+
+def profile_named(name: str) -> RegistryProfile:
+    profile = PROFILES.get(name)
+    if profile is None:
+        raise ConfigError(f"unknown registry profile {name!r} (expected one of {', '.join(sorted(PROFILES))})")
+    return profile
+
+
+def select_profile(host: str, name: str | None = None) -> RegistryProfile:
+    """The profile named in config (``profile:``), else the host table's, else generic."""
+    if name:
+        return profile_named(name)
+    return PROFILES[HOST_PROFILES.get(host.lower(), "generic")]
+
+
+def same_namespace(repo_a: str, repo_b: str) -> bool:
+    """GHCR's mount rule: same first path component (the owner)."""
+    return repo_a.split("/", 1)[0] == repo_b.split("/", 1)[0]
+
+
+def mount_allowed(profile: RegistryProfile, target_repo: str, from_repo: str) -> bool:
+    """Whether a cross-repository mount from ``from_repo`` is worth a request."""
+    if profile.mount_scope == "none":
+        return False
+    if profile.mount_scope == "namespace":
+        return same_namespace(target_repo, from_repo)
+    return True
+
+
+__all__ = [
+    "DOCKERHUB",
+    "GENERIC",
+    "GHCR",
+    "HOST_PROFILES",
+    "PROFILES",
+    "REQUEST_KINDS",
+    "MountScope",
+    "RegistryProfile",
+    "UploadStrategy",
+    "mount_allowed",
+    "profile_named",
+    "same_namespace",
+    "select_profile",
+]

@@ -1,0 +1,247 @@
+"""Acceptance for issue 3: image copies between the mock (ghcr and generic profiles) and
+Debian's docker-registry, verified bit-for-bit with skopeo; GHCR upload discipline; mounts;
+integrity failures; retries under injected faults; the ``ocync copy`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+from mockregistry import MockOptions, serve_mock
+from ocync.errors import IntegrityError
+from ocync.oci import mediatypes as mt
+from ocync.oci.digest import Digest
+from ocync.oci.manifest import Descriptor
+from ocync.registry.auth import AuthSettings
+from ocync.registry.blobs import BlobTarget, copy_blob
+from ocync.registry.client import ClientPool, ClientSettings, RegistryClient
+from ocync.registry.imagecopy import copy_image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from imageseed import SeedImage, make_image, make_index, push_image  # noqa: E402
+
+ALICE = AuthSettings(kind="basic", username="alice", password="pat-alice")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ghcr_options(**kw: object) -> MockOptions:
+    base: dict[str, object] = dict(profile="ghcr", auth="token", users={"alice": "pat-alice"}, public=["*"], seed=1)
+    base.update(kw)
+    return MockOptions(**base)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def clients(src_url: str, dst_url: str, profile: str, auth: AuthSettings = ALICE) -> AsyncIterator[tuple[RegistryClient, RegistryClient]]:
+    settings = ClientSettings(auth=auth, profile=profile, attempts=8)
+    async with ClientPool(seed=3) as pool:
+        yield await pool.client(src_url, settings), await pool.client(dst_url, settings)
+
+
+async def skopeo_digest(skopeo: str, host: str, ref: str, creds: str | None = None) -> Digest:
+    args = [skopeo, "inspect", "--raw", "--tls-verify=false"]
+    if creds:
+        args += ["--creds", creds]
+    result = await trio.run_process([*args, f"docker://{host}/{ref}"], capture_stdout=True, capture_stderr=True)
+    return Digest.of(result.stdout)
+
+
+def uploaded_blobs(image: SeedImage) -> int:
+    return len(image.all_blobs())
+
+
+@pytest.mark.real_registry
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi-arch"])
+async def test_ghcr_mock_to_mock_with_token_auth_and_redirects(multi: bool, skopeo: str) -> None:
+    rng = random.Random(11)
+    image = make_index(rng, "v1") if multi else make_image(rng, "v1", layers=3)
+    async with serve_mock(ghcr_options()) as src, serve_mock(ghcr_options(public=[])) as dst:
+        async with clients(src.url, dst.url, "ghcr") as (s, d):
+            source_digest = await push_image(s, "alice/app", image)
+            src.reset_stats()
+            summary = await copy_image(s, "alice/app", "v1", d, "alice/mirror", "v1")
+            assert summary.digest == source_digest
+            assert summary.blobs_transferred == uploaded_blobs(image)
+            assert s.statistics().by_kind["storage_get"] == uploaded_blobs(image)
+        dst_stats, src_stats = dst.stats(), src.stats()
+        # GHCR discipline: exactly one PATCH per uploaded blob, never DIGEST_INVALID, no leaks
+        assert dst_stats["by_kind"]["upload_patch"] == uploaded_blobs(image)
+        assert dst_stats["digest_invalid"] == 0
+        assert dst_stats["auth_leaks"] == 0 and src_stats["auth_leaks"] == 0
+        assert src_stats["by_kind"]["storage_get"] == uploaded_blobs(image)
+        assert await skopeo_digest(skopeo, src.host, "alice/app:v1") == source_digest
+        assert await skopeo_digest(skopeo, dst.host, "alice/mirror:v1", "alice:pat-alice") == source_digest
+
+
+async def test_generic_mock_to_mock_and_second_copy_is_free() -> None:
+    rng = random.Random(12)
+    image = make_index(rng, "2.0", arches=("amd64", "arm64", "s390x"))
+    async with serve_mock(MockOptions(seed=2)) as src, serve_mock(MockOptions(seed=3)) as dst:
+        async with clients(src.url, dst.url, "generic", AuthSettings(kind="anonymous")) as (s, d):
+            digest = await push_image(s, "lib/app", image)
+            first = await copy_image(s, "lib/app", "2.0", d, "mirror/app", "2.0")
+            dst.reset_stats()
+            again = await copy_image(s, "lib/app", "2.0", d, "mirror/app", "2.0")
+            head = await d.head_manifest("mirror/app", "2.0")
+        assert first.digest == again.digest == digest and head is not None and head.digest == digest
+        assert first.blobs_transferred == uploaded_blobs(image) and first.manifests_pushed == 4
+        assert again.blobs_transferred == 0 and again.manifests_present == 3
+        # stream_put: POST + PUT per blob; the second copy uploads nothing
+        assert dst.stats()["by_kind"]["upload_post"] == 0
+
+
+@pytest.mark.real_registry
+async def test_distribution_to_mock_and_back(distribution: object, skopeo: str) -> None:
+    rng = random.Random(13)
+    image = make_index(rng, "v3")
+    dist_url = distribution.url  # type: ignore[attr-defined]
+    dist_host = distribution.host  # type: ignore[attr-defined]
+    async with serve_mock(ghcr_options(public=[])) as mock:
+        settings_dist = ClientSettings(auth=AuthSettings(kind="anonymous"))
+        settings_mock = ClientSettings(auth=ALICE, profile="ghcr")
+        async with ClientPool() as pool:
+            dist = await pool.client(dist_url, settings_dist)
+            mk = await pool.client(mock.url, settings_mock)
+            digest = await push_image(dist, "seed/app", image)
+            to_mock = await copy_image(dist, "seed/app", "v3", mk, "alice/app", "v3")
+            back = await copy_image(mk, "alice/app", "v3", dist, "back/app", "v3-back")
+            # same registry, other repository: blobs are mounted, not transferred
+            mounted = await copy_image(dist, "back/app", "v3-back", dist, "third/app", "v3")
+        assert to_mock.digest == back.digest == mounted.digest == digest
+        assert mounted.blobs_mounted == uploaded_blobs(image) and mounted.blobs_transferred == 0
+        assert mock.stats()["digest_invalid"] == 0
+    assert await skopeo_digest(skopeo, dist_host, "seed/app:v3") == digest
+    assert await skopeo_digest(skopeo, dist_host, "back/app:v3-back") == digest
+
+
+async def test_unfulfilled_mount_reuses_its_session() -> None:
+    rng = random.Random(14)
+    image = make_image(rng, "v1", layers=1)
+    async with serve_mock(ghcr_options()) as src, serve_mock(ghcr_options(users={"alice": "pat-alice", "bob": "pat-bob"})) as dst:
+        async with clients(src.url, dst.url, "ghcr") as (s, d):
+            await push_image(s, "alice/app", image)
+            manifest = await s.get_manifest("alice/app", "v1")
+            layer = manifest.layers[0]
+            dst.reset_stats()
+            mount = await d.mount_blob("alice/app", layer.digest, "alice/elsewhere")
+            assert not mount.mounted and mount.session is not None
+            [result] = await copy_blob(s, "alice/app", layer, [BlobTarget(d, "alice/app", mount.session)])
+            assert result.ok and result.attempts == 1
+            assert await d.head_blob("alice/app", layer.digest) == layer.size
+        by_kind = dst.stats()["by_kind"]
+        assert (by_kind["mount"], by_kind["upload_post"], by_kind["upload_patch"], by_kind["upload_put"]) == (1, 0, 1, 1)
+        # a same-namespace mount where the blob exists is one request
+        async with clients(dst.url, dst.url, "ghcr") as (d1, d2):
+            mounted = await d2.mount_blob("alice/other", layer.digest, "alice/app")
+        assert mounted.mounted and mounted.session is None
+
+
+async def test_fan_out_one_get_many_targets() -> None:
+    rng = random.Random(15)
+    data = rng.randbytes(300_000)
+    desc = Descriptor(mt.OCI_LAYER, Digest.of(data), len(data))
+    async with serve_mock(MockOptions()) as src, serve_mock(MockOptions()) as t1, serve_mock(ghcr_options(public=[])) as t2:
+        async with ClientPool() as pool:
+            s = await pool.client(src.url, ClientSettings())
+            a = await pool.client(t1.url, ClientSettings())
+            b = await pool.client(t2.url, ClientSettings(auth=ALICE, profile="ghcr"))
+            src.store.put_content(str(desc.digest), data)
+            src.store.link_blob("lib/x", str(desc.digest))
+            results = await copy_blob(s, "lib/x", desc, [BlobTarget(a, "m/x"), BlobTarget(b, "alice/x"), BlobTarget(a, "m/y")])
+            assert [r.ok for r in results] == [True, True, True]
+            assert s.statistics().by_kind["blob_get"] == 1
+            for client, repo in ((a, "m/x"), (b, "alice/x"), (a, "m/y")):
+                assert await client.head_blob(repo, desc.digest) == len(data)
+
+
+async def test_corrupt_source_fails_with_integrity_error_and_leaves_nothing() -> None:
+    rng = random.Random(16)
+    image = make_image(rng, "v1", layers=2, layer_size=100_000)
+    async with serve_mock(MockOptions(seed=4)) as clean, serve_mock(ghcr_options(corrupt_rate=1.0)) as src, serve_mock(ghcr_options(public=[])) as dst:
+        async with clients(src.url, dst.url, "ghcr") as (s, d):
+            await push_image(s, "alice/app", image)
+            with pytest.raises(IntegrityError) as info:
+                await copy_image(s, "alice/app", "v1", d, "alice/app", "v1")
+            message = str(info.value)
+            assert "digest mismatch" in message
+            assert any(str(digest) in message for digest in image.blobs)
+            assert await d.head_manifest("alice/app", "v1") is None
+            for digest in image.blobs:
+                assert await d.head_blob("alice/app", digest) is None
+        stats = dst.stats()
+        assert stats["blobs"] == 0 and stats["digest_invalid"] == 0
+        assert "by_kind" in clean.stats()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["generic", "ghcr"])
+async def test_copies_succeed_under_injected_faults(profile: str) -> None:
+    rng = random.Random(17)
+    images = [make_index(rng, f"v{i}", layers=3, layer_size=150_000) for i in range(3)]
+    faults = dict(reset_rate=0.05, truncate_rate=0.05, fault_rate=0.05)
+    options = ghcr_options(**faults) if profile == "ghcr" else MockOptions(seed=9, **faults)  # type: ignore[arg-type]
+    dst_options = ghcr_options(public=[], seed=5, **faults) if profile == "ghcr" else MockOptions(seed=10, **faults)  # type: ignore[arg-type]
+    auth = ALICE if profile == "ghcr" else AuthSettings(kind="anonymous")
+    async with serve_mock(options) as src, serve_mock(dst_options) as dst:
+        async with clients(src.url, dst.url, profile, auth) as (s, d):
+            digests = [await push_image(s, "alice/app", image) for image in images]
+            for image, digest in zip(images, digests, strict=True):
+                summary = await copy_image(s, "alice/app", image.tag, d, "alice/mirror", image.tag)
+                assert summary.digest == digest
+            for image, digest in zip(images, digests, strict=True):
+                head = await d.head_manifest("alice/mirror", image.tag)
+                assert head is not None and head.digest == digest
+            retried = s.statistics().retries + d.statistics().retries + s.statistics().transport_errors
+        injected = sum(src.stats()["faults"].values()) + sum(dst.stats()["faults"].values())
+        assert injected > 0 and retried > 0, "the faults must have been exercised"
+        assert dst.stats()["digest_invalid"] == 0
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = await trio.run_process(
+        [sys.executable, "-m", "ocync", *args],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+    return result.returncode, result.stdout.decode(), result.stderr.decode()
+
+
+async def test_copy_command(tmp_path: Path) -> None:
+    rng = random.Random(18)
+    image = make_index(rng, "1.0")
+    authfile = tmp_path / "config.json"
+    authfile.write_text(json.dumps({"auths": {"placeholder": {}}}))
+    async with serve_mock(MockOptions()) as src, serve_mock(ghcr_options(public=[])) as dst:
+        async with clients(src.url, dst.url, "generic", AuthSettings(kind="anonymous")) as (s, _):
+            digest = await push_image(s, "lib/app", image)
+        code, out, err = await run_cli("copy", f"{src.host}/lib/app:1.0", f"{dst.host}/alice/app", "--dst-profile", "ghcr", "--authfile", str(authfile))
+        assert code == 4, err  # the target needs credentials
+        assert err.startswith("ocync: error:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        import base64
+
+        entry = base64.b64encode(b"alice:pat-alice").decode()
+        authfile.write_text(json.dumps({"auths": {dst.host: {"auth": entry}}}))
+        code, out, err = await run_cli("copy", f"{src.host}/lib/app:1.0", f"{dst.host}/alice/app", "--dst-profile", "ghcr", "--authfile", str(authfile), "--json")
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["digest"] == str(digest) and doc["destination"] == f"{dst.host}/alice/app:1.0"
+        assert doc["blobs_transferred"] == uploaded_blobs(image) and doc["requests"] > 0
+        assert "pat-alice" not in out + err
+        code, out, err = await run_cli("copy", f"{src.host}/lib/app:1.0", f"{dst.host}/alice/app:arm", "--platform", "linux/arm64", "--dst-profile", "ghcr", "--authfile", str(authfile))
+        assert code == 0, err
+        assert "trimmed index: linux/arm64" in out and "already present" in out
+        async with clients(dst.url, dst.url, "ghcr") as (d, _):
+            trimmed = await d.get_manifest("alice/app", "arm")
+            assert [str(c.platform) for c in trimmed.children()] == ["linux/arm64"]
+        code, out, err = await run_cli("copy", "Bad//ref", f"{dst.host}/x")
+        assert code == 3 and "invalid reference" in err

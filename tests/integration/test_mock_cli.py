@@ -1,0 +1,61 @@
+"""`ocync-mockregistry serve`: URL on the first stdout line, clean exit on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+SERVE = [sys.executable, "-c", "import sys; from mockregistry.cli import main; sys.exit(main())", "serve"]
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([*SERVE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    return proc, url
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_prints_url_and_stops_cleanly(signum: signal.Signals, tmp_path: Path) -> None:
+    auth_file = tmp_path / "auth.yaml"
+    auth_file.write_text("users:\n  alice: pat-a\npublic:\n  - 'pub/*'\n")
+    proc, url = start("--profile", "ghcr", "--auth", "token", "--auth-file", str(auth_file),
+                      "--rate-limit", "100/10s", "--latency", "1:1", "--seed", "3")
+    try:
+        assert url.startswith("http://127.0.0.1:"), url
+        assert httpx.get(f"{url}/v2/", timeout=5).status_code == 401
+        assert httpx.get(f"{url}/v2/", headers={"Authorization": "Bearer pat-a"}, timeout=5).status_code == 200
+        token = httpx.get(f"{url}/token", params={"scope": "repository:pub/x:pull"}, timeout=5)
+        assert token.status_code == 200
+    finally:
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "registry listening on" in err and "storage host listening on" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--rate-limit", "lots"], id="bad-rate"),
+        pytest.param(["--fault-rate", "2"], id="bad-probability"),
+        pytest.param(["--user", "nocolon"], id="bad-user"),
+        pytest.param(["--latency", "x"], id="bad-latency"),
+    ],
+)
+def test_serve_rejects_bad_arguments(args: list[str]) -> None:
+    result = subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "error" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_missing_auth_file_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run([*SERVE, "--auth-file", str(tmp_path / "nope.yaml")],
+                            capture_output=True, text=True, timeout=20)
+    assert result.returncode == 3
+    assert result.stderr.strip().count("\n") == 0 and "nope.yaml" in result.stderr

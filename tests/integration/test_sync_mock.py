@@ -1,0 +1,267 @@
+"""``ocync sync`` end to end on loopback: a source mock seeded with a corpus, a ghcr-profile
+target mock (token auth, rate cap, blob redirects, mounts only inside a namespace).
+
+Checks the acceptance points of issue 6 that need real sockets: bit-for-bit copies, every
+blob present, each source blob fetched once, zero 429s, shared base layers uploaded once and
+mounted elsewhere, a warm second run that moves no blob, and the CLI's exit codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from mockregistry import MockOptions, serve_mock
+from ocync.engine.cache import TransferCache
+from ocync.engine.clientadapter import ClientEndpoint
+from ocync.engine.discovery import MappingSpec, TargetRepo
+from ocync.engine.pipeline import EngineOptions, SyncEngine
+from ocync.engine.report import ImageStatus, RunReport
+from ocync.engine.staging import BlobStage
+from ocync.ratelimit.limiter import ControllerRegistry
+from ocync.registry.auth import AuthSettings
+from ocync.registry.client import ClientSettings, RegistryClient
+from stress.corpus import CorpusSpec, build_corpus, push_corpus, verify_corpus
+
+TOKEN = "pat-alice"
+
+
+@dataclass
+class Pair:
+    src: Any
+    dst: Any
+
+
+@contextlib.asynccontextmanager
+async def mock_pair(
+    *, dst_profile: str = "ghcr", rate: str = "400/2s", **faults: float
+) -> AsyncIterator[Pair]:
+    src_opts = MockOptions(profile="generic", seed=1, **faults)
+    dst_opts = MockOptions(
+        profile=dst_profile,
+        auth="token",
+        users={"alice": TOKEN},
+        user_namespaces={"alice": ["mirror", "other"]},
+        rate_limit=rate,
+        seed=2,
+        **faults,
+    )
+    async with serve_mock(src_opts) as src, serve_mock(dst_opts) as dst:
+        yield Pair(src, dst)
+
+
+async def engine_sync(
+    src_url: str,
+    dst_url: str,
+    mappings: list[MappingSpec],
+    *,
+    cache: TransferCache,
+    dst_profile: str = "ghcr",
+    stage_dir: Path | None = None,
+    concurrency: int = 4,
+) -> RunReport:
+    controllers = ControllerRegistry()
+    src_settings = ClientSettings(auth=AuthSettings(kind="anonymous"), profile="generic")
+    dst_settings = ClientSettings(
+        auth=AuthSettings(kind="basic", username="alice", password=TOKEN), profile=dst_profile
+    )
+    async with (
+        RegistryClient(src_url, src_settings, controllers=controllers) as sc,
+        RegistryClient(dst_url, dst_settings, controllers=controllers) as dc,
+    ):
+        src = ClientEndpoint("src", sc)
+        dst = ClientEndpoint("dst", dc)
+        await src.prepare()
+        await dst.prepare()
+        engine = SyncEngine(
+            mappings,
+            {"src": src},
+            {"dst": dst},
+            cache,
+            EngineOptions(max_concurrent_transfers=concurrency),
+            stage=BlobStage(stage_dir, size_limit=None) if stage_dir else None,
+        )
+        return await engine.run()
+
+
+def corpus_mappings(repos: list[str], ns: str = "mirror") -> list[MappingSpec]:
+    return [
+        MappingSpec(
+            name=repo,
+            source="src",
+            source_repo=repo,
+            targets=(TargetRepo("dst", f"{ns}/{repo.split('/', 1)[1]}"),),
+        )
+        for repo in repos
+    ]
+
+
+async def test_cold_warm_bit_for_bit_ghcr_target() -> None:
+    spec = CorpusSpec(
+        seed=7, repositories=3, tags_per_repo=2, shared_base_layers=2, layers_per_image=3,
+        referrers_per_image=1,
+    )
+    corpus = build_corpus(spec)
+    async with mock_pair() as pair:
+        await push_corpus(corpus, pair.src.url)
+        pair.src.reset_stats()
+        repos = sorted(corpus.repos)
+        maps = corpus_mappings(repos)
+        cache = TransferCache()
+        report = await engine_sync(pair.src.url, pair.dst.url, maps, cache=cache)
+        assert report.count(ImageStatus.FAILED) == 0, report.render_text()
+        assert report.count(ImageStatus.SYNCED) == len(corpus.images)
+        repo_map = {r: f"mirror/{r.split('/', 1)[1]}" for r in repos}
+        problems = await verify_corpus(
+            corpus, pair.dst.url, username="alice", password=TOKEN, repo_map=repo_map
+        )
+        assert problems == []
+        src_stats, dst_stats = pair.src.stats(), pair.dst.stats()
+        # each unique source blob fetched exactly once (no faults here)
+        assert src_stats["by_kind"]["blob_get"] == len(corpus.blobs)
+        assert dst_stats["throttled"] == 0 and src_stats["throttled"] == 0
+        assert dst_stats["auth_leaks"] == 0
+        # shared base layers: uploaded once, mounted into the other repositories
+        assert report.blobs_mounted >= (len(repos) - 1) * spec.shared_base_layers
+        assert dst_stats["by_kind"]["upload_patch"] == report.blobs_transferred
+        # warm run: nothing transferred, <= 2 requests per tag (+ one tag list per repo)
+        pair.src.reset_stats()
+        pair.dst.reset_stats()
+        warm = await engine_sync(pair.src.url, pair.dst.url, maps, cache=cache)
+        assert warm.count(ImageStatus.SKIPPED) == len(corpus.images), warm.render_text()
+        assert warm.blobs_transferred == 0
+        s, d = pair.src.stats(), pair.dst.stats()
+        wire = s["requests_total"] + d["requests_total"]
+        wire -= s["by_kind"]["tags_list"] + s["by_kind"]["token"] + d["by_kind"]["token"]
+        wire -= s["by_kind"]["ping"] + d["by_kind"]["ping"]
+        assert wire <= 2 * len(corpus.images), ({k: v for k, v in s["by_kind"].items() if v}, {k: v for k, v in d["by_kind"].items() if v}, d["by_status"])
+
+
+async def test_platform_filter_and_multi_target_staging(tmp_path: Path) -> None:
+    corpus = build_corpus(CorpusSpec(seed=3, repositories=1, tags_per_repo=2))
+    async with (
+        serve_mock(MockOptions(profile="generic", seed=1)) as src,
+        serve_mock(MockOptions(profile="generic", seed=2)) as t1,
+        serve_mock(MockOptions(profile="generic", seed=3)) as t2,
+    ):
+        await push_corpus(corpus, src.url)
+        src.reset_stats()
+        [repo] = list(corpus.repos)
+        controllers = ControllerRegistry()
+        settings = ClientSettings(auth=AuthSettings(kind="anonymous"), profile="generic")
+        async with (
+            RegistryClient(src.url, settings, controllers=controllers) as sc,
+            RegistryClient(t1.url, settings, controllers=controllers) as c1,
+            RegistryClient(t2.url, settings, controllers=controllers) as c2,
+        ):
+            eps = {"src": ClientEndpoint("src", sc), "t1": ClientEndpoint("t1", c1), "t2": ClientEndpoint("t2", c2)}
+            m = MappingSpec(
+                name="m", source="src", source_repo=repo,
+                targets=(TargetRepo("t1", repo), TargetRepo("t2", "copy/x")),
+            )
+            stage = BlobStage(tmp_path / "stage", size_limit=None)
+            engine = SyncEngine([m], {"src": eps["src"]}, {"t1": eps["t1"], "t2": eps["t2"]},
+                                TransferCache(), EngineOptions(), stage=stage)
+            report = await engine.run()
+            assert report.count(ImageStatus.SYNCED) == 4, report.render_text()
+            # two target registries, one pull per blob
+            assert src.stats()["by_kind"]["blob_get"] == len(corpus.blobs)
+            assert stage.statistics()["staged_blobs"] == len(corpus.blobs)
+            stage.cleanup()
+        assert await verify_corpus(corpus, t1.url) == []
+        assert await verify_corpus(corpus, t2.url, repo_map={repo: "copy/x"}) == []
+
+
+def _write_config(path: Path, src: str, dst: str, cache: Path, repos: list[str], extra: str = "") -> None:
+    maps = "\n".join(f"  - from: {r}\n    to: mirror/{r.split('/', 1)[1]}" for r in repos)
+    path.write_text(
+        f"global:\n  cache_dir: {cache}\n  max_concurrent_transfers: 4\n"
+        f"registries:\n  src:\n    url: {src}\n  dst:\n    url: {dst}\n"
+        f"    credentials: {{username: alice, password: {TOKEN}}}\n{extra}"
+        f"defaults:\n  source: src\n  targets: dst\n"
+        f"mappings:\n{maps}\n"
+    )
+
+
+async def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return await trio.to_thread.run_sync(
+        lambda: subprocess.run(
+            [sys.executable, "-m", "ocync", *args], capture_output=True, text=True, timeout=120
+        )
+    )
+
+
+async def test_cli_sync_json_dry_run_and_exit_codes(tmp_path: Path) -> None:
+    corpus = build_corpus(CorpusSpec(seed=11, repositories=2, tags_per_repo=2, referrers_per_image=1))
+    async with mock_pair(dst_profile="generic") as pair:
+        await push_corpus(corpus, pair.src.url)
+        cfg = tmp_path / "ocync.yaml"
+        repos = sorted(corpus.repos)
+        _write_config(cfg, pair.src.host, pair.dst.host, tmp_path / "cache", repos)
+        dry = await _cli("sync", "-c", str(cfg), "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert "would copy" in dry.stdout
+        assert pair.dst.stats()["by_kind"]["manifest_put"] == 0
+        done = await _cli("sync", "-c", str(cfg), "--json")
+        assert done.returncode == 0, done.stderr
+        doc = json.loads(done.stdout)
+        assert doc["summary"]["images_synced"] == len(corpus.images)
+        assert TOKEN not in done.stdout and TOKEN not in done.stderr
+        assert (tmp_path / "cache" / "transfer-cache.json").is_file()
+        warm = await _cli("sync", "-c", str(cfg))
+        assert warm.returncode == 0, warm.stderr
+        assert f"images: 0 synced, {len(corpus.images)} skipped, 0 failed" in warm.stdout
+        # wrong credentials -> every image fails on auth -> exit 4, one line, no traceback
+        bad = tmp_path / "bad.yaml"
+        _write_config(bad, pair.src.host, pair.dst.host, tmp_path / "cache2", repos)
+        bad.write_text(bad.read_text().replace(TOKEN, "wrong-token"))
+        failed = await _cli("sync", "-c", str(bad), "--no-cache")
+        assert failed.returncode == 4, failed.stdout + failed.stderr
+        assert "Traceback" not in failed.stderr
+        assert "wrong-token" not in failed.stdout + failed.stderr
+        # invalid config -> 3
+        (tmp_path / "invalid.yaml").write_text("mappings: 3\n")
+        invalid = await _cli("sync", "-c", str(tmp_path / "invalid.yaml"))
+        assert invalid.returncode == 3
+
+
+@pytest.mark.parametrize("seed", [5])
+async def test_faults_converge(seed: int) -> None:
+    corpus = build_corpus(CorpusSpec(seed=seed, repositories=2, tags_per_repo=2, shared_base_layers=1))
+    async with (
+        serve_mock(MockOptions(profile="generic", seed=seed)) as clean_src,
+    ):
+        await push_corpus(corpus, clean_src.url)
+        # faults on both sides of the sync (the corpus is pushed to a clean source first)
+        faults = dict(fault_rate=0.05, reset_rate=0.03, truncate_rate=0.03)
+        async with serve_mock(
+            MockOptions(profile="ghcr", auth="token", users={"alice": TOKEN},
+                        user_namespaces={"alice": ["mirror"]}, rate_limit="400/2s",
+                        seed=seed + 1, **faults)
+        ) as dst:
+            repos = sorted(corpus.repos)
+            maps = corpus_mappings(repos)
+            cache = TransferCache()
+            for _ in range(3):
+                report = await engine_sync(clean_src.url, dst.url, maps, cache=cache)
+                if report.count(ImageStatus.FAILED) == 0:
+                    break
+            assert report.count(ImageStatus.FAILED) == 0, report.render_text()
+            repo_map = {r: f"mirror/{r.split('/', 1)[1]}" for r in repos}
+            # verify through a clean view of the same store
+            dst_store = dst.store
+            for image in corpus.images:
+                repo = repo_map[image.repo]
+                record = dst_store.resolve(repo, image.tag)
+                assert record is not None and record.digest == image.digest
+                for b in image.blobs:
+                    assert dst_store.has_blob(repo, b)

@@ -1,0 +1,100 @@
+"""Transfer-state cache: memory semantics, atomic persistence, checksum, TTL, lock."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from ocync.engine.cache import CacheFile, TransferCache
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+
+
+def _filled() -> TransferCache:
+    c = TransferCache()
+    c.record_blob("ghcr.io", "org/a", D1)
+    c.record_blob("ghcr.io", "org/a", D2)
+    c.record_blob("ghcr.io", "org/b", D1)
+    c.record_blob("ghcr.io", "org/uncommitted", D2)
+    c.record_tag("ghcr.io", "org/a", "1.0", D2)
+    c.record_committed("ghcr.io", "org/b")
+    return c
+
+
+def test_memory_semantics() -> None:
+    c = _filled()
+    assert c.has_blob("ghcr.io", "org/a", D1)
+    assert not c.has_blob("ghcr.io", "org/b", D2)
+    assert not c.has_blob("other", "org/a", D1)
+    assert c.holders("ghcr.io", D2) == ["org/a", "org/uncommitted"]
+    assert c.tag_digest("ghcr.io", "org/a", "1.0") == D2
+    assert c.committed("ghcr.io") == {"org/a", "org/b"}
+    c.invalidate_blob("ghcr.io", "org/a", D1)
+    assert c.holders("ghcr.io", D1) == ["org/b"]
+    c.invalidate_repo("ghcr.io", "org/a")
+    assert c.tag_digest("ghcr.io", "org/a", "1.0") is None
+    s = c.statistics()
+    assert (s.hits, s.misses, s.invalidations) == (1, 2, 2)
+    assert "hits=1" in repr(c)
+
+
+def test_roundtrip_persists_committed_only(tmp_path: Path) -> None:
+    f = CacheFile(tmp_path, ttl=3600)
+    f.save(_filled(), now=1000.0)
+    loaded = f.load(now=1500.0)
+    assert loaded.loaded
+    assert loaded.has_blob("ghcr.io", "org/a", D1)
+    assert loaded.has_blob("ghcr.io", "org/b", D1)
+    assert not loaded.has_blob("ghcr.io", "org/uncommitted", D2)
+    assert loaded.tag_digest("ghcr.io", "org/a", "1.0") == D2
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_missing_file_is_empty(tmp_path: Path) -> None:
+    c = CacheFile(tmp_path / "nope", ttl=None).load(now=0)
+    assert c.statistics().blob_entries == 0 and not c.loaded
+
+
+def _corrupt_checksum(path: Path) -> None:
+    doc = json.loads(path.read_text())
+    doc["payload"] = doc["payload"].replace("org/a", "org/z")
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "now", "message"),
+    [
+        pytest.param(lambda p: p.write_text("{not json"), 1000.0, "corrupt", id="not-json"),
+        pytest.param(lambda p: p.write_text("[]"), 1000.0, "corrupt", id="wrong-shape"),
+        pytest.param(_corrupt_checksum, 1000.0, "checksum", id="checksum"),
+        pytest.param(lambda p: p.write_bytes(p.read_bytes()[:40]), 1000.0, "corrupt", id="truncated"),
+        pytest.param(lambda p: None, 1000.0 + 7200, "expired", id="expired"),
+    ],
+)
+def test_bad_file_discarded_with_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mutate: object, now: float, message: str
+) -> None:
+    f = CacheFile(tmp_path, ttl=3600)
+    f.save(_filled(), now=1000.0)
+    mutate(f.path)  # type: ignore[operator]
+    with caplog.at_level(logging.WARNING, logger="ocync.engine.cache"):
+        c = f.load(now=now)
+    assert c.statistics().blob_entries == 0
+    assert message in caplog.text
+
+
+def test_lock_excludes_second_run(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    first = CacheFile(tmp_path, ttl=None)
+    second = CacheFile(tmp_path, ttl=None)
+    assert first.acquire()
+    with caplog.at_level(logging.WARNING, logger="ocync.engine.cache"):
+        assert not second.acquire()
+    assert "locked by another" in caplog.text
+    first.release()
+    with second.locked_for_run() as got:
+        assert got
+    assert not second.locked
