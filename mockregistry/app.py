@@ -481,8 +481,9 @@ class Registry:
         limit = self.profile.rate_limit
         assert limit is not None
         message = f"retry-after: {go_duration(retry_after)}, allowed: {limit.describe()}"
+        # Raw UTF-8 like GHCR (its durations may say "µs"), not a \u escape.
         body = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": message}]},
-                          separators=(",", ":")).encode()
+                          separators=(",", ":"), ensure_ascii=False).encode()
         headers = [("Content-Type", JSON_TYPE)]
         if self.profile.retry_after_header:
             headers.append(("Retry-After", str(max(1, int(retry_after + 0.999)))))
@@ -684,11 +685,7 @@ class Registry:
             return error(404, "BLOB_UPLOAD_UNKNOWN", upload_id or None)
         return upload
 
-    async def _finish(self, req: Request, name: str, upload: Upload, digest: str | None) -> Response:
-        if digest is None or parse_digest(digest) is None:
-            self.store.cancel_upload(upload)
-            self.stats.digest_invalid += 1
-            return error(400, "DIGEST_INVALID", digest, message="invalid or missing digest")
+    async def _finish(self, req: Request, name: str, upload: Upload, digest: str) -> Response:
         algorithm = digest.partition(":")[0]
         if upload.digest(algorithm) != digest:
             self.store.cancel_upload(upload)
@@ -735,11 +732,17 @@ class Registry:
                 return stopped
             return Response(202, self._upload_headers(req, name, upload))
         if method == "PUT":
+            digest = req.arg("digest")
+            if digest is None or parse_digest(digest) is None:
+                # distribution: an unparsable digest is refused before the body is read, and
+                # the session stays open.
+                self.stats.digest_invalid += 1
+                return error(400, "DIGEST_INVALID", digest, message="invalid or missing digest")
             if req.body.content_length != 0:
                 stopped = await self._stream_into(req, upload, False)
                 if stopped is not None:
                     return stopped
-            return await self._finish(req, name, upload, req.arg("digest"))
+            return await self._finish(req, name, upload, digest)
         return error(405, "UNSUPPORTED")
 
     async def _upload_post(self, req: Request, kind: str, name: str, now: float) -> Response:
@@ -751,8 +754,11 @@ class Registry:
                     ("Location", self._location(req, f"/v2/{name}/blobs/{mount}")),
                     ("Docker-Content-Digest", mount),
                 ])
-        upload = self.store.start_upload(name, now)
         digest = req.arg("digest")
+        if digest is not None and parse_digest(digest) is None:
+            self.stats.digest_invalid += 1
+            return error(400, "DIGEST_INVALID", digest, message="invalid digest")
+        upload = self.store.start_upload(name, now)
         if digest is not None:
             stopped = await self._stream_into(req, upload, False)
             if stopped is not None:
@@ -866,6 +872,8 @@ class Registry:
         if isinstance(sliced, Response):
             return sliced
         tags, more = sliced
+        if not tags and not more and self.profile.empty_tags_null:
+            return json_response({"name": name, "tags": None})
         headers: list[tuple[str, str]] = []
         if more:
             n = len(tags)

@@ -107,6 +107,8 @@ class Profile:
     # distribution answers absolute Location URLs and adds an opaque `_state` query.
     absolute_locations: bool = True
     upload_state_param: bool = True
+    # distribution 2.8 answers `"tags": null` for a repository whose tags are all gone (Go nil slice).
+    empty_tags_null: bool = True
     # distribution 2.8: an OCI manifest/index fetched by tag without its type in Accept is a 404.
     oci_by_tag_needs_accept: bool = True
     manifest_max_bytes: int = MANIFEST_MAX_BYTES
@@ -131,6 +133,7 @@ GHCR = Profile(
     absolute_locations=False,
     upload_state_param=False,
     oci_by_tag_needs_accept=False,
+    empty_tags_null=False,
 )
 PROFILES: Mapping[str, Profile] = {"generic": GENERIC, "ghcr": GHCR}
 

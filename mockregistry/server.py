@@ -139,12 +139,18 @@ class _Connection:
             expected = body.content_length
             if expected is None or expected - body.bytes_read > DRAIN_LIMIT:
                 resp.close = True
+        # Count the exchange before its bytes leave: a client that has read its last response
+        # then sees it in /_mock/stats. A body cut short is corrected afterwards.
+        planned = 0 if method == "HEAD" else resp.content_length
+        self.registry.record(req, resp, planned, trio.current_time() - started)
+        bytes_out = 0
         try:
             bytes_out, complete = await self._send_response(req, resp)
         finally:
             if resp.source is not None:
                 resp.source.close()
-        self.registry.record(req, resp, bytes_out, trio.current_time() - started)
+            if bytes_out < planned and resp.counted:
+                self.registry.stats.bytes_out -= planned - bytes_out
         if not complete:
             return False
         if resp.close or self.conn.our_state is h11.MUST_CLOSE:
@@ -187,7 +193,8 @@ class _Connection:
         while sent < cut:
             size = min(SEND_CHUNK, cut - sent)
             chunk = source.read(resp.offset + sent, size)
-            if len(chunk) != size:
+            size = len(chunk)  # a source may return less (memory blocks never cross a boundary)
+            if not size:
                 raise _Closed  # content vanished under us (deleted from disk)
             if fault is not None and fault.kind == "corrupt" and sent <= fault.offset < sent + size:
                 damaged = bytearray(chunk)  # a copy: stored content is never touched

@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Protocol
 
 DIGEST_ALGORITHMS = {"sha256": 64, "sha512": 128}
+# Abandoned upload sessions are purged after this long once many are open, bounding memory under
+# fault-injection runs (distribution purges after a week; tests need far less).
+UPLOAD_TTL = 600.0
+UPLOADS_BEFORE_PURGE = 1000
 
 
 def parse_digest(text: str) -> tuple[str, str] | None:
@@ -89,18 +93,65 @@ class BlobSource(Protocol):
     def close(self) -> None: ...
 
 
-class MemorySource:
-    __slots__ = ("_view", "length")
+# Memory uploads fill fixed blocks: no reallocation of one ever-growing buffer (which copies the
+# blob over and over) and no final join (which would hold it twice).
+BLOCK_SIZE = 1 << 20
 
-    def __init__(self, data: bytes | bytearray) -> None:
-        self._view = memoryview(data)
-        self.length = len(data)
+
+class Blocks:
+    """Blob content in memory as fixed-size blocks (the last one may be shorter)."""
+
+    __slots__ = ("blocks", "length", "_fill")
+
+    def __init__(self) -> None:
+        self.blocks: list[bytearray] = []
+        self.length = 0
+        self._fill = BLOCK_SIZE  # bytes used in the last block
+
+    def append(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            if self._fill == BLOCK_SIZE:
+                self.blocks.append(bytearray(BLOCK_SIZE))
+                self._fill = 0
+            take = min(len(view), BLOCK_SIZE - self._fill)
+            self.blocks[-1][self._fill : self._fill + take] = view[:take]
+            self._fill += take
+            self.length += take
+            view = view[take:]
+
+    def seal(self) -> Blocks:
+        """Trim the last block; the content is immutable from here on."""
+        if self.blocks and self._fill < BLOCK_SIZE:
+            del self.blocks[-1][self._fill :]
+        self._fill = BLOCK_SIZE
+        return self
 
     def read(self, offset: int, size: int) -> memoryview:
-        return self._view[offset : offset + size]
+        """Up to ``size`` bytes at ``offset``, never crossing a block (callers loop)."""
+        index, start = divmod(offset, BLOCK_SIZE)
+        if index >= len(self.blocks):
+            return memoryview(b"")
+        return memoryview(self.blocks[index])[start : start + size]
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.blocks)
+
+
+class MemorySource:
+    __slots__ = ("_data", "length")
+
+    def __init__(self, data: bytes | bytearray | Blocks) -> None:
+        self._data = data
+        self.length = data.length if isinstance(data, Blocks) else len(data)
+
+    def read(self, offset: int, size: int) -> memoryview:
+        if isinstance(self._data, Blocks):
+            return self._data.read(offset, size)
+        return memoryview(self._data)[offset : offset + size]
 
     def close(self) -> None:
-        self._view.release()
+        pass
 
 
 class FileSource:
@@ -131,7 +182,7 @@ class Upload:
         self.writes = 0
         self._hasher = hashlib.sha256()
         self._path = path
-        self._buffer: bytearray | None = None if path else bytearray()
+        self._buffer: Blocks | None = None if path else Blocks()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if path else -1
 
     def restart(self) -> None:
@@ -139,7 +190,7 @@ class Upload:
         self.size = 0
         self._hasher = hashlib.sha256()
         if self._buffer is not None:
-            self._buffer = bytearray()
+            self._buffer = Blocks()
         else:
             os.ftruncate(self._fd, 0)
             os.lseek(self._fd, 0, os.SEEK_SET)
@@ -147,7 +198,7 @@ class Upload:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._hasher.update(data)
         if self._buffer is not None:
-            self._buffer += data
+            self._buffer.append(data)
         else:
             view = memoryview(data)
             while view:
@@ -161,7 +212,8 @@ class Upload:
         # Rare: re-hash the content with the requested algorithm.
         hasher = hashlib.new(algorithm)
         if self._buffer is not None:
-            hasher.update(self._buffer)
+            for block in self._buffer.blocks:
+                hasher.update(block)
         else:
             assert self._path is not None
             with open(self._path, "rb") as f:
@@ -169,10 +221,10 @@ class Upload:
                     hasher.update(chunk)
         return f"{algorithm}:{hasher.hexdigest()}"
 
-    def take_buffer(self) -> bytearray:
+    def take_buffer(self) -> Blocks:
         assert self._buffer is not None
         buffer, self._buffer = self._buffer, None
-        return buffer
+        return buffer.seal()
 
     def take_file(self) -> Path:
         assert self._path is not None
@@ -199,7 +251,7 @@ class Store:
         self.root = root
         self.repos: dict[str, Repository] = {}
         self.uploads: dict[str, Upload] = {}
-        self._content: dict[str, bytes | bytearray] = {}
+        self._content: dict[str, bytes | bytearray | Blocks] = {}
         self._sizes: dict[str, int] = {}
         self._blob_digests: set[str] = set()
         self.uploads_cancelled = 0
@@ -355,10 +407,19 @@ class Store:
 
     # -- uploads ---------------------------------------------------------------------------------
     def start_upload(self, name: str, now: float) -> Upload:
+        if len(self.uploads) >= UPLOADS_BEFORE_PURGE:
+            self.purge_uploads(now)
         upload_id = str(uuidlib.uuid4())
         path = None if self.root is None else self.root / "uploads" / upload_id
         upload = self.uploads[upload_id] = Upload(name, upload_id, now, path)
         return upload
+
+    def purge_uploads(self, now: float) -> int:
+        """Drop sessions started more than UPLOAD_TTL ago (clients that vanished mid-upload)."""
+        stale = [u for u in self.uploads.values() if now - u.started > UPLOAD_TTL]
+        for upload in stale:
+            self.cancel_upload(upload)
+        return len(stale)
 
     def cancel_upload(self, upload: Upload) -> None:
         self.uploads.pop(upload.id, None)

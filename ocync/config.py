@@ -189,7 +189,7 @@ Size = Annotated[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _check_patterns(values: list[str] | None, what: str) -> list[str] | None:
@@ -282,8 +282,11 @@ class RegistryConfig(_Model):
             raise ValueError(
                 f"invalid url {v!r}: no path allowed (put the repository path in mappings)"
             )
-        if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:]+\](:[0-9]{1,5})?", host):
+        m = re.fullmatch(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::([0-9]{1,5}))?", host)
+        if m is None:
             raise ValueError(f"invalid url {v!r}: expected host[:port]")
+        if m.group(1) is not None and not 0 < int(m.group(1)) < 65536:
+            raise ValueError(f"invalid url {v!r}: port out of range")
         return text
 
     @field_validator("rate_limit")
@@ -391,7 +394,7 @@ class Config(_Model):
     """The whole file. Use :func:`load_config`; then :meth:`resolve` for the engine."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, title="ocync configuration"
+        extra="forbid", frozen=True, title="ocync configuration"
     )
 
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
@@ -521,7 +524,7 @@ class RegistrySettings:
     @classmethod
     def from_model(cls, name: str, model: RegistryConfig) -> RegistrySettings:
         scheme_match = re.match(r"^(https?)://", model.url)
-        host = normalise_registry(re.sub(r"^https?://", "", model.url))
+        host = normalise_registry(re.sub(r"^https?://", "", model.url).lower())
         if scheme_match:
             scheme = scheme_match.group(1)
         else:
@@ -645,6 +648,7 @@ class _Document:
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 _MAX_DEPTH = 64
 
 
@@ -652,6 +656,11 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, doc: _Document, d
     if depth > _MAX_DEPTH:
         doc.problems.append(Problem(loc, "nested too deeply (recursive alias?)"))
         return None
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
+        # Scalars with unknown tags fail in construct_object; collections must too.
+        raise yaml.constructor.ConstructorError(
+            None, None, f"unsupported tag {node.tag!r}", node.start_mark
+        )
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
@@ -686,7 +695,13 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, doc: _Document, d
 
 
 def _compose(text: str, filename: str) -> _Document:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text[: max(exc.position, 0)].count("\n") + 1
+        raise ConfigError(
+            f"{filename}:{line}: invalid YAML: character #x{exc.character:04x} is not allowed"
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -700,8 +715,14 @@ def _compose(text: str, filename: str) -> _Document:
         line = mark.line + 1 if mark is not None else 1
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
         raise ConfigError(f"{filename}:{line}: invalid YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: max(exc.position, 0)].count("\n") + 1
+        raise ConfigError(
+            f"{filename}:{line}: invalid YAML: character #x{exc.character:04x} is not allowed"
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{filename}:1: invalid YAML: {exc}") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{filename}:1: invalid YAML: {first}") from None
     finally:
         loader.dispose()
 

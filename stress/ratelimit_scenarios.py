@@ -21,11 +21,9 @@ import json
 import math
 import os
 import random
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +42,8 @@ from ocync.registry.blobs import copy_blob_to, upload_blob
 from ocync.registry.client import ClientSettings, RegistryClient
 from ocync.registry.profiles import profile_named
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "stress" / "results"
 USER, PASSWORD = "alice", "pat-alice"
 
 
@@ -76,8 +75,14 @@ def _manifest(config: Descriptor, layer: Descriptor) -> bytes:
     doc = {
         "schemaVersion": 2,
         "mediaType": mt.OCI_MANIFEST,
-        "config": {"mediaType": config.media_type, "digest": str(config.digest), "size": config.size},
-        "layers": [{"mediaType": layer.media_type, "digest": str(layer.digest), "size": layer.size}],
+        "config": {
+            "mediaType": config.media_type,
+            "digest": str(config.digest),
+            "size": config.size,
+        },
+        "layers": [
+            {"mediaType": layer.media_type, "digest": str(layer.digest), "size": layer.size}
+        ],
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -90,7 +95,9 @@ def _blob(data: bytes, media_type: str = mt.OCI_LAYER) -> Descriptor:
     return Descriptor(media_type, Digest.of(data), len(data))
 
 
-async def _push_blob(client: RegistryClient, repo: str, data: bytes, media_type: str = mt.OCI_LAYER) -> Descriptor:
+async def _push_blob(
+    client: RegistryClient, repo: str, data: bytes, media_type: str = mt.OCI_LAYER
+) -> Descriptor:
     """Upload with a fresh session per attempt: a throttled *streamed* PUT cannot be replayed
     by the client, so the transfer restarts (as the engine's blob copies do)."""
     desc = _blob(data, media_type)
@@ -134,15 +141,23 @@ async def run_workload(
         prof = profile_named(profile)
         cap = parse_rate(rate_limit) if rate_limit else None
         controller = PrincipalController(
-            f"{url}|{USER}", window_groups=prof.window_groups, cap=cap, rate_share=rate_share,
-            adopt_announced_cap=False, seed=seed,
+            f"{url}|{USER}",
+            window_groups=prof.window_groups,
+            cap=cap,
+            rate_share=rate_share,
+            adopt_announced_cap=False,
+            seed=seed,
         )
     rng = random.Random(seed)
     errors: list[str] = []
     samples = Samples()
     async with (
-        RegistryClient(url, settings, controllers=registry, controller=controller, seed=seed) as source,
-        RegistryClient(url, settings, controllers=registry, controller=controller, seed=seed + 1) as target,
+        RegistryClient(
+            url, settings, controllers=registry, controller=controller, seed=seed
+        ) as source,
+        RegistryClient(
+            url, settings, controllers=registry, controller=controller, seed=seed + 1
+        ) as target,
     ):
         assert source.controller is target.controller, "one principal, one controller"
         ctl = source.controller
@@ -154,7 +169,9 @@ async def run_workload(
         bases: list[str] = []
         for t in range(tasks):
             repo = f"{USER}/{prefix}-src-{t}"
-            config = await _push_blob(source, repo, b'{"architecture":"amd64","os":"linux"}', mt.OCI_CONFIG)
+            config = await _push_blob(
+                source, repo, b'{"architecture":"amd64","os":"linux"}', mt.OCI_CONFIG
+            )
             layer = await _push_blob(source, repo, rng.randbytes(512))
             await source.put_manifest(repo, "base", _manifest(config, layer), mt.OCI_MANIFEST)
             bases.append(repo)
@@ -169,7 +186,9 @@ async def run_workload(
             src, dst = bases[t], f"{USER}/{prefix}-dst-{t}"
             while made() < operations:
                 try:
-                    desc = await _push_blob(source, src, task_rng.randbytes(task_rng.randint(256, 4096)))
+                    desc = await _push_blob(
+                        source, src, task_rng.randbytes(task_rng.randint(256, 4096))
+                    )
                     await copy_blob_to(source, src, desc, target, dst)
                     await source.get_manifest(src, "base")
                     await target.head_blob(dst, desc.digest)
@@ -190,7 +209,7 @@ async def run_workload(
                     for key, window in stats.windows.items():
                         series = samples.windows.setdefault(key, [math.nan] * (len(samples.t) - 1))
                         series.append(window.window.window)
-                    for key, series in samples.windows.items():
+                    for series in samples.windows.values():
                         if len(series) < len(samples.t):
                             series.append(series[-1] if series else math.nan)
                     await trio.sleep(sample_every)
@@ -260,8 +279,17 @@ class ScenarioResult:
     samples: Samples | None = None
 
     def summary(self) -> dict[str, Any]:
-        numbers = {k: v for k, v in self.numbers.items() if k != "timeline"}
-        return {"name": self.name, "title": self.title, "passed": self.passed, "checks": self.checks, **numbers}
+        numbers = dict(self.numbers)
+        numbers["timeline"] = [
+            [row["t"], row["requests"], row["throttled"]] for row in numbers.get("timeline", [])
+        ]
+        return {
+            "name": self.name,
+            "title": self.title,
+            "passed": self.passed,
+            "checks": self.checks,
+            **numbers,
+        }
 
 
 def _mock_options(profile: str, cap: str, seed: int) -> MockOptions:
@@ -270,12 +298,20 @@ def _mock_options(profile: str, cap: str, seed: int) -> MockOptions:
     )
 
 
-async def scenario_known_cap(*, operations: int, tasks: int, cap: str, seed: int = 1) -> ScenarioResult:
+async def scenario_known_cap(
+    *, operations: int, tasks: int, cap: str, seed: int = 1
+) -> ScenarioResult:
     rate = parse_rate(cap)
     async with serve_mock(_mock_options("ghcr", cap, seed)) as mock:
         result = await run_workload(
-            mock.url, profile="ghcr", operations=operations, tasks=tasks, rate_limit=cap,
-            prefix="known", seed=seed, on_start=mock.reset_stats,
+            mock.url,
+            profile="ghcr",
+            operations=operations,
+            tasks=tasks,
+            rate_limit=cap,
+            prefix="known",
+            seed=seed,
+            on_start=mock.reset_stats,
         )
         numbers = measure(mock.stats(), rate.count, rate.period, result.seconds)
     numbers.update(_workload_numbers(result))
@@ -285,7 +321,14 @@ async def scenario_known_cap(*, operations: int, tasks: int, cap: str, seed: int
         "zero 429s": numbers["throttled"] == 0,
         "request rate >= 90% of the cap": numbers["utilisation"] >= 0.90,
     }
-    return ScenarioResult("known_cap", f"known cap ({cap}, ghcr profile, {tasks} tasks)", all(checks.values()), checks, numbers, result.samples)
+    return ScenarioResult(
+        "known_cap",
+        f"known cap ({cap}, ghcr profile, {tasks} tasks)",
+        all(checks.values()),
+        checks,
+        numbers,
+        result.samples,
+    )
 
 
 async def scenario_unknown_cap(
@@ -294,8 +337,14 @@ async def scenario_unknown_cap(
     rate = parse_rate(cap)
     async with serve_mock(_mock_options("generic", cap, seed)) as mock:
         result = await run_workload(
-            mock.url, profile="generic", operations=operations, tasks=tasks, rate_limit=None,
-            prefix="unknown", seed=seed, adopt_announced_cap=adopt_announced_cap,
+            mock.url,
+            profile="generic",
+            operations=operations,
+            tasks=tasks,
+            rate_limit=None,
+            prefix="unknown",
+            seed=seed,
+            adopt_announced_cap=adopt_announced_cap,
             on_start=mock.reset_stats,
         )
         numbers = measure(mock.stats(), rate.count, rate.period, result.seconds)
@@ -307,7 +356,14 @@ async def scenario_unknown_cap(
     }
     name = "unknown_cap" if adopt_announced_cap else "unknown_cap_blind"
     how = "learns the announced cap" if adopt_announced_cap else "blind: AIMD + hints only"
-    return ScenarioResult(name, f"unknown cap ({cap} on the mock, generic profile, {how})", all(checks.values()), checks, numbers, result.samples)
+    return ScenarioResult(
+        name,
+        f"unknown cap ({cap} on the mock, generic profile, {how})",
+        all(checks.values()),
+        checks,
+        numbers,
+        result.samples,
+    )
 
 
 async def scenario_shared_principal(
@@ -323,15 +379,35 @@ async def scenario_shared_principal(
 
         async def worker(i: int) -> None:
             cmd = [
-                sys.executable, "-m", "stress.ratelimit_scenarios", "worker",
-                "--url", mock.url, "--profile", "ghcr", "--rate-limit", cap,
-                "--rate-share", str(share), "--operations", str(operations // processes),
-                "--tasks", str(tasks), "--prefix", f"shared{i}", "--seed", str(seed + i),
+                sys.executable,
+                "-m",
+                "stress.ratelimit_scenarios",
+                "worker",
+                "--url",
+                mock.url,
+                "--profile",
+                "ghcr",
+                "--rate-limit",
+                cap,
+                "--rate-share",
+                str(share),
+                "--operations",
+                str(operations // processes),
+                "--tasks",
+                str(tasks),
+                "--prefix",
+                f"shared{i}",
+                "--seed",
+                str(seed + i),
             ]
-            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-            proc = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False, env=env)
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            proc = await trio.run_process(
+                cmd, capture_stdout=True, capture_stderr=True, check=False, env=env
+            )
             if proc.returncode != 0:
-                raise RuntimeError(f"worker {i} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}")
+                raise RuntimeError(
+                    f"worker {i} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}"
+                )
             outputs.append(json.loads(proc.stdout.decode().strip().splitlines()[-1]))
 
         async with trio.open_nursery() as nursery:
@@ -400,8 +476,19 @@ def plot(result: ScenarioResult, path: Path) -> Path:
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
     timeline = result.numbers["timeline"]
     ts = [row["t"] + 0.5 for row in timeline]
-    top.step(ts, [row["requests"] - row["throttled"] for row in timeline], where="mid", label="accepted / s (mock)")
-    top.step(ts, [row["throttled"] for row in timeline], where="mid", label="429 / s (mock)", color="tab:red")
+    top.step(
+        ts,
+        [row["requests"] - row["throttled"] for row in timeline],
+        where="mid",
+        label="accepted / s (mock)",
+    )
+    top.step(
+        ts,
+        [row["throttled"] for row in timeline],
+        where="mid",
+        label="429 / s (mock)",
+        color="tab:red",
+    )
     top.axhline(result.numbers["cap_rate"], linestyle="--", color="grey", label="cap")
     top.set_ylabel("requests per second")
     top.legend(loc="lower right")
@@ -431,35 +518,58 @@ QUICK = Sizes(operations=400, tasks=6, cap="100/2s")
 
 async def run_all(sizes: Sizes, which: Sequence[str], seed: int) -> list[ScenarioResult]:
     results: list[ScenarioResult] = []
-    kw = {"operations": sizes.operations, "tasks": sizes.tasks, "cap": sizes.cap, "seed": seed}
+    ops, tasks, cap = sizes.operations, sizes.tasks, sizes.cap
     for name in which:
         if name == "1":
-            results.append(await scenario_known_cap(**kw))  # type: ignore[arg-type]
+            results.append(
+                await scenario_known_cap(operations=ops, tasks=tasks, cap=cap, seed=seed)
+            )
         elif name == "2":
-            results.append(await scenario_unknown_cap(**kw))  # type: ignore[arg-type]
+            results.append(
+                await scenario_unknown_cap(operations=ops, tasks=tasks, cap=cap, seed=seed)
+            )
         elif name == "2b":
-            results.append(await scenario_unknown_cap(**kw, adopt_announced_cap=False))  # type: ignore[arg-type]
+            results.append(
+                await scenario_unknown_cap(
+                    operations=ops, tasks=tasks, cap=cap, seed=seed, adopt_announced_cap=False
+                )
+            )
         elif name == "3":
-            results.append(await scenario_shared_principal(**kw))  # type: ignore[arg-type]
+            results.append(
+                await scenario_shared_principal(operations=ops, tasks=tasks, cap=cap, seed=seed)
+            )
     return results
 
 
 def _worker_main(args: argparse.Namespace) -> int:
     async def go() -> WorkloadResult:
         return await run_workload(
-            args.url, profile=args.profile, operations=args.operations, tasks=args.tasks,
-            rate_limit=args.rate_limit, rate_share=args.rate_share, prefix=args.prefix, seed=args.seed,
+            args.url,
+            profile=args.profile,
+            operations=args.operations,
+            tasks=args.tasks,
+            rate_limit=args.rate_limit,
+            rate_share=args.rate_share,
+            prefix=args.prefix,
+            seed=args.seed,
         )
 
     result = trio.run(go)
-    out = {"operations": result.operations, "units": result.units, "errors": result.errors,
-           "seconds": round(result.seconds, 3), "controller": result.controller}
+    out = {
+        "operations": result.operations,
+        "units": result.units,
+        "errors": result.errors,
+        "seconds": round(result.seconds, 3),
+        "controller": result.controller,
+    }
     print(json.dumps(out))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stress.ratelimit_scenarios", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m stress.ratelimit_scenarios", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command")
     worker = sub.add_parser("worker", help="one process of the shared-principal scenario")
     worker.add_argument("--url", required=True)
@@ -481,7 +591,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         return _worker_main(args)
     base = QUICK if args.quick else FULL
-    sizes = Sizes(args.operations or base.operations, args.tasks or base.tasks, args.cap or base.cap)
+    sizes = Sizes(
+        args.operations or base.operations, args.tasks or base.tasks, args.cap or base.cap
+    )
     which = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     wall = time.monotonic()
     results = trio.run(run_all, sizes, which, args.seed)

@@ -74,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except OcyncError as exc:
-        print(f"ocync: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:  # config errors: one per line
+            print(f"ocync: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ocync: interrupted", file=sys.stderr)

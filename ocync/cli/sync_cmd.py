@@ -77,6 +77,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-runs", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(func=run_watch_command, dry_run=False, no_cache=False)
 
+    p = subparsers.add_parser(
+        "analyze", help="from manifests only: blobs, shared layers, mounts, requests and minutes"
+    )
+    _common(p)
+    p.set_defaults(func=run_analyze_command)
+
 
 class _LiveProgress:
     """A one-line live status on stderr (rich), only when stderr is a terminal."""
@@ -186,6 +192,18 @@ def run_sync_command(args: argparse.Namespace) -> int:
     return report.exit_code()
 
 
+def run_analyze_command(args: argparse.Namespace) -> int:
+    from ocync.engine.analyze import analyze
+
+    loaded = load_config_file(args.config)
+    result = trio.run(analyze, loaded.config)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.render_text())
+    return 2 if result.errors and not result.tags else (1 if result.errors else 0)
+
+
 def run_watch_command(args: argparse.Namespace) -> int:
     runs = 0
     code = 0
@@ -205,4 +223,4 @@ def run_watch_command(args: argparse.Namespace) -> int:
             return code
 
 
-__all__ = ["register", "run_sync_command", "run_watch_command"]
+__all__ = ["register", "run_analyze_command", "run_sync_command", "run_watch_command"]

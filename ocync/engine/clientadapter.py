@@ -46,6 +46,7 @@ class ClientEndpoint:
         self._name = name
         self.client = client
         self._rng = random.Random(seed)
+        self._referrers_unsupported = False
 
     # ---- Endpoint ------------------------------------------------------------------------
     @property
@@ -106,7 +107,14 @@ class ClientEndpoint:
         return await self.client.get_manifest(repo, ref)
 
     async def list_referrers(self, repo: str, digest: str) -> list[Descriptor] | None:
-        return await self.client.referrers(repo, Digest.parse(digest))
+        # Once a registry has shown it lacks the referrers API (distribution 2.8 answers
+        # 404), stop asking: the tag-schema fallback is the answer for the rest of the run.
+        if self._referrers_unsupported:
+            return None
+        found = await self.client.referrers(repo, Digest.parse(digest))
+        if found is None:
+            self._referrers_unsupported = True
+        return found
 
     async def download_blob(self, repo: str, desc: Descriptor, path: Path) -> None:
         what = f"blob {desc.digest} from {self._name}/{repo}"

@@ -23,7 +23,6 @@ from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
 from ocync.oci.platform import Platform, trim_index
 from ocync.oci.tagfilter import TagFilter, TagSelection
 
-
 # distribution-spec 1.1 "Referrers tag schema": <alg>-<hex digest>.
 REFERRERS_TAG = re.compile(r"sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128}")
 
@@ -108,6 +107,9 @@ class WorkItem:
     tree: ImageTree
     targets: tuple[TargetRepo, ...]
     warnings: tuple[str, ...] = ()
+    # The source's referrers fallback tags seen in its listing (None: not listed), so a
+    # registry without the referrers API costs no fallback GET for images without any.
+    referrer_tags: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +164,7 @@ def literal_only(flt: TagFilter) -> bool:
     return not flt.glob and bool(flt.literal_includes) and not flt.glob_includes
 
 
-async def _fetch_tree(
+async def fetch_tree(
     source: SourceEndpoint, repo: str, ref: str, platforms: Sequence[Platform]
 ) -> tuple[ImageTree, tuple[str, ...]]:
     root = await source.get_manifest(repo, ref)
@@ -196,6 +198,7 @@ async def discover_tag(
     source: SourceEndpoint,
     targets: dict[str, TargetEndpoint],
     cache: TransferCache,
+    referrer_tags: frozenset[str] | None = None,
 ) -> TagOutcome:
     """Decide what one tag needs; never raises an :class:`OcyncError` (it is the outcome)."""
     try:
@@ -217,12 +220,18 @@ async def discover_tag(
             if wanted is None:
                 raise NotFound(f"tag {tag} not found in {mapping.source}/{mapping.source_repo}", status=404)
         else:
-            tree, warnings = await _fetch_tree(source, mapping.source_repo, tag, mapping.platforms)
+            tree, warnings = await fetch_tree(source, mapping.source_repo, tag, mapping.platforms)
             wanted = tree.digest
         present: dict[TargetRepo, str | None] = {}
 
         async def probe(t: TargetRepo) -> None:
-            present[t] = await targets[t.registry].head_manifest(t.repo, tag)
+            endpoint = targets[t.registry]
+            # What this run or the last one pushed or saw there (within cache_ttl) is
+            # trusted: a warm run then costs one source HEAD per tag. --no-cache rechecks.
+            if cache.tag_digest(endpoint.host, t.repo, tag) == wanted:
+                present[t] = wanted
+                return
+            present[t] = await endpoint.head_manifest(t.repo, tag)
 
         await run_all(functools.partial(probe, t) for t in mapping.targets)
         need = tuple(t for t in mapping.targets if present.get(t) != wanted)
@@ -232,24 +241,29 @@ async def discover_tag(
         if not need:
             return TagOutcome(tag, skipped=skipped, digest=wanted)
         if tree is None:
-            tree, warnings = await _fetch_tree(
+            tree, warnings = await fetch_tree(
                 source, mapping.source_repo, wanted, mapping.platforms
             )
-        item = WorkItem(seq, mapping, tag, tree, need, warnings)
+        item = WorkItem(seq, mapping, tag, tree, need, warnings, referrer_tags)
         return TagOutcome(tag, item=item, skipped=skipped, digest=tree.digest)
     except OcyncError as exc:
         return TagOutcome(tag, error=exc)
 
 
-async def select_tags(mapping: MappingSpec, source: SourceEndpoint) -> tuple[int, TagSelection]:
-    """List (unless only literal includes) and filter the mapping's tags."""
+async def select_tags(
+    mapping: MappingSpec, source: SourceEndpoint
+) -> tuple[int, TagSelection, frozenset[str] | None]:
+    """List (unless only literal includes) and filter the mapping's tags; also return the
+    referrers fallback tags the listing showed (None when nothing was listed)."""
     listed: list[str] = []
-    if mapping.list_tags and not literal_only(mapping.tag_filter):
+    listing = mapping.list_tags and not literal_only(mapping.tag_filter)
+    if listing:
         listed = await source.list_tags(mapping.source_repo)
     # Referrers tag-schema fallback tags (``sha256-<hex>``) belong to their subject: they are
     # copied with it under the ``artifacts`` policy, never as ordinary tags.
     tags = [t for t in listed if not REFERRERS_TAG.fullmatch(t)]
-    return len(listed), mapping.tag_filter.apply(tags)
+    fallback = frozenset(t for t in listed if REFERRERS_TAG.fullmatch(t)) if listing else None
+    return len(listed), mapping.tag_filter.apply(tags), fallback
 
 
 __all__ = [

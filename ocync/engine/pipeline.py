@@ -182,7 +182,7 @@ class SyncEngine:
         source = self.ctx.sources[mapping.source]
         try:
             async with limiter:
-                found.listed, found.selection = await select_tags(mapping, source)
+                found.listed, found.selection, referrer_tags = await select_tags(mapping, source)
         except OcyncError as exc:
             found.error = f"mapping {mapping.name}: {redact(str(exc))}"
             prefix = "auth: " if isinstance(exc, Unauthorized) else ""
@@ -198,7 +198,13 @@ class SyncEngine:
             async with limiter:
                 self._seq += 1
                 outcome = await discover_tag(
-                    mapping, tag, self._seq, source, dict(self.ctx.targets), self.ctx.cache
+                    mapping,
+                    tag,
+                    self._seq,
+                    source,
+                    dict(self.ctx.targets),
+                    self.ctx.cache,
+                    referrer_tags,
                 )
             found.outcomes.append(outcome)
             for target, reason in outcome.skipped:

@@ -47,16 +47,15 @@ class RunOptions:
 
 def client_settings(reg: RegistrySettings, rate_share: float | None) -> ClientSettings:
     """The client's settings for one ``registries:`` entry."""
-    kind = reg.auth_type if reg.auth_type != "docker_config" else None
     auth = AuthSettings(
-        kind=kind,  # type: ignore[arg-type]
+        kind=reg.auth_type,  # type: ignore[arg-type]  # validated by the config
         username=reg.username,
         password=reg.password,
         token=reg.token,
     )
     return ClientSettings(
         auth=auth,
-        profile=getattr(reg, "profile", None),
+        profile=reg.profile,
         rate_limit=reg.rate_limit,
         max_concurrent=reg.max_concurrent,
         insecure=reg.insecure,

@@ -254,6 +254,10 @@ async def copy_referrers(
     subject = Digest.parse(item.tree.digest)
     fallback: Manifest | None = None
     listed = await source.list_referrers(source_repo, str(subject))
+    if listed is None and item.referrer_tags is not None and (
+        subject.tag_fallback not in item.referrer_tags
+    ):
+        listed = []  # the listing shows no fallback tag for this subject: nothing to fetch
     if listed is None:
         try:
             fallback = await source.get_manifest(source_repo, subject.tag_fallback)

@@ -5,10 +5,12 @@ Stages, in order (issue 5):
   2. ``exclude`` in two tiers: the soft tier (``defaults.tags.exclude`` plus the built-in
      pre-release patterns, matched case-insensitively) and the hard tier (the mapping's own
      ``exclude``, which nothing overrides);
-  3. ``sort`` (``semver`` or ``alpha``) then ``latest: N`` (the N highest);
+  3. ``sort`` (``semver`` or ``alpha``) then ``latest: N`` (the N highest; literal includes
+     never take one of the N places);
   4. ``include``: glob includes rescue tags from stage 1 and the soft tier and then go through
      the rest of the pipeline; literal includes join the result as written (hard tier still
-     applies), even when the listing does not show them;
+     applies), even when the listing does not show them. The result is in sort order, or
+     else in listing order with unlisted literals last, so filtering it again returns it;
   5. ``min_tags``: fewer survivors is an error for the mapping (reported, not raised here);
   6. ``immutable_tags``: tags whose content never changes; the engine skips one that every
      target already has, without a request (:func:`partition_immutable`).
@@ -218,15 +220,18 @@ def apply_filter(flt: TagFilter, tags: Iterable[str]) -> TagSelection:
         current = sort_tags(current, flt.sort)
         record("sort", flt.sort, before, current)
 
+    literals = flt.literal_includes
     if flt.latest is not None:
         before = current
+        # Literal includes never take one of the N places: they pass through and join anyway.
+        literal_set = set(literals)
+        pool = [t for t in current if t not in literal_set]
         # With a sort, the N highest; without one (the config forbids it), the first N listed.
-        current = current[-flt.latest :] if flt.sort is not None else current[: flt.latest]
-        if flt.latest == 0:
-            current = []
+        top = pool[max(0, len(pool) - flt.latest) :] if flt.sort is not None else pool[: flt.latest]
+        keep = set(top) if flt.latest > 0 else set()
+        current = [t for t in current if t in keep or t in literal_set]
         record("latest", str(flt.latest), before, current)
 
-    literals = flt.literal_includes
     literal_added: list[str] = []
     if literals:
         before = current
@@ -240,9 +245,13 @@ def apply_filter(flt: TagFilter, tags: Iterable[str]) -> TagSelection:
             present.add(tag)
             if tag not in listed_set:
                 literal_added.append(tag)
+        # One order for the whole result, so that filtering the output again gives it back:
+        # the sort order, or else the listing's order with unlisted literals at the end.
         if flt.sort is not None:
-            # One order for the whole result, so filtering the output again gives it back.
             current = sort_tags(current, flt.sort)
+        else:
+            present = set(current)
+            current = [t for t in listed if t in present] + literal_added
         record("include (literal)", " | ".join(literals), before, current)
 
     return TagSelection(

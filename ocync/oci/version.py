@@ -4,7 +4,8 @@ Container tags are semver-ish at best: ``v1.2``, ``1.25.3-alpine``, ``3.19.1-r3`
 ``2.0.0-rc.1+build.5``, ``20240101``. :func:`parse_version` accepts an optional ``v``,
 1 to 4 numeric parts, a pre-release (semver 2.0.0 section 9, recognised by a keyword such
 as ``rc`` or ``beta``), a variant (any other suffix: ``-alpine``, ``-r3``) and ``+build``
-metadata. It never raises; tags that are not versions give ``None`` and still sort, below
+metadata. A numeric suffix (``1.2.3-1``) is read as a packaging revision, i.e. a variant,
+as Debian and Alpine based tags use it, not as a semver pre-release. It never raises; tags that are not versions give ``None`` and still sort, below
 every version, by :func:`tag_sort_key`, so sorting any list of strings is total and stable.
 """
 

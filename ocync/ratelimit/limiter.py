@@ -27,7 +27,13 @@ from ocync.ratelimit.aimd import (
     AIMDWindow,
     WindowStatistics,
 )
-from ocync.ratelimit.bucket import DEFAULT_HEADROOM, RateCap, TokenBucket, bucket_for_cap
+from ocync.ratelimit.bucket import (
+    DEFAULT_HEADROOM,
+    RateCap,
+    TokenBucket,
+    bucket_for_cap,
+    estimate_cap,
+)
 from ocync.ratelimit.signals import ThrottleSignal
 
 DEFAULT_KEY = "default"
@@ -88,7 +94,12 @@ class ControllerStatistics:
     cap: str | None
     bucket_rate: float | None
     rate_share: float
-    learned_cap: bool = field(default=False)
+    # Where the cap came from: "configured", "announced" (the 429 said), "estimated", or None.
+    cap_source: str | None = field(default=None)
+
+    @property
+    def learned_cap(self) -> bool:
+        return self.cap_source in ("announced", "estimated")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +112,7 @@ class ControllerStatistics:
             "paused_seconds": round(self.paused_seconds, 3),
             "budget_pauses": self.budget_pauses,
             "cap": self.cap,
+            "cap_source": self.cap_source,
             "learned_cap": self.learned_cap,
             "bucket_rate": None if self.bucket_rate is None else round(self.bucket_rate, 3),
             "rate_share": self.rate_share,
@@ -140,12 +152,12 @@ class Permit:
     def succeeded(self) -> None:
         if self.outcome is None:
             self.outcome = "success"
-            self._controller._on_success(self._window)
+            self._controller._on_success(self._window, self.admitted_at)
 
     def throttled(self, signal: ThrottleSignal) -> None:
         if self.outcome is None:
             self.outcome = "throttled"
-            self._controller._on_throttle(self._window, signal)
+            self._controller._on_throttle(self._window, signal, self.admitted_at)
 
     def __repr__(self) -> str:
         return f"<Permit kind={self.kind} key={self.key} outcome={self.outcome}>"
@@ -171,6 +183,7 @@ class PrincipalController:
         headroom: float = DEFAULT_HEADROOM,
         seed: int | None = None,
         adopt_announced_cap: bool = True,
+        estimate_cap: bool = True,
     ) -> None:
         if not 0 < rate_share <= 1:
             raise ConfigError(f"--rate-share must be in (0, 1], got {rate_share}")
@@ -187,9 +200,16 @@ class PrincipalController:
         # Use the cap a registry announces with its 429 (GHCR: "allowed: 2000/minute") when
         # none is configured; False leaves the AIMD window and the hint pauses on their own.
         self.adopt_announced_cap = adopt_announced_cap
+        # Without any cap, infer one from the first throttle that carries a hint (see
+        # bucket.estimate_cap); False leaves the AIMD window and the hint pauses on their own.
+        self.estimate_cap = estimate_cap
+        self._first_success_at: float | None = None
+        self._successes = 0
         self._windows: dict[str, _Window] = {}
         self._cap: RateCap | None = None
-        self._learned_cap = False
+        self._cap_source: str | None = None
+        self._cap_set_at = -math.inf
+        self._cap_epoch_end = -math.inf
         self._bucket: TokenBucket | None = None
         self._gate: deque[trio.Event] = deque()
         self._paused_until = -math.inf
@@ -214,15 +234,22 @@ class PrincipalController:
     def rate_share(self) -> float:
         return self._rate_share
 
-    def set_cap(self, cap: RateCap | None, *, learned: bool = False) -> None:
-        """Apply a documented (or announced) cap from now on; None removes the bucket."""
+    def set_cap(self, cap: RateCap | None, *, source: str = "configured") -> None:
+        """Apply a cap from now on; None removes the bucket.
+
+        ``source`` is "configured" (config or profile; scaled by ``rate_share``), "announced"
+        (the registry's 429 said so; scaled too) or "estimated" (inferred from our own
+        successes, which are already our share).
+        """
         self._cap = cap
-        self._learned_cap = learned and cap is not None
+        self._cap_source = None if cap is None else source
+        now = _now_or_none()
+        self._cap_set_at = -math.inf if now is None else now
         if cap is None:
             self._bucket = None
             return
-        now = _now_or_none()
-        bucket = bucket_for_cap(cap, rate_share=self._rate_share, headroom=self._headroom, now=now)
+        share = 1.0 if source == "estimated" else self._rate_share
+        bucket = bucket_for_cap(cap, rate_share=share, headroom=self._headroom, now=now)
         if self._bucket is not None and now is not None:
             bucket = TokenBucket(
                 bucket.rate,
@@ -325,13 +352,19 @@ class PrincipalController:
 
     # -- feedback ------------------------------------------------------------------------
 
-    def _on_success(self, window: _Window | None) -> None:
+    def _on_success(self, window: _Window | None, admitted_at: float) -> None:
         self._consecutive_throttles = 0
+        if window is not None and self._cap is None:
+            if self._first_success_at is None or admitted_at < self._first_success_at:
+                self._first_success_at = admitted_at
+            self._successes += 1
         if window is not None:
             window.aimd.on_success(_now())
             self._wake(window)
 
-    def _on_throttle(self, window: _Window | None, signal: ThrottleSignal) -> None:
+    def _on_throttle(
+        self, window: _Window | None, signal: ThrottleSignal, admitted_at: float
+    ) -> None:
         now = _now()
         self._throttles += 1
         new_epoch = True
@@ -340,10 +373,7 @@ class PrincipalController:
             window.aimd.on_throttle(now)
         if new_epoch:
             self._consecutive_throttles += 1
-        announced = signal.allowed if self.adopt_announced_cap else None
-        if announced is not None and (self._cap is None or self._learned_cap):
-            if self._cap != announced:
-                self.set_cap(announced, learned=True)
+        self._learn_cap(signal, now, admitted_at)
         # Pause new admissions until the hint expires, so that the other tasks do not pile
         # into the same wall; without a hint, back off by the number of throttled epochs.
         delay = hint_delay(signal)
@@ -352,6 +382,39 @@ class PrincipalController:
         self._pause_until(now + delay)
         if self._bucket is not None:
             self._bucket.drain(now)
+
+    def _learn_cap(self, signal: ThrottleSignal, now: float, admitted_at: float) -> None:
+        """Adopt an announced cap, estimate one, or lower an estimate the registry disproved."""
+        announced = signal.allowed if self.adopt_announced_cap else None
+        if announced is not None and self._cap_source in (None, "announced", "estimated"):
+            if self._cap != announced:
+                self.set_cap(announced, source="announced")
+            return
+        if self._cap is None:
+            if (
+                self.estimate_cap
+                and signal.retry_after is not None
+                and self._first_success_at is not None
+            ):
+                estimate = estimate_cap(
+                    self._successes, self._first_success_at, now, signal.retry_after
+                )
+                if estimate is not None:
+                    self.set_cap(estimate, source="estimated")
+                    self._cap_epoch_end = now + self._epoch
+            return
+        if (
+            self._cap_source == "estimated"
+            and admitted_at >= self._cap_set_at
+            and now >= self._cap_epoch_end
+        ):
+            # A request paced by the estimate was throttled: the estimate was too high.
+            # Multiplicative decrease, once per epoch (the same rule as the window's).
+            cap = self._cap
+            self.set_cap(
+                RateCap(max(1, math.floor(cap.count * 0.9)), cap.period), source="estimated"
+            )
+            self._cap_epoch_end = now + self._epoch
 
     def observe_budget(self, remaining: int, reset_seconds: float | None) -> None:
         """A budget header: pause new admissions before the budget runs out.
@@ -433,7 +496,7 @@ class PrincipalController:
             cap=None if self._cap is None else str(self._cap),
             bucket_rate=None if self._bucket is None else self._bucket.rate,
             rate_share=self._rate_share,
-            learned_cap=self._learned_cap,
+            cap_source=self._cap_source,
         )
 
     def __repr__(self) -> str:

@@ -55,28 +55,54 @@ class BlobCopyResult:
         return self.error is None
 
 
-async def verified_chunks(
-    chunks: AsyncIterable[bytes], descriptor: Descriptor, what: str
-) -> AsyncIterator[bytes]:
-    """Pass ``chunks`` through, hashing each; raise :class:`IntegrityError` before the chunk
-    that completes the blob if the digest differs, or as soon as there are too many bytes."""
-    size = descriptor.size
-    hasher = DigestHasher(descriptor.digest.algorithm)
-    if size == 0:
-        hasher.verify(descriptor.digest, 0, what)
-    stream = aiter_of(chunks)
-    async with _closing(stream):
-        async for chunk in stream:
-            if not chunk:
-                continue
-            if hasher.size + len(chunk) > size:
-                raise IntegrityError(f"{what}: size mismatch: more than the expected {size} bytes")
-            hasher.update(chunk)
-            if hasher.size == size:
-                hasher.verify(descriptor.digest, size, what)
-            yield chunk
-    if hasher.size < size:
-        raise TransportError(f"{what}: body truncated: received {hasher.size} of {size} bytes")
+class VerifiedChunks:
+    """Pass chunks through, hashing each; raise :class:`IntegrityError` before the chunk that
+    completes the blob if the digest differs, or as soon as there are too many bytes; a body
+    that ends short raises :class:`TransportError` (a truncated transfer is worth a retry).
+
+    An iterator object rather than an async generator: an aborted upload leaves nothing
+    half-run for the garbage collector."""
+
+    def __init__(self, chunks: AsyncIterable[bytes], descriptor: Descriptor, what: str) -> None:
+        self._inner = aiter(chunks)
+        self._size = descriptor.size
+        self._digest = descriptor.digest
+        self._what = what
+        self.hasher = DigestHasher(descriptor.digest.algorithm)
+        if self._size == 0:
+            self.hasher.verify(self._digest, 0, what)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        hasher = self.hasher
+        while True:
+            try:
+                chunk = await anext(self._inner)
+            except StopAsyncIteration:
+                if hasher.size < self._size:
+                    raise TransportError(
+                        f"{self._what}: body truncated: received {hasher.size} of {self._size} bytes"
+                    ) from None
+                raise
+            if chunk:
+                break
+        if hasher.size + len(chunk) > self._size:
+            raise IntegrityError(f"{self._what}: size mismatch: more than the expected {self._size} bytes")
+        hasher.update(chunk)
+        if hasher.size == self._size:
+            hasher.verify(self._digest, self._size, self._what)
+        return chunk
+
+    async def aclose(self) -> None:
+        close = getattr(self._inner, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def verified_chunks(chunks: AsyncIterable[bytes], descriptor: Descriptor, what: str) -> VerifiedChunks:
+    return VerifiedChunks(chunks, descriptor, what)
 
 
 def aiter_of(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
@@ -85,7 +111,7 @@ def aiter_of(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
 
 @asynccontextmanager
 async def _closing(iterator: AsyncIterator[bytes]) -> AsyncIterator[None]:
-    """``aclosing`` for any async iterator (only generators have ``aclose``)."""
+    """``aclosing`` for any async iterator (only some have ``aclose``)."""
     try:
         yield
     finally:
@@ -264,6 +290,25 @@ async def _copy_once(
     return outcome
 
 
+class _ChannelChunks:
+    """One target's share of a fanned-out source; re-raises the source's failure."""
+
+    def __init__(self, receive: trio.MemoryReceiveChannel[bytes | _SourceFailed]) -> None:
+        self._receive = receive
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            item = await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        if isinstance(item, _SourceFailed):
+            raise type(item.error)(str(item.error))
+        return item
+
+
 class _SourceFailed:
     __slots__ = ("error",)
 
@@ -281,16 +326,10 @@ async def _fan_out(
     senders: dict[int, trio.MemorySendChannel[bytes | _SourceFailed]] = {}
 
     async def upload(index: int, target: BlobTarget, receive: trio.MemoryReceiveChannel[bytes | _SourceFailed]) -> None:
-        async def body() -> AsyncIterator[bytes]:
-            async for item in receive:
-                if isinstance(item, _SourceFailed):
-                    raise type(item.error)(str(item.error))
-                yield item
-
         async with receive:
             try:
                 await upload_blob(
-                    target.client, target.repository, descriptor, body(), session=target.session, verify=False
+                    target.client, target.repository, descriptor, _ChannelChunks(receive), session=target.session, verify=False
                 )
                 outcome[index] = None
             except OcyncError as exc:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Container, Mapping, Se
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
@@ -60,6 +60,7 @@ from ocync.registry.auth import (
     token_request,
 )
 from ocync.registry.profiles import RegistryProfile, select_profile
+from ocync.registry.wire import WirePool
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ MAX_REDIRECTS = 5
 RETRY_BASE = 0.2
 RETRY_MAX = 10.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+WIRE_BYTES_THRESHOLD = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +229,7 @@ class Response:
     headers: httpx.Headers
     body: bytes
     url: str
-    stream: httpx.Response | None = None  # the open response when asked to stream
+    stream: Reply | None = None  # the open reply when asked to stream
 
 
 def _redact(url: str) -> str:
@@ -280,6 +282,43 @@ def registry_error(method: str, url: str, status: int, body: bytes, what: str = 
     return cls(message, status=status, method=method, url=_redact(url), errors=errors)
 
 
+class Reply(Protocol):
+    """A response whose head arrived: httpx's (control plane) or the wire's (blob bodies)."""
+
+    status: int
+    headers: httpx.Headers
+    url: str
+
+    async def read_some(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _HttpxReply:
+    """httpx.Response behind the :class:`Reply` interface."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers = response.headers
+        self.url = str(response.url)
+        self._iter: AsyncIterator[bytes] | None = None
+
+    async def read_some(self) -> bytes:
+        if self._iter is None:
+            self._iter = self._response.aiter_bytes()
+        try:
+            return await anext(self._iter)
+        except StopAsyncIteration:
+            return b""
+        except (httpx.HTTPError, httpx.StreamError, OSError) as exc:
+            raise TransportError(f"{_redact(self.url)}: body truncated ({type(exc).__name__})") from exc
+
+    async def aclose(self) -> None:
+        with trio.CancelScope(shield=True):
+            await self._response.aclose()
+
+
 class _StaleToken(TransportError):
     """A streamed request got 401: the token was refreshed; the transfer must restart."""
 
@@ -325,6 +364,7 @@ class RegistryClient:
         self._credential = credential
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
+        self._wire: WirePool | None = None
         self._tokens = TokenCache()
         self._token_locks: dict[tuple[str, ...], trio.Lock] = {}
         self._challenge: Challenge | None = None
@@ -359,6 +399,13 @@ class RegistryClient:
             verify=not s.insecure,
             trust_env=False,
         )
+        if self._transport is None:  # a scripted transport (tests) carries everything
+            self._wire = WirePool(
+                verify=not s.insecure,
+                connect_timeout=s.connect_timeout,
+                read_timeout=s.read_timeout,
+                user_agent=USER_AGENT,
+            )
         return self
 
     async def __aexit__(
@@ -371,6 +418,9 @@ class RegistryClient:
             http, self._http = self._http, None
             with trio.CancelScope(shield=True):
                 await http.aclose()
+        if self._wire is not None:
+            wire, self._wire = self._wire, None
+            await wire.aclose()
 
     @property
     def credential(self) -> Credential:
@@ -525,25 +575,38 @@ class RegistryClient:
             body_out = len(content) if isinstance(content, bytes) else 0
             request_content = content if isinstance(content, bytes) or content is None else self._count_out(kind, content)
             error: OcyncError | None = None
-            response: httpx.Response | None = None
+            response: Reply | None = None
             signal = None
+            # Blob bodies go over the wire; so do big byte bodies (httpcore's write loop
+            # re-slices a bytes body per send: quadratic for tens of MiB).
+            big = isinstance(content, bytes) and len(content) > WIRE_BYTES_THRESHOLD
+            use_wire = self._wire is not None and (stream or not replayable or big)
             async with self.controller.permit(kind) as permit:
                 try:
-                    request = http.build_request(method, url, headers=req_headers, content=request_content)
-                    response = await http.send(request, stream=True)
-                except (httpx.HTTPError, httpx.StreamError, OSError) as exc:
+                    if use_wire:
+                        assert self._wire is not None
+                        response = await self._wire.request(method, url, req_headers, request_content)
+                    else:
+                        request = http.build_request(method, url, headers=req_headers, content=request_content)
+                        response = _HttpxReply(await http.send(request, stream=True))
+                except (httpx.HTTPError, httpx.StreamError, OSError, TransportError) as exc:
                     self.counters.record(kind, None, 0, body_out)
                     self.counters.transport_errors += 1
-                    error = TransportError(f"{method} {_redact(url)}: {type(exc).__name__}: {str(exc)[:200]}")
-                    error.__cause__ = exc
+                    error = (
+                        exc
+                        if isinstance(exc, TransportError)
+                        else TransportError(f"{method} {_redact(url)}: {type(exc).__name__}: {str(exc)[:200]}")
+                    )
+                    if error is not exc:
+                        error.__cause__ = exc
                 else:
-                    status = response.status_code
+                    status = response.status
                     body = b""
                     keep_open = stream and status in ok
                     if not keep_open:
                         try:
                             cap = max_body if status in ok else MAX_ERROR_BODY
-                            body = await self._read_capped(response, cap, kind, what=f"{method} {_redact(url)}")
+                            body = await self._read_capped(response, cap, what=f"{method} {_redact(url)}")
                         except TransportError as exc:
                             self.counters.record(kind, status, 0, body_out)
                             self.counters.transport_errors += 1
@@ -569,7 +632,7 @@ class RegistryClient:
                 await trio.sleep(self._backoff(attempt))
                 continue
             assert response is not None
-            status = response.status_code
+            status = response.status
             if signal is not None:
                 throttles += 1
                 if not replayable or throttles > MAX_THROTTLE_RETRIES:
@@ -614,33 +677,28 @@ class RegistryClient:
                     kind = "storage_get"
                 continue
             if stream and status in ok:
-                return Response(status, response.headers, b"", str(response.url), response)
-            return Response(status, response.headers, body, str(response.url))
+                return Response(status, response.headers, b"", response.url, response)
+            return Response(status, response.headers, body, response.url)
 
-    async def _count_out(self, kind: str, content: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-        counters = self.counters
-        async for chunk in content:
-            counters.add_bytes(kind, 0, len(chunk))
-            yield chunk
+    def _count_out(self, kind: str, content: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        return _CountedChunks(content, self.counters, kind)
 
-    async def _read_capped(self, response: httpx.Response, cap: int, kind: str, what: str) -> bytes:
+    async def _read_capped(self, response: Reply, cap: int, what: str) -> bytes:
         declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > cap:
-            if cap >= MAX_MANIFEST_SIZE:
-                raise ManifestError(f"{what}: {declared} bytes exceeds the {cap} byte limit")
-            declared = None
+        if declared is not None and declared.isdigit() and int(declared) > cap and cap >= MAX_MANIFEST_SIZE:
+            raise ManifestError(f"{what}: {declared} bytes exceeds the {cap} byte limit")
         parts: list[bytes] = []
         size = 0
-        try:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    if cap >= MAX_MANIFEST_SIZE:
-                        raise ManifestError(f"{what}: body exceeds the {cap} byte limit")
-                    break  # error bodies: keep the head only
-                parts.append(chunk)
-        except (httpx.HTTPError, httpx.StreamError, OSError) as exc:
-            raise TransportError(f"{what}: body truncated ({type(exc).__name__})") from exc
+        while True:
+            chunk = await response.read_some()
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cap:
+                if cap >= MAX_MANIFEST_SIZE:
+                    raise ManifestError(f"{what}: body exceeds the {cap} byte limit")
+                break  # error bodies: keep the head only
+            parts.append(chunk)
         return b"".join(parts)
 
     # -- API: basics -------------------------------------------------------------------------
@@ -935,9 +993,10 @@ class RegistryClient:
 
 
 class BlobStream:
-    """The body of a blob GET: ``content_length`` and an async iterator of chunks."""
+    """The body of a blob GET: ``content_length`` and the chunks as received
+    (``async for chunk in stream.chunks()``; an iterator object, not a generator)."""
 
-    def __init__(self, response: httpx.Response, counters: RequestCounters, kind: str, what: str) -> None:
+    def __init__(self, response: Reply, counters: RequestCounters, kind: str, what: str) -> None:
         self._response = response
         self._counters = counters
         self._kind = kind
@@ -945,15 +1004,39 @@ class BlobStream:
         length = response.headers.get("content-length", "")
         self.content_length = int(length) if length.isdigit() else None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        counters, kind = self._counters, self._kind
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
         try:
-            async for chunk in self._response.aiter_bytes():
-                counters.add_bytes(kind, len(chunk))
-                yield chunk
-        except (httpx.HTTPError, httpx.StreamError, OSError) as exc:
-            counters.transport_errors += 1
-            raise TransportError(f"{self.what}: body truncated ({type(exc).__name__})") from exc
+            chunk = await self._response.read_some()
+        except TransportError:
+            self._counters.transport_errors += 1
+            raise
+        if not chunk:
+            raise StopAsyncIteration
+        self._counters.add_bytes(self._kind, len(chunk))
+        return chunk
+
+
+class _CountedChunks:
+    """Counts the bytes of an upload body as they go out."""
+
+    def __init__(self, content: AsyncIterable[bytes], counters: RequestCounters, kind: str) -> None:
+        self._inner = aiter(content)
+        self._counters = counters
+        self._kind = kind
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await anext(self._inner)
+        self._counters.add_bytes(self._kind, 0, len(chunk))
+        return chunk
 
 
 class ClientPool:

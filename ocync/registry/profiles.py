@@ -73,8 +73,9 @@ class RegistryProfile:
     tags_page_size: int | None = None
     # OCI 1.1 referrers API: True supported, False known unsupported (tag fallback), None probe.
     referrers_api: bool | None = None
-    # Blobs up to this size may go monolithic when the strategy is "monolithic".
-    monolithic_max_bytes: int = 32 * 1024 * 1024
+    # Blobs up to this size may go monolithic (buffered) when the strategy is "monolithic";
+    # bigger ones stream. Bounded memory beats one request saved.
+    monolithic_max_bytes: int = 4 * 1024 * 1024
 
 
 _GHCR_ONE_WINDOW: dict[str, str | None] = {kind: "all" for kind in REQUEST_KINDS}

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 KNOWN_DIFFERENCES = {
     "tags-pagination": "distribution 2.8 ignores n/last on tags/list; the mock pages as OCI 1.1 says",
     "delete-manifest-by-tag": "distribution 2.8 refuses DELETE by tag (400); OCI 1.1 allows it (202)",
-    "bad-name-status": "distribution 2.8 answers malformed names with a router 404 (or 500 when "
-    "too long); the mock answers 400 NAME_INVALID as OCI 1.1 says",
+    "bad-name-status": "distribution 2.8 misroutes names outside the OCI grammar (router 404, 500 "
+    "past 255 characters, an uppercase first component taken as a host: 202); the mock rejects "
+    "them all with NAME_INVALID",
     "content-range-order": "distribution 2.8 ignores Content-Range; the mock answers 416 to an "
     "out-of-order chunk as OCI 1.1 says",
     "monolithic-post": "distribution 2.8 ignores ?digest= on POST (202 session); the mock "
@@ -157,7 +159,11 @@ class DifferentialMachine(RuleBasedStateMachine):
     def fail(self, what: str, ref: httpx.Response, other: httpx.Response, peer: Peer, detail: str) -> None:
         steps = "\n  ".join(self.log[-12:])
         if SURVEY:
-            key = f"{what}: {detail}: ref {ref.status_code} {error_code(ref)} vs {other.status_code} {error_code(other)}"
+            key = re.sub(
+                r"diff\d+n\d+",
+                "NS",
+                f"{what}: {detail}: ref {ref.status_code} {error_code(ref)} vs {other.status_code} {error_code(other)}",
+            )
             if key not in DifferentialMachine.survey:
                 DifferentialMachine.survey[key] = (
                     f"{ref.headers} {ref.content[:150]!r}\n    {other.headers} {other.content[:150]!r}\n    {steps}"
@@ -179,6 +185,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         content_type: bool = False,
         location_path: bool = False,
         skip_status: bool = False,
+        skip_length: bool = False,
     ) -> None:
         ref = responses[0]
         for peer, other in zip(self.peers[1:], responses[1:], strict=True):
@@ -193,7 +200,9 @@ class DifferentialMachine(RuleBasedStateMachine):
                     self.fail(what, ref, other, peer, name)
             # Go omits Content-Length on 204 and on empty 201/202; absent == 0 there.
             default = None if ref.status_code in (200, 206) else "0"
-            if ref.headers.get("content-length", default) != other.headers.get("content-length", default):
+            if not skip_length and ref.headers.get("content-length", default) != other.headers.get(
+                "content-length", default
+            ):
                 self.fail(what, ref, other, peer, "content-length")
             if content_type and ref.headers.get("content-type") != other.headers.get("content-type"):
                 self.fail(what, ref, other, peer, "content-type")
@@ -590,7 +599,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         path = str(httpx.URL(f"/v2/{name}/tags/list", params=params))
         responses = self.same_path(f"GET {name} tags n={n} last={last}", "GET", path)
         ref = responses[0]
-        self.compare("GET tags/list", responses)
+        # Status and Location here; the body (and so Content-Length) is compared page-wise below.
+        self.compare("GET tags/list", responses, skip_length=True)
         if ref.status_code != 200:
             return
         # distribution 2.8 answers `"tags": null` once every tag is gone; [] means the same.
@@ -623,11 +633,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         responses = self.same_path(f"{method} bad name {bad[:20]} ({call})", method, path)
         ref = responses[0]
         for peer, other in zip(self.peers[1:], responses[1:], strict=True):
-            if other.status_code == ref.status_code:
+            if other.status_code == ref.status_code and error_code(other) in (error_code(ref), "NAME_INVALID"):
                 continue
-            if ref.status_code in (404, 500) and other.status_code == 400:
-                if method != "HEAD" and error_code(other) != "NAME_INVALID":
-                    self.fail("bad name", ref, other, peer, "expected NAME_INVALID")
+            # distribution 2.8 misroutes bad names (router 404, 500 past 255 characters) and even
+            # accepts an uppercase first component as a registry host ("UPPER/case" -> 202).
+            if other.status_code in (400, 404) and (method == "HEAD" or error_code(other) == "NAME_INVALID"):
                 self.known("bad-name-status")
                 continue
             self.fail("bad name", ref, other, peer, "status")

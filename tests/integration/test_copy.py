@@ -129,6 +129,8 @@ async def test_unfulfilled_mount_reuses_its_session() -> None:
             await push_image(s, "alice/app", image)
             manifest = await s.get_manifest("alice/app", "v1")
             layer = manifest.layers[0]
+            d.want_push("alice/app")
+            assert await d.head_blob("alice/app", layer.digest) is None  # learns the challenge
             dst.reset_stats()
             mount = await d.mount_blob("alice/app", layer.digest, "alice/elsewhere")
             assert not mount.mounted and mount.session is not None

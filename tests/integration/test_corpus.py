@@ -154,3 +154,50 @@ async def test_verify_reports_missing_content(distribution_session) -> None:
     # Copying to another name is checked through repo_map.
     renamed = {corpus.images[0].repo: "elsewhere/none"}
     assert await verify_corpus(corpus, distribution_session.url, repo_map=renamed) != []
+
+
+async def test_seed_mock_generic_uses_referrers_api() -> None:
+    from mockregistry import MockOptions, serve_mock
+
+    spec = CorpusSpec(seed=21, namespace="gen", repositories=2, tags_per_repo=2, referrers_per_image=2)
+    corpus = build_corpus(spec)
+    async with serve_mock(MockOptions(profile="generic", seed=1)) as mock:
+        stats = await push_corpus(corpus, mock.url)
+        assert stats.referrers_api is True and stats.fallback_tags == 0
+        assert await verify_corpus(corpus, mock.url, check_blob_bytes=True) == []
+        mock_stats = mock.stats()
+        assert mock_stats["blobs"] == len(corpus.blobs)
+        assert mock_stats["blob_bytes"] == corpus.blob_bytes
+        async with httpx.AsyncClient() as client:
+            for repo in corpus.repos:
+                for subject, referrers in corpus.referrers(repo).items():
+                    index = (await client.get(f"{mock.url}/v2/{repo}/referrers/{subject}")).json()
+                    assert sorted(m["digest"] for m in index["manifests"]) == sorted(referrers)
+                    signatures = await client.get(
+                        f"{mock.url}/v2/{repo}/referrers/{subject}",
+                        params={"artifactType": "application/spdx+json"},
+                    )
+                    assert {m["artifactType"] for m in signatures.json()["manifests"]} == {"application/spdx+json"}
+
+
+async def test_seed_mock_ghcr_with_token_auth() -> None:
+    from mockregistry import MockOptions, serve_mock
+
+    spec = CorpusSpec(
+        seed=22, namespace="bob", repositories=3, tags_per_repo=2, referrers_per_image=1, index_format="docker"
+    )
+    corpus = build_corpus(spec)
+    options = MockOptions(profile="ghcr", auth="token", users={"bob": "pat-bob"}, seed=2)
+    async with serve_mock(options) as mock:
+        # Anonymous pushes are refused with one clear line naming the request.
+        with pytest.raises(Exception, match="401|403"):
+            await push_corpus(corpus, mock.url)
+        stats = await push_corpus(corpus, mock.url, username="bob", password="pat-bob")
+        assert stats.referrers_api is False  # GHCR: no referrers API, the tag fallback is used
+        assert stats.fallback_tags == corpus.summary()["referrers"]
+        assert stats.blobs_mounted > 0  # same namespace: GHCR mounts shared base layers
+        assert await verify_corpus(corpus, mock.url, username="bob", password="pat-bob", check_blob_bytes=True) == []
+        mock_stats = mock.stats()
+        assert mock_stats["auth_leaks"] == 0
+        assert mock_stats["by_kind"]["storage_get"] > 0  # blob GETs went through the redirect
+        assert mock_stats["throttled"] == 0

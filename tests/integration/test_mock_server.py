@@ -221,3 +221,27 @@ async def test_keep_alive_serves_many_requests_per_connection() -> None:
                 received += await stream.receive_some(65536)
         await stream.aclose()
         assert mock.stats()["by_kind"]["ping"] == 50
+
+
+async def test_concurrent_clients() -> None:
+    """Many connections pushing and pulling at once: every digest round-trips, counts add up."""
+    async with running(MockOptions(profile="ghcr", rate_limit="off")) as (mock, _):
+        results: list[bool] = []
+
+        async def worker(i: int) -> None:
+            blob = (f"worker {i} ".encode()) * (20_000 + i)
+            async with httpx.AsyncClient(base_url=mock.url, timeout=20) as client:
+                resp = await upload(client, f"acme/w{i % 4}", blob)
+                assert resp.status_code == 201
+                got = await client.get(f"/v2/acme/w{i % 4}/blobs/{sha(blob)}", follow_redirects=True)
+                results.append(got.content == blob)
+                for _ in range(10):
+                    assert (await client.head(f"/v2/acme/w{i % 4}/blobs/{sha(blob)}")).status_code == 200
+
+        async with trio.open_nursery() as nursery:
+            for i in range(24):
+                nursery.start_soon(worker, i)
+        assert results == [True] * 24
+        stats = mock.stats()
+        assert stats["by_kind"]["blob_head"] == 240 and stats["by_kind"]["storage_get"] == 24
+        assert stats["blobs"] == 24 and stats["auth_leaks"] == 0

@@ -265,3 +265,48 @@ async def test_faults_converge(seed: int) -> None:
                 assert record is not None and record.digest == image.digest
                 for b in image.blobs:
                     assert dst_store.has_blob(repo, b)
+
+
+async def test_cli_auth_check(tmp_path: Path) -> None:
+    async with mock_pair() as pair:
+        # the target repository's namespace must exist for a push check: alice owns mirror/
+        cfg = tmp_path / "ok.yaml"
+        _write_config(cfg, pair.src.host, pair.dst.host, tmp_path / "c", ["corpus/repo0"])
+        good = await _cli("auth", "check", "-c", str(cfg))
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert "ok      dst/mirror/repo0 (push) as user:alice" in good.stdout
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(cfg.read_text().replace(TOKEN, "nope-token"))
+        failed = await _cli("auth", "check", "-c", str(bad), "--json")
+        assert failed.returncode == 4, failed.stdout + failed.stderr
+        doc = json.loads(failed.stdout)
+        assert [c["access"] for c in doc["checks"] if not c["ok"]] == ["push"]
+        assert "nope-token" not in failed.stdout + failed.stderr
+        assert pair.dst.stats()["by_kind"]["manifest_put"] == 0  # nothing written
+
+
+async def test_cli_analyze_predicts_cold_sync(tmp_path: Path) -> None:
+    spec = CorpusSpec(seed=13, repositories=3, tags_per_repo=2, shared_base_layers=2)
+    corpus = build_corpus(spec)
+    async with mock_pair(dst_profile="generic") as pair:
+        await push_corpus(corpus, pair.src.url)
+        cfg = tmp_path / "ocync.yaml"
+        _write_config(cfg, pair.src.host, pair.dst.host, tmp_path / "cache", sorted(corpus.repos))
+        out = await _cli("analyze", "-c", str(cfg), "--json")
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        assert doc["tags"] == len(corpus.images)
+        assert doc["unique_blobs"] == len(corpus.blobs)
+        assert doc["unique_bytes"] == corpus.blob_bytes
+        [target] = doc["targets"]
+        # generic profile: mounts across the whole registry -> one upload per unique blob
+        assert target["uploads"] == len(corpus.blobs)
+        per_repo = sum(len(corpus.repo_blobs(r)) for r in corpus.repos)
+        assert target["mounts"] == per_repo - len(corpus.blobs)
+        assert doc["shared_layers"] and doc["shared_layers"][0]["images"] == len(corpus.images)
+        assert pair.dst.stats()["by_kind"]["manifest_put"] == 0
+        # the cold sync then does what analyze predicted
+        done = await _cli("sync", "-c", str(cfg), "--json")
+        summary = json.loads(done.stdout)["summary"]
+        assert summary["blobs_transferred"] == target["uploads"]
+        assert summary["blobs_mounted"] == target["mounts"]

@@ -64,7 +64,7 @@ async def test_cli_tags_with_config_credentials(tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, proc.stderr.decode()
         out = json.loads(proc.stdout)
-        assert out["tags"] == ["1.10", "2.0", "2.1-alpine", "latest"]
+        assert out["tags"] == ["latest", "1.10", "2.0", "2.1-alpine"]
         stages = {s["name"]: s for s in out["stages"]}
         assert stages["exclude (soft)"]["dropped"] == ["1.2-rc1", "edge", "v3.0-beta"]
         assert "pat-alice" not in proc.stdout.decode() + proc.stderr.decode()

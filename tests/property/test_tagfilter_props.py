@@ -80,3 +80,16 @@ def test_stages_chain(flt: TagFilter, listing: list[str]) -> None:
     for prev, cur in zip(sel.stages, sel.stages[1:], strict=False):
         assert set(cur.kept) == (set(prev.kept) - set(cur.dropped)) | set(cur.added)
     assert sel.stages[-1].kept == sel.tags
+
+
+@SETTINGS
+@given(filters(), tags)
+def test_latest_keeps_the_highest(flt: TagFilter, listing: list[str]) -> None:
+    if flt.latest is None:
+        return
+    sel = apply_filter(flt, listing)
+    before = next(s for s in sel.stages if s.name == "latest")
+    pool = [t for t in (sel.stages[sel.stages.index(before) - 1].kept)
+            if t not in flt.literal_includes]
+    kept = [t for t in before.kept if t not in flt.literal_includes]
+    assert len(kept) == min(flt.latest, len(pool))

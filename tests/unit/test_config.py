@@ -336,3 +336,11 @@ def test_docker_hub_api_host() -> None:
     hub = cfg.registry("hub")
     assert hub.host == "docker.io" and hub.base_url == "https://registry-1.docker.io"
     assert hub.repository("nginx") == "library/nginx" and hub.repository("a/b") == "a/b"
+
+
+def test_readme_config_example_validates() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("<!-- section:CONFIG -->", 1)[1].split("<!-- /section:CONFIG -->")[0]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (m,) = parse_config_text(block, "README.md", {"GITHUB_TOKEN": "x"}).config.resolve()
+    assert m.tag_filter.latest == 5 and m.tag_filter.semver == ">=1.0, <2.0"

@@ -124,7 +124,7 @@ class FakeRegistry:
         if not self.referrers_api:
             return None
         out = []
-        for d, (raw, media_type) in self.manifests.get(repo, {}).items():
+        for raw, media_type in self.manifests.get(repo, {}).values():
             m = parse_manifest(raw, media_type)
             if m.subject is not None and str(m.subject.digest) == digest:
                 out.append(Descriptor(media_type, m.digest, len(raw), artifact_type=m.artifact_type))

@@ -204,8 +204,13 @@ async def test_digest_mismatch_stores_nothing() -> None:
     assert again.status == 404 and codes(again) == ["BLOB_UPLOAD_UNKNOWN"]
     mono = await call(reg, "POST", f"/v2/r/blobs/uploads/?digest={sha(b'x')}", b"y")
     assert mono.status == 400
+    # An unparsable digest is refused before the body and leaves the session open (distribution).
+    post = await call(reg, "POST", "/v2/r/blobs/uploads/")
+    bad = await call(reg, "PUT", location_path(post) + "&digest=sha256:nothex", b"data")
+    assert bad.status == 400 and codes(bad) == ["DIGEST_INVALID"]
+    assert (await call(reg, "GET", location_path(post))).status == 204
     stats = reg.statistics()
-    assert stats["digest_invalid"] == 2 and stats["blobs"] == 0
+    assert stats["digest_invalid"] == 3 and stats["blobs"] == 0
 
 
 async def test_ghcr_last_patch_wins() -> None:
@@ -254,7 +259,7 @@ async def test_mount(profile: str, source: str, status: int) -> None:
     resp = await call(reg, "POST", f"/v2/acme/app/blobs/uploads/?mount={sha(b'layer')}&from={source}")
     assert resp.status == status
     if status == 201:
-        assert resp.header("Location", ) is not None and sha(b"layer") in (resp.header("Location") or "")
+        assert resp.header("Location") is not None and sha(b"layer") in (resp.header("Location") or "")
         assert reg.store.has_blob("acme/app", sha(b"layer"))
     else:
         assert resp.header("Docker-Upload-UUID") in reg.store.uploads
@@ -301,7 +306,8 @@ async def test_manifests_tags_and_referrers() -> None:
     assert json.loads(last.body)["tags"] == ["v1"] and last.header("Link") is None
     assert (await call(reg, "DELETE", "/v2/r/manifests/a")).status == 202
     assert (await call(reg, "DELETE", f"/v2/r/manifests/{sha(body)}")).status == 202
-    assert json.loads((await call(reg, "GET", "/v2/r/tags/list")).body)["tags"] == []
+    # distribution 2.8 says null once every tag is gone (a Go nil slice).
+    assert json.loads((await call(reg, "GET", "/v2/r/tags/list")).body)["tags"] is None
     unknown = await call(reg, "GET", "/v2/nope/tags/list")
     assert unknown.status == 404 and codes(unknown) == ["NAME_UNKNOWN"]
 
@@ -414,3 +420,45 @@ async def test_bad_names_and_digests() -> None:
     assert (await call(reg, "GET", "/v2/a/manifests/-bad")).status == 404
     assert (await call(reg, "PATCH", "/v2/a/blobs/uploads/nope", b"x")).status == 404
     assert (await call(reg, "GET", "/nothing")).status == 404
+
+
+async def test_abandoned_uploads_are_purged() -> None:
+    clock = Clock()
+    reg = make(clock)
+    for _ in range(3):
+        await call(reg, "POST", "/v2/r/blobs/uploads/")
+    clock.now += 601
+    fresh = await call(reg, "POST", "/v2/r/blobs/uploads/")
+    assert reg.store.purge_uploads(clock()) == 3
+    assert list(reg.store.uploads) == [fresh.header("Docker-Upload-UUID")]
+    assert reg.statistics()["uploads_abandoned"] == 4  # 3 purged + 1 still open
+
+
+async def test_catalog_pagination_and_auth() -> None:
+    reg = make(auth="token", users={"alice": "pat-a"})
+    for repo in ("alice/c", "alice/a", "alice/b"):
+        await push_blob(reg, repo, b"x", {"Authorization": "Bearer pat-a"})
+    anonymous = await call(reg, "GET", "/v2/_catalog")
+    assert anonymous.status == 401
+    assert 'scope="registry:catalog:*"' in (anonymous.header("WWW-Authenticate") or "")
+    first = await call(reg, "GET", "/v2/_catalog?n=2", headers={"Authorization": "Bearer pat-a"})
+    assert json.loads(first.body) == {"repositories": ["alice/a", "alice/b"]}
+    assert first.header("Link") == '</v2/_catalog?last=alice/b&n=2>; rel="next"'
+    rest = await call(reg, "GET", "/v2/_catalog?n=2&last=alice/b", headers={"Authorization": "Bearer pat-a"})
+    assert json.loads(rest.body) == {"repositories": ["alice/c"]} and rest.header("Link") is None
+    token = await call(reg, "GET", "/token?scope=registry:catalog:*", headers=basic("alice", "pat-a"))
+    bearer = {"Authorization": "Bearer " + json.loads(token.body)["token"]}
+    assert (await call(reg, "GET", "/v2/_catalog", headers=bearer)).status == 200
+
+
+async def test_blob_delete_and_upload_cancel() -> None:
+    reg = make()
+    await push_blob(reg, "r", b"blob")
+    assert (await call(reg, "DELETE", f"/v2/r/blobs/{sha(b'blob')}")).status == 202
+    assert (await call(reg, "HEAD", f"/v2/r/blobs/{sha(b'blob')}")).status == 404
+    assert (await call(reg, "DELETE", f"/v2/r/blobs/{sha(b'blob')}")).status == 404
+    post = await call(reg, "POST", "/v2/r/blobs/uploads/")
+    cancel = await call(reg, "DELETE", location_path(post))
+    assert cancel.status == 204 and cancel.header("Docker-Upload-UUID") == post.header("Docker-Upload-UUID")
+    assert (await call(reg, "GET", location_path(post))).status == 404
+    assert reg.statistics()["uploads_abandoned"] == 1

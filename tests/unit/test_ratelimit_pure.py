@@ -74,10 +74,11 @@ def test_token_bucket_refills_at_rate_up_to_capacity() -> None:
 @pytest.mark.parametrize(
     ("cap", "share", "expected_rate", "expected_capacity"),
     [
-        pytest.param(RateCap(600, 6.0), 1.0, 600 * 0.95 / 6, 1, id="default-burst-1"),
-        pytest.param(RateCap(600, 6.0), 0.5, 300 * 0.95 / 6, 1, id="half-share"),
-        pytest.param(RateCap(600, 6.0, 21), 1.0, (570 - 20) / 6, 21, id="burst-paid-by-rate"),
-        pytest.param(RateCap(2000, 60.0), 1.0, 2000 * 0.95 / 60, 1, id="ghcr"),
+        pytest.param(RateCap(60, 6.0), 1.0, 60 * 0.96 / 6, 1, id="small-cap-burst-1"),
+        pytest.param(RateCap(600, 6.0), 1.0, (576 - 6) / 6, 7, id="default-burst-1-percent"),
+        pytest.param(RateCap(600, 6.0), 0.5, (288 - 3) / 6, 4, id="half-share"),
+        pytest.param(RateCap(600, 6.0, 21), 1.0, (576 - 20) / 6, 21, id="burst-paid-by-rate"),
+        pytest.param(RateCap(2000, 60.0), 1.0, (1920 - 20) / 60, 21, id="ghcr"),
     ],
 )
 def test_bucket_for_cap(

@@ -124,9 +124,7 @@ def _run(
                     )
                 )
         seconds = trio.current_time() - start
-        window_min = min(
-            w.window.min for c in controllers for w in c.statistics().windows.values()
-        )
+        window_min = min(w.window.min for c in controllers for w in c.statistics().windows.values())
         return Outcome(counts[0], counts[1], seconds, window_min)
 
     return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

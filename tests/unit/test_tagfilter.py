@@ -60,9 +60,11 @@ def test_pipeline(flt: TagFilter, expected: list[str]) -> None:
     assert sorted(apply_filter(flt, TAGS).tags) == sorted(expected)
 
 
-def test_output_order_sorted_then_literals() -> None:
+def test_output_order_is_the_sort_order_including_literals() -> None:
     flt = TagFilter(glob=("1.*",), sort="semver", include=("edge",))
-    assert apply_filter(flt, TAGS).tags == ("1.0", "1.1", "1.2", "1.5-debug", "1.10", "edge")
+    assert apply_filter(flt, TAGS).tags == ("edge", "1.0", "1.1", "1.2", "1.5-debug", "1.10")
+    unsorted = TagFilter(glob=("1.1*",), include=("edge",))
+    assert apply_filter(unsorted, TAGS).tags == ("1.1", "1.10", "edge")
 
 
 def test_unsorted_keeps_listing_order_and_dedupes() -> None:
@@ -94,13 +96,13 @@ def test_stages_record_attrition() -> None:
     assert by_name["exclude (hard)"].dropped == ("1.1",)
     assert by_name["latest"].kept == ("1.10", "2.0")
     assert by_name["include (literal)"].added == ("latest",)
-    assert sel.tags == ("1.10", "2.0", "latest")
+    assert sel.tags == ("latest", "1.10", "2.0")
     assert sel.literal_added == ()
     # every stage's kept list is the next stage's input
     for prev, cur in zip(sel.stages, sel.stages[1:], strict=False):
         assert set(cur.kept) == (set(prev.kept) - set(cur.dropped)) | set(cur.added)
     d = sel.to_dict()
-    assert d["tags"] == ["1.10", "2.0", "latest"] and len(d["stages"]) == 8  # type: ignore[arg-type]
+    assert d["tags"] == ["latest", "1.10", "2.0"] and len(d["stages"]) == 8  # type: ignore[arg-type]
 
 
 def test_literal_not_listed_is_reported() -> None:
@@ -156,3 +158,14 @@ def test_is_glob(pattern: str, glob: bool) -> None:
 def test_sort_tags() -> None:
     assert sort_tags(["1.10", "1.9", "a"], "semver") == ["a", "1.9", "1.10"]
     assert sort_tags(["1.10", "1.9", "a"], "alpha") == ["1.10", "1.9", "a"]
+
+
+def test_latest_larger_than_candidates_keeps_all() -> None:
+    assert apply_filter(TagFilter(sort="semver", latest=5), ["2", "1", "3"]).tags == ("1", "2", "3")
+
+
+def test_listed_literal_include_does_not_take_a_latest_place() -> None:
+    flt = TagFilter(sort="semver", latest=2, include=("1.0",))
+    sel = apply_filter(flt, ["1.0", "1.1", "1.2", "1.3"])
+    assert sel.tags == ("1.0", "1.2", "1.3")
+    assert apply_filter(flt, sel.tags).tags == sel.tags

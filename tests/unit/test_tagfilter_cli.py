@@ -36,7 +36,7 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
         pytest.param(["--semver", ">=1.1, <2"], ["1.1", "1.10"], id="semver"),
         pytest.param(["--sort", "semver", "--latest", "2"], ["2.0", "2.1-alpine"], id="latest"),
         pytest.param(["--sort", "alpha", "--latest", "1", "--include", "edge"],
-                     ["latest", "edge"], id="alpha-and-literal"),
+                     ["edge", "latest"], id="alpha-and-literal"),
         pytest.param(["--exclude", "*-alpine", "--exclude", "edge", "--include", "edge"],
                      ["latest", "1.0", "1.1", "1.10", "2.0"], id="hard-exclude-wins"),
         pytest.param(["--include", "*-rc*", "--glob", "none"], ["1.2-rc1"], id="glob-rescue"),
@@ -132,3 +132,15 @@ def test_config_mapping_filter_is_the_base(listing: Path, tmp_path: Path,
     code, out, _ = _run(["tags", "ghcr.io/org/other", "-c", str(cfg), "--tags-from",
                          str(listing), "-q"], capsys)
     assert "edge" not in out.split() and "2.1-alpine" in out.split()
+
+
+def test_invalid_config_one_line_per_problem(listing: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("registries: {gh: {url: ghcr.io, tokn: x}}\nmappings: [{from: a, sort: x}]\n")
+    code, _, err = _run(["tags", "ghcr.io/org/app", "-c", str(cfg), "--tags-from", str(listing)],
+                        capsys)
+    assert code == 3
+    lines = err.splitlines()
+    assert len(lines) == 2 and all(ln.startswith(f"ocync: error: {cfg}:") for ln in lines)
+    assert "did you mean `token`?" in lines[0] and "mappings[0].sort" in lines[1]

@@ -1,0 +1,40 @@
+"""``ocync auth check -c FILE``: verify every registry's credentials (rendering only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import trio
+
+from ocync.config import load_config_file
+from ocync.engine.authcheck import check_auth, exit_code
+
+
+def register(subparsers: Any) -> None:
+    auth = subparsers.add_parser("auth", help="credential checks")
+    sub = auth.add_subparsers(dest="auth_command", metavar="ACTION")
+    p = sub.add_parser("check", help="verify every registry's credentials (pull and push)")
+    p.add_argument("-c", "--config", required=True, metavar="FILE", help="the YAML config")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    p.add_argument("-q", "--quiet", action="store_true", help="failures only")
+    p.set_defaults(func=run_auth_check)
+
+
+def run_auth_check(args: argparse.Namespace) -> int:
+    loaded = load_config_file(args.config)
+    checks = trio.run(check_auth, loaded.config)
+    code = exit_code(checks)
+    if args.json:
+        print(json.dumps({"ok": code == 0, "checks": [c.to_dict() for c in checks]}, indent=2))
+        return code
+    for check in checks:
+        if check.ok and args.quiet:
+            continue
+        print(check.line())
+    return code
+
+
+__all__ = ["register", "run_auth_check"]

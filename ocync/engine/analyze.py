@@ -1,0 +1,215 @@
+"""``ocync analyze``: what a cold sync of a config would move, from manifests alone.
+
+Pulls manifests only (tag lists, HEAD-free GETs of each selected tag and its children) and
+reports unique vs referenced blobs and bytes, the most shared layers, mount opportunities
+(a blob needed by several repositories of one target registry, inside the profile's mount
+scope, is uploaded once and mounted elsewhere), and the requests the sync needs per target
+registry with the minutes that takes under each principal's cap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ocync.config import Config
+from ocync.engine.clientadapter import ClientEndpoint
+from ocync.engine.discovery import ImageTree, MappingSpec, fetch_tree, select_tags
+from ocync.engine.plan import MountScope, namespace_of
+from ocync.engine.report import redact
+from ocync.engine.runner import client_settings, mapping_specs, used_registries
+from ocync.engine.tasks import run_all
+from ocync.errors import OcyncError
+from ocync.ratelimit.bucket import parse_rate
+from ocync.ratelimit.limiter import ControllerRegistry
+from ocync.registry.client import RegistryClient
+
+# Requests per uploaded blob by upload strategy (client issue): POST + PUT; POST + PATCH +
+# PUT on GHCR; POST + buffered PUT.
+UPLOAD_REQUESTS = {"stream_put": 2, "single_patch": 3, "monolithic": 2}
+
+
+@dataclass(slots=True)
+class TargetAnalysis:
+    registry: str
+    profile: str
+    mount_scope: str
+    cap: str | None
+    images: int = 0
+    manifests: int = 0
+    referenced_blobs: int = 0
+    referenced_bytes: int = 0
+    uploads: int = 0  # unique (blob, mount scope group) pairs
+    upload_bytes: int = 0
+    mounts: int = 0
+    requests: int = 0
+    minutes_under_cap: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(slots=True)
+class Analysis:
+    tags: int = 0
+    images: int = 0
+    unique_blobs: int = 0
+    unique_bytes: int = 0
+    referenced_blobs: int = 0
+    referenced_bytes: int = 0
+    shared_layers: list[dict[str, Any]] = field(default_factory=list)
+    source_requests: int = 0
+    targets: list[TargetAnalysis] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tags": self.tags,
+            "images": self.images,
+            "unique_blobs": self.unique_blobs,
+            "unique_bytes": self.unique_bytes,
+            "referenced_blobs": self.referenced_blobs,
+            "referenced_bytes": self.referenced_bytes,
+            "shared_layers": self.shared_layers,
+            "source_requests": self.source_requests,
+            "targets": [t.to_dict() for t in self.targets],
+            "errors": self.errors,
+        }
+
+    def render_text(self) -> str:
+        mib = 1024 * 1024
+        lines = [
+            f"{self.tags} tags, {self.images} (tag, target) images",
+            f"blobs: {self.unique_blobs} unique ({self.unique_bytes / mib:.1f} MiB) of "
+            f"{self.referenced_blobs} referenced ({self.referenced_bytes / mib:.1f} MiB)",
+            f"source: about {self.source_requests} requests (manifest GETs, one GET per unique blob)",
+        ]
+        for t in self.targets:
+            cap = f"cap {t.cap}: {t.minutes_under_cap:.1f} min" if t.cap and t.minutes_under_cap is not None else "no known cap"
+            lines.append(
+                f"target {t.registry} ({t.profile}, mounts: {t.mount_scope}): {t.uploads} uploads "
+                f"({t.upload_bytes / mib:.1f} MiB), {t.mounts} mounts, {t.manifests} manifest pushes, "
+                f"about {t.requests} requests; {cap}"
+            )
+        if self.shared_layers:
+            lines.append("most shared layers:")
+            for s in self.shared_layers:
+                lines.append(f"  {s['digest'][:19]} {s['size'] / mib:.1f} MiB in {s['images']} images")
+        lines.extend(f"error: {e}" for e in self.errors)
+        return "\n".join(lines)
+
+
+def _group(scope: MountScope, registry: str, repo: str) -> str:
+    if scope is MountScope.ANY:
+        return registry
+    if scope is MountScope.NAMESPACE:
+        return f"{registry}/{namespace_of(repo)}"
+    return f"{registry}/{repo}"
+
+
+async def analyze(config: Config, *, concurrency: int = 16) -> Analysis:
+    resolved = config.resolve()
+    specs = mapping_specs(resolved)
+    registries = used_registries(resolved)
+    result = Analysis()
+    trees: list[tuple[MappingSpec, str, ImageTree]] = []
+    limiter = trio.CapacityLimiter(concurrency)
+    async with contextlib.AsyncExitStack() as stack:
+        controllers = ControllerRegistry()
+        endpoints: dict[str, ClientEndpoint] = {}
+        for name, reg in registries.items():
+            client = await stack.enter_async_context(
+                RegistryClient(reg.base_url, client_settings(reg, None), controllers=controllers)
+            )
+            endpoints[name] = ClientEndpoint(name, client)
+
+        async def one_tag(spec: MappingSpec, tag: str) -> None:
+            async with limiter:
+                try:
+                    tree, _ = await fetch_tree(
+                        endpoints[spec.source], spec.source_repo, tag, spec.platforms
+                    )
+                except OcyncError as exc:
+                    result.errors.append(f"{spec.source_label(tag)}: {redact(str(exc))}")
+                    return
+            trees.append((spec, tag, tree))
+
+        async def one_mapping(spec: MappingSpec) -> None:
+            try:
+                async with limiter:
+                    _, selection, _ = await select_tags(spec, endpoints[spec.source])
+            except OcyncError as exc:
+                result.errors.append(f"mapping {spec.name}: {redact(str(exc))}")
+                return
+            await run_all(functools.partial(one_tag, spec, t) for t in selection.tags)
+
+        await run_all(functools.partial(one_mapping, s) for s in specs)
+        source_requests = sum(sum(ep.request_counts().values()) for ep in endpoints.values())
+        profiles = {name: ep.client.profile for name, ep in endpoints.items()}
+
+    sizes: dict[str, int] = {}
+    refs: Counter[str] = Counter()
+    per_target: dict[str, TargetAnalysis] = {}
+    groups_seen: dict[str, set[str]] = {}
+    for spec, _, tree in trees:
+        result.tags += 1
+        blobs = tree.blobs()
+        for d in blobs:
+            sizes[str(d.digest)] = d.size
+        for target in spec.targets:
+            profile = profiles[target.registry]
+            scope = MountScope.parse(profile.mount_scope)
+            reg = registries[target.registry]
+            cap = reg.rate_limit or profile.documented_cap
+            ta = per_target.setdefault(
+                target.registry, TargetAnalysis(target.registry, profile.name, scope.value, cap)
+            )
+            result.images += 1
+            ta.images += 1
+            ta.manifests += 1 + len({str(c.digest) for c in tree.children})
+            seen = groups_seen.setdefault(target.registry, set())
+            for d in blobs:
+                digest = str(d.digest)
+                refs[digest] += 1
+                ta.referenced_blobs += 1
+                ta.referenced_bytes += d.size
+                here = f"{target.registry}/{target.repo}@{digest}"
+                if here in seen:
+                    continue  # another tag of the same repository: already present
+                seen.add(here)
+                key = f"{_group(scope, target.registry, target.repo)}|{digest}"
+                if key in seen:
+                    ta.mounts += 1
+                else:
+                    seen.add(key)
+                    ta.uploads += 1
+                    ta.upload_bytes += d.size
+    for ta in per_target.values():
+        profile = profiles[ta.registry]
+        per_upload = UPLOAD_REQUESTS.get(profile.upload_strategy, 3)
+        # existence check per upload: none extra with a self-mount probe (its 202 session is
+        # the upload's POST), one HEAD otherwise
+        check = 0 if profile.mount_probe_ok else 1
+        ta.requests = ta.images + ta.manifests + ta.uploads * (per_upload + check) + ta.mounts
+        if ta.cap:
+            rate = parse_rate(ta.cap)
+            ta.minutes_under_cap = ta.requests / (rate.count / rate.period) / 60
+        result.targets.append(ta)
+    result.unique_blobs = len(sizes)
+    result.unique_bytes = sum(sizes.values())
+    result.referenced_blobs = sum(refs.values())
+    result.referenced_bytes = sum(sizes[d] * n for d, n in refs.items())
+    result.source_requests = source_requests + len(sizes)
+    result.shared_layers = [
+        {"digest": d, "size": sizes[d], "images": n} for d, n in refs.most_common(5) if n > 1
+    ]
+    return result
+
+
+__all__ = ["Analysis", "TargetAnalysis", "analyze"]
