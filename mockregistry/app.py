@@ -41,8 +41,9 @@ API_VERSION = ("Docker-Distribution-Api-Version", "registry/2.0")
 # OCI Distribution Spec 1.1, "Pulling manifests": repository names and tags.
 NAME_RE = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*")
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-# What distribution's router accepts as a digest before parsing it (else the route is a 404).
-DIGEST_SHAPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]+")
+# What distribution's router accepts as a digest before parsing it (go-digest's DigestRegexp);
+# anything else is a router miss (404).
+DIGEST_SHAPE_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 NAME_MAX = 255  # distribution's reference.NameTotalLengthMax
 
 ROUTES = (
@@ -349,6 +350,16 @@ def page(items: list[str], n_text: str | None, last: str | None, default: int | 
     return items[:limit], True
 
 
+def _state_offset(state: str) -> int | None:
+    """The upload offset recorded in a `_state` query value (None if it is not ours)."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(state.encode()))
+        offset = data["offset"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return offset if isinstance(offset, int) else None
+
+
 def range_header(size: int) -> str:
     # distribution: "0-<size-1>", and "0-0" for an empty upload.
     return f"0-{max(size - 1, 0)}"
@@ -378,6 +389,10 @@ class Registry:
         self.base_url = "http://127.0.0.1"
         self.storage_url: str | None = None
         self._secret = secrets.token_bytes(32)
+
+    def __repr__(self) -> str:
+        return (f"Registry({self.base_url}, profile={self.profile.name}, "
+                f"requests={self.stats.requests_total}, store={self.store!r})")
 
     # -- plumbing --------------------------------------------------------------------------------
     @property
@@ -438,6 +453,7 @@ class Registry:
                 "principal": resp.principal,
                 "method": req.method,
                 "path": req.path,
+                "query": urlsplit(req.target).query,
                 "kind": resp.kind,
                 "status": resp.status if not resp.abort else 0,
                 "bytes_in": bytes_in,
@@ -679,16 +695,25 @@ class Registry:
                              close=True)
         return None
 
-    def _lookup_upload(self, name: str, upload_id: str) -> Upload | Response:
+    def _lookup_upload(self, req: Request, name: str, upload_id: str) -> Upload | Response:
         upload = self.store.uploads.get(upload_id)
         if upload is None or upload.repo != name:
             return error(404, "BLOB_UPLOAD_UNKNOWN", upload_id or None)
+        state = req.arg("_state")
+        if state is not None and self.profile.upload_state_param and _state_offset(state) != upload.size:
+            # distribution checks `_state` against the session: a stale Location (not the one
+            # from the latest response) or a forged one is refused.
+            return error(404, "BLOB_UPLOAD_INVALID", {})
         return upload
 
-    async def _finish(self, req: Request, name: str, upload: Upload, digest: str) -> Response:
+    async def _finish(self, req: Request, name: str, upload: Upload, digest: str,
+                      keep_on_mismatch: bool = True) -> Response:
         algorithm = digest.partition(":")[0]
         if upload.digest(algorithm) != digest:
-            self.store.cancel_upload(upload)
+            # Nothing is stored. distribution leaves the session open (with any PUT body appended);
+            # a monolithic POST's session was never shown to the client, so it goes.
+            if not keep_on_mismatch:
+                self.store.cancel_upload(upload)
             self.stats.digest_invalid += 1
             return error(400, "DIGEST_INVALID", digest)
         self.store.commit_upload(upload, digest)
@@ -703,7 +728,7 @@ class Registry:
             return await self._upload_post(req, kind, name, now)
         if not upload_id:
             return error(404, "BLOB_UPLOAD_UNKNOWN")
-        found = self._lookup_upload(name, upload_id)
+        found = self._lookup_upload(req, name, upload_id)
         if isinstance(found, Response):
             return found
         upload = found
@@ -763,7 +788,7 @@ class Registry:
             stopped = await self._stream_into(req, upload, False)
             if stopped is not None:
                 return stopped
-            return await self._finish(req, name, upload, digest)
+            return await self._finish(req, name, upload, digest, keep_on_mismatch=False)
         return Response(202, self._upload_headers(req, name, upload))
 
     def _can_mount(self, req: Request, name: str, digest: str, source: str | None, now: float) -> bool:
@@ -822,7 +847,7 @@ class Registry:
             ("Docker-Content-Digest", record.digest),
             ("ETag", f'"{record.digest}"'),
         ]
-        if record.subject:
+        if record.subject and self.profile.referrers_api:
             headers.append(("OCI-Subject", record.subject))
         if req.method == "HEAD":
             resp = Response(200, headers)
@@ -857,7 +882,9 @@ class Registry:
             ("Location", self._location(req, f"/v2/{name}/manifests/{record.digest}")),
             ("Docker-Content-Digest", record.digest),
         ]
-        if record.subject:
+        # OCI 1.1: OCI-Subject tells the client the registry indexed the subject (referrers API);
+        # without it (GHCR) clients maintain the `sha256-<hex>` fallback tag themselves.
+        if record.subject and self.profile.referrers_api:
             headers.append(("OCI-Subject", record.subject))
         return Response(201, headers)
 

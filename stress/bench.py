@@ -31,7 +31,12 @@ MB = 1_000_000  # throughput in MB/s = 10^6 bytes per second
 MiB = 1 << 20
 
 # Modules whose import registers more scenarios (later issues append theirs).
-SCENARIO_MODULES: list[str] = []
+SCENARIO_MODULES: list[str] = ["stress.client_bench", "stress.sync_bench"]
+
+if __name__ == "__main__":
+    # `python -m stress.bench`: let `import stress.bench` in scenario modules find this very
+    # module (and its SCENARIOS table) instead of importing a second copy.
+    sys.modules.setdefault("stress.bench", sys.modules[__name__])
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +76,14 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {}
 
 
-def scenario(name: str, description: str) -> Callable[[Callable[[BenchContext], ScenarioResult]], Callable[[BenchContext], ScenarioResult]]:
+def scenario(
+    name: str, description: str
+) -> Callable[[Callable[[BenchContext], ScenarioResult]], Callable[[BenchContext], ScenarioResult]]:
     """Register a benchmark scenario under `name` (unique)."""
 
-    def register(func: Callable[[BenchContext], ScenarioResult]) -> Callable[[BenchContext], ScenarioResult]:
+    def register(
+        func: Callable[[BenchContext], ScenarioResult],
+    ) -> Callable[[BenchContext], ScenarioResult]:
         if name in SCENARIOS:
             raise ValueError(f"benchmark scenario {name!r} is registered twice")
         SCENARIOS[name] = Scenario(name, description, func)
@@ -120,8 +129,14 @@ def bench_download(ctx: BenchContext) -> ScenarioResult:
                 raise RuntimeError(f"GET blob -> {got.status}, {got.body_length} bytes")
             best = max(best, size_mib * MiB / elapsed / MB)
         conn.close()
-        result.metrics.append(Metric("download, 1 connection (best round)", best, "MB/s", DOWNLOAD_TARGET_MBS))
-        result.metrics.append(Metric("download, 4 connections", _parallel_download(mock.url, target, size_mib), "MB/s"))
+        result.metrics.append(
+            Metric("download, 1 connection (best round)", best, "MB/s", DOWNLOAD_TARGET_MBS)
+        )
+        result.metrics.append(
+            Metric(
+                "download, 4 connections", _parallel_download(mock.url, target, size_mib), "MB/s"
+            )
+        )
         result.details["mock_bytes_out"] = mock.stats().get("bytes_out")
     return result
 
@@ -152,7 +167,9 @@ def _parallel_download(url: str, target: str, size_mib: int, connections: int = 
     return connections * size_mib * MiB / elapsed / MB
 
 
-@scenario("mock_upload", "blob upload throughput to the mock with digest verification (memory store)")
+@scenario(
+    "mock_upload", "blob upload throughput to the mock with digest verification (memory store)"
+)
 def bench_upload(ctx: BenchContext) -> ScenarioResult:
     size_mib = 64 if ctx.quick else 256
     rounds = 2 if ctx.quick else 3
@@ -186,7 +203,9 @@ def bench_upload(ctx: BenchContext) -> ScenarioResult:
     return result
 
 
-@scenario("mock_small_requests", "blob HEAD requests per second against the mock, keep-alive connections")
+@scenario(
+    "mock_small_requests", "blob HEAD requests per second against the mock, keep-alive connections"
+)
 def bench_small_requests(ctx: BenchContext) -> ScenarioResult:
     seconds = 2.0 if ctx.quick else 5.0
     result = ScenarioResult(details={"seconds": seconds})
@@ -202,7 +221,11 @@ def bench_small_requests(ctx: BenchContext) -> ScenarioResult:
             if rate.errors:
                 raise RuntimeError(f"{rate.errors} of {rate.requests} HEAD requests failed")
             target_rps = SMALL_REQUESTS_TARGET if connections == 8 else None
-            result.metrics.append(Metric(f"blob HEAD, {connections} connection(s)", rate.per_second, "req/s", target_rps))
+            result.metrics.append(
+                Metric(
+                    f"blob HEAD, {connections} connection(s)", rate.per_second, "req/s", target_rps
+                )
+            )
             result.details[f"requests_{connections}"] = rate.requests
         result.details["mock_requests_total"] = mock.stats().get("requests_total")
     return result
@@ -236,7 +259,9 @@ def _stream_through_disk(ctx: BenchContext, size_mib: int) -> dict[str, float]:
         shutil.rmtree(storage, ignore_errors=True)
 
 
-@scenario("mock_memory", "peak RSS of the mock streaming a small vs a large blob through --storage DIR")
+@scenario(
+    "mock_memory", "peak RSS of the mock streaming a small vs a large blob through --storage DIR"
+)
 def bench_memory(ctx: BenchContext) -> ScenarioResult:
     small_mib, large_mib = (16, 256) if ctx.quick else (64, 1024)
     small = _stream_through_disk(ctx, small_mib)
@@ -246,7 +271,9 @@ def bench_memory(ctx: BenchContext) -> ScenarioResult:
         metrics=[
             Metric(f"peak RSS, {small_mib} MiB blob", small["peak_rss_mib"], "MiB"),
             Metric(f"peak RSS, {large_mib} MiB blob", large["peak_rss_mib"], "MiB"),
-            Metric("peak RSS growth", growth, "MiB", MEMORY_GROWTH_LIMIT_MIB, higher_is_better=False),
+            Metric(
+                "peak RSS growth", growth, "MiB", MEMORY_GROWTH_LIMIT_MIB, higher_is_better=False
+            ),
             Metric(f"disk upload, {large_mib} MiB (streamed)", large["upload_mbs"], "MB/s"),
             Metric(f"disk download, {large_mib} MiB", large["download_mbs"], "MB/s"),
         ],
@@ -259,7 +286,10 @@ def bench_memory(ctx: BenchContext) -> ScenarioResult:
 
 def load_scenarios() -> dict[str, Scenario]:
     for module in SCENARIO_MODULES:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # one broken scenario module must not hide the others
+            print(f"bench: warning: cannot load {module}: {exc}", file=sys.stderr)
     return SCENARIOS
 
 
@@ -306,7 +336,9 @@ def run(names: Sequence[str], *, quick: bool, results_dir: Path = RESULTS_DIR) -
     scenarios = load_scenarios()
     unknown = [n for n in names if n not in scenarios]
     if unknown:
-        raise SystemExit(f"bench: error: unknown scenario(s) {', '.join(unknown)}; known: {', '.join(scenarios)}")
+        raise SystemExit(
+            f"bench: error: unknown scenario(s) {', '.join(unknown)}; known: {', '.join(scenarios)}"
+        )
     results_dir.mkdir(parents=True, exist_ok=True)
     json_path = results_dir / "bench.json"
     report: dict[str, Any] = {"scenarios": {}}
@@ -325,7 +357,7 @@ def run(names: Sequence[str], *, quick: bool, results_dir: Path = RESULTS_DIR) -
             start = time.perf_counter()
             try:
                 result = scenarios[name].run(ctx)
-            except (RuntimeError, OSError) as exc:
+            except Exception as exc:  # a failing scenario is reported, the others still run
                 entry["error"] = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
             else:
                 entry["metrics"] = [{**asdict(m), "ok": m.ok} for m in result.metrics]
@@ -334,7 +366,10 @@ def run(names: Sequence[str], *, quick: bool, results_dir: Path = RESULTS_DIR) -
             entry["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             report["scenarios"][name] = entry
             for metric in entry.get("metrics", []):
-                print(f"  {metric['name']}: {_format(metric['value'])} {metric['unit']}", file=sys.stderr)
+                print(
+                    f"  {metric['name']}: {_format(metric['value'])} {metric['unit']}",
+                    file=sys.stderr,
+                )
             if "error" in entry:
                 print(f"  error: {entry['error']}", file=sys.stderr)
     json_path.write_text(json.dumps(report, indent=2) + "\n")
@@ -343,9 +378,17 @@ def run(names: Sequence[str], *, quick: bool, results_dir: Path = RESULTS_DIR) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stress.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m stress.bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true", help="smaller blobs and shorter runs")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this scenario (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this scenario (repeatable)",
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
@@ -355,7 +398,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}: {item.description}")
         return 0
     report = run(args.only, quick=args.quick, results_dir=args.results_dir)
-    print(render_markdown({**report, "scenarios": {n: report["scenarios"][n] for n in (args.only or scenarios)}}))
+    print(
+        render_markdown(
+            {**report, "scenarios": {n: report["scenarios"][n] for n in (args.only or scenarios)}}
+        )
+    )
     failed = [n for n in (args.only or scenarios) if "error" in report["scenarios"][n]]
     return 2 if failed else 0
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -113,7 +113,11 @@ class Manifest:
         return len(self.data)
 
     def descriptor(self) -> dict[str, Any]:
-        desc: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        desc: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
         if self.artifact_type is not None:
             desc["artifactType"] = self.artifact_type
         if self.platform is not None:
@@ -160,12 +164,19 @@ class Corpus:
 
     def repo_manifests(self, repo: str) -> set[str]:
         return {
-            d for image in self.images if image.repo == repo for d in image.manifests + image.referrers
+            d
+            for image in self.images
+            if image.repo == repo
+            for d in image.manifests + image.referrers
         }
 
     def referrers(self, repo: str) -> dict[str, tuple[str, ...]]:
         """subject digest -> referrer manifest digests, for one repository."""
-        return {image.digest: image.referrers for image in self.images if image.repo == repo and image.referrers}
+        return {
+            image.digest: image.referrers
+            for image in self.images
+            if image.repo == repo and image.referrers
+        }
 
     @property
     def blob_bytes(self) -> int:
@@ -233,7 +244,9 @@ class _Planner:
         layers, diff_ids = [], []
         for i in range(spec.layers_per_image):
             shared = i < spec.shared_base_layers
-            layer, diff_id = self._layer(f"base/{platform}/{i}" if shared else f"{image_key}/{platform}/{i}")
+            layer, diff_id = self._layer(
+                f"base/{platform}/{i}" if shared else f"{image_key}/{platform}/{i}"
+            )
             layers.append(layer)
             diff_ids.append(diff_id)
         os_name, _, arch = platform.partition("/")
@@ -251,7 +264,11 @@ class _Planner:
         obj = {
             "schemaVersion": 2,
             "mediaType": self.manifest_type,
-            "config": {"mediaType": config.media_type, "digest": config.digest, "size": config.size},
+            "config": {
+                "mediaType": config.media_type,
+                "digest": config.digest,
+                "size": config.size,
+            },
             "layers": [
                 {"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}
                 for layer in layers
@@ -277,7 +294,11 @@ class _Planner:
             "artifactType": artifact_type,
             "config": {"mediaType": OCI_EMPTY, "digest": empty.digest, "size": empty.size},
             "layers": [{"mediaType": artifact_type, "digest": layer.digest, "size": layer.size}],
-            "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
+            "subject": {
+                "mediaType": subject.media_type,
+                "digest": subject.digest,
+                "size": subject.size,
+            },
             "annotations": {"org.opencontainers.image.created": CREATED},
         }
         return self._manifest(
@@ -362,7 +383,7 @@ class RegistryAuth(httpx.Auth):
     def __init__(self, username: str | None = None, password: str | None = None) -> None:
         self.username = username
         self.password = password
-        self._tokens: dict[tuple[str, bool], str] = {}
+        self._tokens: dict[tuple[str, bool, str], str] = {}
         self._basic = False
         self.token_requests = 0
 
@@ -370,12 +391,13 @@ class RegistryAuth(httpx.Auth):
         return httpx.BasicAuth(self.username or "", self.password or "")._auth_header
 
     @staticmethod
-    def _scope_key(request: httpx.Request) -> tuple[str, bool]:
+    def _scope_key(request: httpx.Request) -> tuple[str, bool, str]:
+        """(repository, needs push, mount source): a mount needs pull on `from` too."""
         match = _REPO_PATH.match(request.url.path)
         repo = match.group(1) if match else ""
-        return repo, request.method not in ("GET", "HEAD")
+        return repo, request.method not in ("GET", "HEAD"), request.url.params.get("from", "")
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:  # type: ignore[override]
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         key = self._scope_key(request)
         if self._basic and self.username is not None:
             request.headers["Authorization"] = self._basic_header()
@@ -392,11 +414,10 @@ class RegistryAuth(httpx.Auth):
             return
         if scheme != "bearer" or "realm" not in params:
             return
-        repo, push = key
+        repo, push, source = key
         scopes = [params["scope"]] if "scope" in params else []
         if repo:
             scopes = [f"repository:{repo}:{'pull,push' if push else 'pull'}"]
-            source = request.url.params.get("from")
             if source:
                 scopes.append(f"repository:{source}:pull")
         query: list[tuple[str, str]] = []
@@ -453,7 +474,7 @@ def _retry_delay(response: httpx.Response, attempt: int) -> float:
     if match:
         value = float(match.group(1))
         return min(value / 1000 if match.group(2) == "ms" else value, 10.0)
-    return min(0.05 * 2**attempt, 2.0)
+    return min(0.05 * 2.0**attempt, 2.0)
 
 
 class CorpusPusher:
@@ -508,7 +529,9 @@ class CorpusPusher:
         if self.mount and source is not None and source != repo:
             start = await self.request(
                 "POST",
-                httpx.URL(f"v2/{repo}/blobs/uploads/", params={"mount": blob.digest, "from": source}),
+                httpx.URL(
+                    f"v2/{repo}/blobs/uploads/", params={"mount": blob.digest, "from": source}
+                ),
                 ok=(201, 202),
             )
             if start.status_code == 201:
@@ -539,7 +562,9 @@ class CorpusPusher:
         )
         got = response.headers.get("docker-content-digest")
         if got is not None and got != manifest.digest:
-            raise PushError(f"PUT {repo}:{reference}: registry says {got}, expected {manifest.digest}")
+            raise PushError(
+                f"PUT {repo}:{reference}: registry says {got}, expected {manifest.digest}"
+            )
         self.stats.manifests_pushed += 1
         return response
 
@@ -619,7 +644,9 @@ async def push_corpus(
 ) -> PushStats:
     """Push every blob, manifest, tag and referrer of `corpus` to the registry at `base_url`."""
     if client is not None:
-        return await CorpusPusher(client, base_url, mount=mount).push(corpus, concurrency=concurrency)
+        return await CorpusPusher(client, base_url, mount=mount).push(
+            corpus, concurrency=concurrency
+        )
     async with make_client(username, password) as own:
         return await CorpusPusher(own, base_url, mount=mount).push(corpus, concurrency=concurrency)
 
@@ -634,7 +661,9 @@ async def seed_registry(
 ) -> Corpus:
     """Plan the corpus for `spec` and push it; returns the plan (repo -> tag -> digest, blobs)."""
     corpus = build_corpus(spec or CorpusSpec())
-    await push_corpus(corpus, base_url, username=username, password=password, concurrency=concurrency)
+    await push_corpus(
+        corpus, base_url, username=username, password=password, concurrency=concurrency
+    )
     return corpus
 
 
@@ -676,14 +705,18 @@ async def verify_corpus(
                     base.join(f"v2/{repo}/manifests/{digest}"), headers={"Accept": MANIFEST_ACCEPT}
                 )
                 if got.status_code != 200 or got.content != corpus.manifests[digest].data:
-                    problems.append(f"{repo}@{digest}: manifest -> {got.status_code} or bytes differ")
+                    problems.append(
+                        f"{repo}@{digest}: manifest -> {got.status_code} or bytes differ"
+                    )
             for digest in image.blobs:
                 blob = corpus.blobs[digest]
                 url = base.join(f"v2/{repo}/blobs/{digest}")
                 if check_blob_bytes:
                     got = await http.get(url)
                     if got.status_code != 200 or got.content != blob.data:
-                        problems.append(f"{repo}@{digest}: blob GET -> {got.status_code} or bytes differ")
+                        problems.append(
+                            f"{repo}@{digest}: blob GET -> {got.status_code} or bytes differ"
+                        )
                     continue
                 got = await http.head(url)
                 size = got.headers.get("content-length")

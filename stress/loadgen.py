@@ -143,7 +143,9 @@ def upload_blob(
         sep = "&" if "?" in location else "?"
         done = conn.request("PUT", f"{location}{sep}digest={digest}", headers=octet, body=b"")
     else:
-        done = conn.request("PUT", f"{location}{sep}digest={digest}", headers=octet, body=chunk, body_repeat=repeat)
+        done = conn.request(
+            "PUT", f"{location}{sep}digest={digest}", headers=octet, body=chunk, body_repeat=repeat
+        )
     if done.status != 201:
         raise RuntimeError(f"PUT upload -> {done.status}: {done.body[:200]!r}")
     return done

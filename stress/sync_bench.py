@@ -1,18 +1,28 @@
-"""`ocync sync` vs `skopeo sync --all` on the same registries (issue 6's benchmark).
+"""`ocync sync` vs `skopeo sync --all`, side by side on the same registries (issue 6's benchmark).
 
-Scenarios (each tool gets its own, fresh target registry; the source is shared):
-  sync_distribution_pair  two Debian docker-registry instances: cold, warm, partial (~5% of
-                          tags changed); requests counted from the registries' access logs
-  sync_mock_pair          source mock -> ghcr-profile mock (token auth, 600/6s cap, blob
-                          redirects): requests by kind, 429s, from the mocks' stats
-  sync_wan                both tools between generic mocks with --latency 20 (remote
-                          registries are tens of milliseconds away)
-Recorded: wall time, requests (and by kind where the registry tells), source blob GETs,
-duplicate blob GETs, mounts, 429s, failed images, peak RSS of the tool's process.
+Scenario groups (each tool gets its own fresh target registry; the source is shared and both
+tools run one after the other, ocync first, in every phase):
+  sync_distribution  two Debian docker-registry 2.8 instances: cold, warm (nothing changed),
+                     partial (~5% of tags re-pushed with new content at the source)
+  sync_ghcr_mock     source mock -> ghcr-profile mock (token auth, rate cap, blob redirects,
+                     mounts only inside one namespace): cold, warm, partial
+  sync_wan           both tools between generic mocks with --latency 20: cold, warm
+  sync_scale         docker-registry pair with 10, 100 (and on request 1000) repositories:
+                     cold, warm, and ocync's peak RSS against the number of repositories
+Every request is counted from the registries' own access logs (stress/registries.py), so
+both tools are measured by the same witness: requests by kind, bytes, source blob GETs,
+duplicate blob GETs (the same digest fetched more than once), mounts answered 201, 429s. A
+tag is "failed" when, after the run, the target's manifest HEAD does not answer the source
+digest. Peak RSS is the tool process's ru_maxrss (os.wait4).
 
-Run alone: `python -m stress.sync_bench [--quick]` (prints a table and writes
-stress/results/sync_bench.json); `stress.bench` registers the same scenarios when
-"stress.sync_bench" is in its SCENARIO_MODULES.
+skopeo runs as a user would run it for a set of repositories: one process,
+`skopeo --insecure-policy sync --all --preserve-digests --keep-going --src yaml --dest docker
+SRC.yaml DST/mirror` (without --scoped it keeps the last path component: corpus/repo0 ->
+mirror/repo0), which is the mapping the ocync config uses.
+
+Run alone: `python -m stress.sync_bench [--quick] [--only NAME] [--scale 10,100,1000]`; writes
+stress/results/sync_bench.json and sync_bench.md. `python -m stress.bench` runs the same
+groups when "stress.sync_bench" is in its SCENARIO_MODULES.
 """
 
 from __future__ import annotations
@@ -21,428 +31,862 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import httpx
 import trio
 
-from stress.corpus import CorpusSpec, build_corpus, push_corpus
-from stress.mockproc import MockProcess
+from stress.corpus import (
+    MANIFEST_ACCEPT,
+    Corpus,
+    CorpusSpec,
+    RegistryAuth,
+    build_corpus,
+    push_corpus,
+    verify_corpus,
+)
+from stress.registries import DistributionProcess, LoggedRequest, MockRegistryProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
+TOOLS = ("ocync", "skopeo")
+USER = "bench"
 TOKEN = "bench-pat-0123456789"
 GHCR_CAP = "600/6s"
+GHCR_WINDOW_S = 6.0
+TARGET_NAMESPACE = "mirror"
+TOOL_TIMEOUT = 900.0
+
+# Targets from issue 6 (reported against, never assumed).
+TARGET_COLD_REQUEST_RATIO = 0.55
+TARGET_COLD_WALL_RATIO = 0.5
+TARGET_WAN_WALL_RATIO = 0.25
+TARGET_WARM_REQUESTS_PER_TAG = 2.0
 
 
-def corpus_spec(quick: bool, repositories: int | None = None) -> CorpusSpec:
+# ---------------------------------------------------------------------------------------
+# Corpora
+
+
+def pair_spec(quick: bool) -> CorpusSpec:
+    """Multi-arch indexes with shared base layers, for the registry-pair scenarios."""
     return CorpusSpec(
         seed=606,
-        repositories=repositories or (6 if quick else 20),
+        repositories=4 if quick else 12,
         namespace="corpus",
-        tags_per_repo=3 if quick else 5,
+        tags_per_repo=2 if quick else 4,
+        platforms=("linux/amd64", "linux/arm64"),
         layers_per_image=3,
         layer_size=(16 * 1024, 256 * 1024),
         shared_base_layers=2,
-        referrers_per_image=0,
     )
 
 
-# ---------------------------------------------------------------------------------------
-# Registries
+def wan_spec(quick: bool) -> CorpusSpec:
+    return dataclasses.replace(
+        pair_spec(quick), repositories=3 if quick else 6, tags_per_repo=2 if quick else 3
+    )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def scale_spec(repositories: int) -> CorpusSpec:
+    """Small single-platform images: the scale scenario measures per-repository overhead."""
+    return CorpusSpec(
+        seed=707,
+        repositories=repositories,
+        namespace="corpus",
+        tags_per_repo=2,
+        platforms=("linux/amd64",),
+        layers_per_image=2,
+        layer_size=(2 * 1024, 8 * 1024),
+        shared_base_layers=1,
+    )
 
 
-class Distribution:
-    """Debian's docker-registry with its access log in a file (requests by method and path)."""
-
-    def __init__(self, root: Path) -> None:
-        binary = shutil.which("docker-registry")
-        if binary is None:
-            raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
-        root.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
-        self.log = root / "access.log"
-        config = root / "config.yml"
-        config.write_text(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-            "  delete:\n    enabled: true\n"
-            f"http:\n  addr: 127.0.0.1:{self.port}\n"
-        )
-        self._log_handle = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=self._log_handle, stderr=self._log_handle)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}"
-        self._mark = 0
-
-    def requests(self) -> Counter[str]:
-        """Requests since the last call, by kind (access-log lines)."""
-        self._log_handle.flush()
-        lines = self.log.read_bytes().splitlines()
-        new, self._mark = lines[self._mark :], len(lines)
-        kinds: Counter[str] = Counter()
-        for raw in new:
-            line = raw.decode(errors="replace")
-            m = re.search(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (/v2/[^ ]*) HTTP', line)
-            if m:
-                kinds[_kind(m.group(1), m.group(2))] += 1
-        return kinds
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log_handle.close()
-
-
-def _kind(method: str, path: str) -> str:
-    path = path.split("?", 1)[0] + ("?mount" if "mount=" in path else "")
-    if path in ("/v2/", "/v2"):
-        return "ping"
-    if "/blobs/uploads" in path:
-        if method == "POST":
-            return "mount" if path.endswith("?mount") else "upload_post"
-        return {"PATCH": "upload_patch", "PUT": "upload_put", "GET": "upload_get"}.get(method, "upload_delete")
-    if "/blobs/" in path:
-        return "blob_head" if method == "HEAD" else "blob_get"
-    if "/manifests/" in path:
-        return {"HEAD": "manifest_head", "GET": "manifest_get", "PUT": "manifest_put"}.get(method, "manifest_delete")
-    if path.endswith("/tags/list"):
-        return "tags_list"
-    if "/referrers/" in path:
-        return "referrers"
-    return "other"
+def target_repo(repo: str) -> str:
+    """Where both tools put a source repository (skopeo sync without --scoped keeps the basename)."""
+    return f"{TARGET_NAMESPACE}/{repo.rsplit('/', 1)[-1]}"
 
 
 # ---------------------------------------------------------------------------------------
-# Tools
+# Measuring one tool run
+
+
+class Endpoint(Protocol):
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    def take(self) -> list[LoggedRequest]: ...
 
 
 @dataclass
 class ToolRun:
     tool: str
     phase: str
+    wall_s: float
+    exit_code: int
+    peak_rss_mib: float
+    tags: int = 0
+    requests: int = 0
+    source_requests: int = 0
+    target_requests: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    source_by_kind: dict[str, int] = field(default_factory=dict)
+    target_by_kind: dict[str, int] = field(default_factory=dict)
+    bytes_pulled: int = 0  # response bytes served by the source
+    bytes_pushed: int = 0  # request bytes received by the target (blob sizes on docker-registry)
+    source_blob_gets: int = 0
+    duplicate_blob_gets: int = 0
+    mounts: int = 0  # mount requests answered 201
+    throttled: int = 0  # 429s from either registry
+    failed_images: int = 0  # tags whose target digest is not the source's after the run
+    reported_failed: int | None = None  # what the tool itself said (ocync --json)
+    verify_problems: int | None = None  # full content check (cold only)
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
     wall: float
     exit_code: int
     peak_rss_mib: float
-    requests: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
-    source_blob_gets: int = 0
-    duplicate_blob_gets: int = 0
-    throttled: int = 0
-    failed_images: int = 0
-    mounts: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+    stdout: str
+    stderr: str
 
 
-_RSS_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
-    "sys.stdout.buffer.write(r.stdout)\n"
-    "sys.stderr.buffer.write(r.stderr)\n"
-    "sys.stderr.write(f'\\nPEAK_RSS_KIB={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n')\n"
-    "sys.exit(r.returncode)\n"
-)
+# Linux keeps a process's ru_maxrss across fork+exec: a tool forked straight from this
+# (large) process would report at least this process's RSS. A tiny wrapper (python -S, a few
+# MiB) forks the tool instead and reports the tool's own wall time and ru_maxrss.
+_WRAPPER = """
+import os, subprocess, sys, time
+report, cmd = sys.argv[1], sys.argv[2:]
+start = time.monotonic()
+proc = subprocess.Popen(cmd)
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.monotonic() - start
+with open(report, "w") as fh:
+    fh.write(f"{wall} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
-def _measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float, str, str]:
-    start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", _RSS_WRAPPER, *cmd],
-        capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=1800,
+def measure(
+    cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = TOOL_TIMEOUT
+) -> Measured:
+    """Run `cmd`: its wall time, exit code, output and peak RSS (ru_maxrss of that process)."""
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile(suffix=".txt") as report,
+    ):
+        start = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", _WRAPPER, report.name, *cmd],
+            stdout=out,
+            stderr=err,
+            env=dict(env) if env else None,
+            cwd=ROOT,
+            timeout=timeout,
+            check=False,
+        )
+        wall = time.monotonic() - start
+        fields = Path(report.name).read_text().split()
+        if len(fields) == 2:
+            wall, rss_kib = float(fields[0]), int(fields[1])
+        else:
+            rss_kib = 0
+        out.seek(0)
+        err.seek(0)
+        return Measured(
+            wall=wall,
+            exit_code=proc.returncode,
+            peak_rss_mib=rss_kib / 1024,  # Linux: KiB
+            stdout=out.read().decode(errors="replace"),
+            stderr=err.read().decode(errors="replace"),
+        )
+
+
+def tally(
+    run: ToolRun,
+    source: Iterable[LoggedRequest],
+    target: Iterable[LoggedRequest],
+    blob_sizes: Mapping[str, int],
+) -> ToolRun:
+    """Fill `run`'s request counts from the two registries' logs of that run."""
+    src, dst = list(source), list(target)
+    src_kinds = Counter(r.kind for r in src)
+    dst_kinds = Counter(r.kind for r in dst)
+    run.source_by_kind = dict(sorted(src_kinds.items()))
+    run.target_by_kind = dict(sorted(dst_kinds.items()))
+    run.by_kind = dict(sorted((src_kinds + dst_kinds).items()))
+    run.source_requests, run.target_requests = len(src), len(dst)
+    run.requests = len(src) + len(dst)
+    run.bytes_pulled = sum(r.bytes_out for r in src)
+    pushed = 0
+    for r in dst:
+        if r.bytes_in is not None:
+            pushed += r.bytes_in
+        elif r.kind == "upload_put" and r.status == 201:
+            # docker-registry does not log request bodies: count the blob the upload completed.
+            digest = next((p[7:] for p in r.query.split("&") if p.startswith("digest=")), "")
+            pushed += blob_sizes.get(digest.replace("%3A", ":"), 0)
+    run.bytes_pushed = pushed
+    gets = Counter(
+        r.digest for r in src if r.kind in ("blob_get", "storage_get") and r.status in (200, 307)
     )
-    wall = time.monotonic() - start
-    m = re.search(r"PEAK_RSS_KIB=(\d+)", proc.stderr)
-    rss = int(m.group(1)) / 1024 if m else 0.0
-    return wall, proc.returncode, rss, proc.stdout, proc.stderr
-
-
-def ocync_config(path: Path, src: str, dst: str, repos: list[str], cache: Path, *,
-                 dst_profile: str | None = None, dst_auth: bool = False, cap: str | None = None) -> None:
-    lines = [
-        "global:", f"  cache_dir: {cache}", "  max_concurrent_transfers: 8",
-        "registries:", "  src:", f"    url: {src}", "  dst:", f"    url: {dst}",
-    ]
-    if dst_profile:
-        lines.append(f"    profile: {dst_profile}")
-    if dst_auth:
-        lines.append(f"    credentials: {{username: bench, password: {TOKEN}}}")
-    if cap:
-        lines.append(f"    rate_limit: {cap}")
-    lines += ["defaults:", "  source: src", "  targets: dst", "  tags: {glob: '*'}", "mappings:"]
-    for repo in repos:
-        lines.append(f"  - from: {repo}\n    to: mirror/{repo.split('/', 1)[1]}")
-    path.write_text("\n".join(lines) + "\n")
-
-
-def run_ocync(config: Path, phase: str) -> ToolRun:
-    wall, code, rss, out, err = _measured([sys.executable, "-m", "ocync", "sync", "-c", str(config), "--json"])
-    run = ToolRun("ocync", phase, wall, code, rss)
-    try:
-        doc = json.loads(out)
-    except ValueError:
-        print(err[-2000:], file=sys.stderr)
-        return run
-    summary = doc["summary"]
-    run.failed_images = summary["images_failed"]
-    run.mounts = summary["blobs_mounted"]
-    run.throttled = summary["throttled"]
-    dup = doc.get("plan", {}).get("duplicate_blob_pulls", 0)
-    run.duplicate_blob_gets = int(dup)
+    gets.pop(None, None)
+    run.source_blob_gets = sum(gets.values())
+    run.duplicate_blob_gets = sum(n - 1 for n in gets.values() if n > 1)
+    run.mounts = sum(1 for r in dst if r.kind == "mount" and r.status == 201)
+    run.throttled = sum(1 for r in src + dst if r.status == 429)
     return run
 
 
-def skopeo_yaml(path: Path, src_host: str, repos: list[str]) -> None:
-    images = "\n".join(f"    {r}: []" for r in repos)
-    path.write_text(f"{src_host}:\n  tls-verify: false\n  images:\n{images}\n")
-
-
-def run_skopeo(yaml_file: Path, dst: str, phase: str, *, creds: str | None = None) -> ToolRun:
-    skopeo = shutil.which("skopeo")
-    if skopeo is None:
-        raise RuntimeError("skopeo is not installed (apt-get install skopeo)")
-    cmd = [skopeo, "sync", "--all", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
-           "--retry-times", "3", str(yaml_file), f"{dst}/mirror"]
-    if creds:
-        cmd[2:2] = ["--dest-creds", creds]
-    wall, code, rss, _out, err = _measured(cmd)
-    run = ToolRun("skopeo", phase, wall, code, rss)
-    if code != 0:
-        run.failed_images = -1  # skopeo stops at the first failure; the count is unknown
-        print(f"skopeo exited {code}: {err.strip().splitlines()[-1:]}", file=sys.stderr)
-    return run
-
-
-def _fill(run: ToolRun, src_kinds: Counter[str] | dict[str, int], dst_kinds: Counter[str] | dict[str, int],
-          unique_blobs: int | None, throttled: int = 0) -> ToolRun:
-    by_kind: Counter[str] = Counter()
-    by_kind.update({k: v for k, v in src_kinds.items() if v})
-    by_kind.update({k: v for k, v in dst_kinds.items() if v})
-    run.by_kind = dict(sorted(by_kind.items()))
-    run.requests = sum(by_kind.values())
-    run.source_blob_gets = int(src_kinds.get("blob_get", 0)) + int(src_kinds.get("storage_get", 0))
-    if unique_blobs is not None and run.tool == "skopeo":
-        run.duplicate_blob_gets = max(run.source_blob_gets - unique_blobs, 0)
-    if throttled:
-        run.throttled = throttled
-    if run.tool == "skopeo":
-        run.mounts = int(dst_kinds.get("mount", 0))
-    return run
-
-
-def _partial_update(src_url: str, spec: CorpusSpec) -> int:
-    """Re-tag ~5% of the tags with new content (a different corpus seed)."""
-    changed = max(1, round(spec.repositories * spec.tags_per_repo * 0.05))
-    fresh = build_corpus(dataclasses.replace(spec, seed=spec.seed + 1, repositories=changed, tags_per_repo=1))
-    trio.run(push_corpus, fresh, src_url)
-    return changed
+def failed_tags(
+    url: str, expected: Mapping[str, Mapping[str, str]], auth: tuple[str, str] | None
+) -> list[str]:
+    """Tags (`repo:tag`, target names) whose manifest at the target is not the expected digest."""
+    failed: list[str] = []
+    client_auth = RegistryAuth(*auth) if auth else None
+    with httpx.Client(base_url=url, auth=client_auth, timeout=30) as client:
+        for repo, tags in expected.items():
+            for tag, digest in tags.items():
+                dst = target_repo(repo)
+                resp = client.head(
+                    f"/v2/{dst}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT}
+                )
+                if resp.status_code != 200 or resp.headers.get("docker-content-digest") != digest:
+                    failed.append(f"{dst}:{tag}")
+    return failed
 
 
 # ---------------------------------------------------------------------------------------
-# Scenarios
+# The tools
 
 
-def scenario_distribution_pair(quick: bool, workdir: Path) -> dict[str, Any]:
-    spec = corpus_spec(quick)
-    corpus = build_corpus(spec)
-    repos = sorted(corpus.repos)
-    regs = {name: Distribution(workdir / name) for name in ("source", "ocync", "skopeo")}
-    runs: list[ToolRun] = []
-    try:
-        trio.run(push_corpus, corpus, regs["source"].url)
-        regs["source"].requests()
-        cfg = workdir / "ocync.yaml"
-        ocync_config(cfg, regs["source"].host, regs["ocync"].host, repos, workdir / "cache")
-        yml = workdir / "skopeo.yaml"
-        skopeo_yaml(yml, regs["source"].host, repos)
-
-        def phase(name: str) -> None:
-            for tool in ("ocync", "skopeo"):
-                run = run_ocync(cfg, name) if tool == "ocync" else run_skopeo(yml, regs["skopeo"].host, name)
-                runs.append(_fill(run, regs["source"].requests(), regs[tool].requests(),
-                                  len(corpus.blobs) if name == "cold" else None))
-
-        phase("cold")
-        phase("warm")
-        changed = _partial_update(regs["source"].url, spec)
-        regs["source"].requests()
-        phase("partial")
-    finally:
-        for reg in regs.values():
-            reg.stop()
-    return _summarise("distribution pair", corpus, runs, {"changed_tags": changed})
-
-
-def scenario_mock_pair(quick: bool, workdir: Path, *, latency: int | None = None) -> dict[str, Any]:
-    spec = corpus_spec(quick)
-    corpus = build_corpus(spec)
-    repos = sorted(corpus.repos)
-    wan = latency is not None
-    lat = ["--latency", str(latency)] if wan else []
-    target_args = (
-        lat + ["--profile", "generic"] if wan else
-        ["--profile", "ghcr", "--auth", "token", "--user", f"bench:{TOKEN}", "--namespace",
-         "bench:mirror", "--rate-limit", GHCR_CAP]
-    )
-    runs: list[ToolRun] = []
-    with (
-        MockProcess(["--profile", "generic", *lat]) as source,
-        MockProcess(target_args) as t_ocync,
-        MockProcess(target_args) as t_skopeo,
-    ):
-        trio.run(push_corpus, corpus, source.url)
-        _reset(source)
-        host = {m: m.url.split("://", 1)[1] for m in (source, t_ocync, t_skopeo)}
-        cfg = workdir / "ocync.yaml"
-        ocync_config(cfg, host[source], host[t_ocync], repos, workdir / "cache",
-                     dst_profile=None if wan else "ghcr", dst_auth=not wan, cap=None if wan else GHCR_CAP)
-        yml = workdir / "skopeo.yaml"
-        skopeo_yaml(yml, host[source], repos)
-
-        def phase(name: str) -> None:
-            for tool, target in (("ocync", t_ocync), ("skopeo", t_skopeo)):
-                if tool == "ocync":
-                    run = run_ocync(cfg, name)
-                else:
-                    run = run_skopeo(yml, host[target], name, creds=None if wan else f"bench:{TOKEN}")
-                s, d = source.stats(), target.stats()
-                _reset(source)
-                _reset(target)
-                runs.append(_fill(run, s["by_kind"], d["by_kind"],  # type: ignore[arg-type]
-                                  len(corpus.blobs) if name == "cold" else None,
-                                  throttled=int(d["throttled"])))  # type: ignore[call-overload]
-
-        phase("cold")
-        if not wan:
-            phase("warm")
-            changed = _partial_update(source.url, spec)
-            _reset(source)
-            phase("partial")
-    return _summarise("WAN (latency 20 ms)" if wan else "mock -> ghcr-profile mock", corpus, runs,
-                      {} if wan else {"changed_tags": changed})
+def write_ocync_config(
+    path: Path,
+    source: str,
+    target: str,
+    repos: Sequence[str],
+    cache: Path,
+    *,
+    profile: str | None = None,
+    auth: tuple[str, str] | None = None,
+    rate_limit: str | None = None,
+) -> None:
+    lines = [
+        "global:",
+        f"  cache_dir: {cache}",
+        "registries:",
+        "  src:",
+        f"    url: {source}",
+        "  dst:",
+        f"    url: {target}",
+    ]
+    if profile:
+        lines.append(f"    profile: {profile}")
+    if auth:
+        lines.append(f"    credentials: {{username: {auth[0]}, password: {auth[1]}}}")
+    if rate_limit:
+        lines.append(f"    rate_limit: {rate_limit}")
+    lines += ["defaults:", "  source: src", "  targets: dst", "mappings:"]
+    lines += [f"  - {{from: {repo}, to: {target_repo(repo)}}}" for repo in repos]
+    path.write_text("\n".join(lines) + "\n")
 
 
-def _reset(mock: MockProcess) -> None:
-    import httpx
+def write_skopeo_yaml(path: Path, source: str, repos: Sequence[str]) -> None:
+    images = "\n".join(f"    {repo}: []" for repo in repos)  # [] = every tag
+    path.write_text(f"{source}:\n  tls-verify: false\n  images:\n{images}\n")
 
-    httpx.post(f"{mock.url}/_mock/reset", timeout=10)
+
+def ocync_command(config: Path) -> list[str]:
+    return [sys.executable, "-m", "ocync", "sync", "-c", str(config), "--json"]
 
 
-def _summarise(name: str, corpus: Any, runs: list[ToolRun], extra: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": name, "corpus": corpus.summary(), **extra, "runs": [r.to_dict() for r in runs]}
+def skopeo_command(yaml_file: Path, target: str, auth: tuple[str, str] | None) -> list[str]:
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        raise RuntimeError("skopeo is not installed (apt-get install skopeo)")
+    cmd = [
+        skopeo,
+        "--insecure-policy",
+        "sync",
+        "--all",
+        "--preserve-digests",
+        "--keep-going",
+        "--src",
+        "yaml",
+        "--dest",
+        "docker",
+        "--dest-tls-verify=false",
+        "--retry-times",
+        "3",
+    ]
+    if auth:
+        cmd += ["--dest-creds", f"{auth[0]}:{auth[1]}"]
+    return [*cmd, str(yaml_file), f"{target}/{TARGET_NAMESPACE}"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env.setdefault("NO_COLOR", "1")
+    return env
+
+
+# ---------------------------------------------------------------------------------------
+# One scenario group: a source, one target per tool, a corpus, phases
+
+
+class SideBySide:
+    """Runs ocync then skopeo for each phase against the same source and its own target."""
+
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        corpus: Corpus,
+        source: Endpoint,
+        targets: Mapping[str, Endpoint],
+        *,
+        auth: tuple[str, str] | None = None,
+        profile: str | None = None,
+        rate_limit: str | None = None,
+        pause: float = 0.0,
+    ) -> None:
+        self.name = name
+        self.pause = pause  # seconds to wait before each tool run (a rate window to drain)
+        self.corpus = corpus
+        self.source = source
+        self.targets = targets
+        self.auth = auth
+        self.runs: list[ToolRun] = []
+        self.expected: dict[str, dict[str, str]] = {
+            repo: dict(tags) for repo, tags in corpus.repos.items()
+        }
+        self.sizes: dict[str, int] = {d: b.size for d, b in corpus.blobs.items()}
+        self.extra: dict[str, Any] = {}
+        repos = sorted(self.expected)
+        self.ocync_config = workdir / "ocync.yaml"
+        write_ocync_config(
+            self.ocync_config,
+            source.host,
+            targets["ocync"].host,
+            repos,
+            workdir / "cache",
+            profile=profile,
+            auth=auth,
+            rate_limit=rate_limit,
+        )
+        self.skopeo_yaml = workdir / "skopeo.yaml"
+        write_skopeo_yaml(self.skopeo_yaml, source.host, repos)
+
+    def seed(self) -> None:
+        trio.run(push_corpus, self.corpus, self.source.url)
+        self.source.take()
+
+    @property
+    def tag_count(self) -> int:
+        return sum(len(tags) for tags in self.expected.values())
+
+    def phase(self, phase: str, *, verify: bool = False) -> None:
+        for tool in TOOLS:
+            target = self.targets[tool]
+            if tool == "ocync":
+                cmd = ocync_command(self.ocync_config)
+            else:
+                cmd = skopeo_command(self.skopeo_yaml, target.host, self.auth)
+            print(f"  {self.name} {phase}: {tool} ...", file=sys.stderr, flush=True)
+            time.sleep(self.pause)
+            got = measure(cmd, env=_env())
+            run = ToolRun(
+                tool,
+                phase,
+                round(got.wall, 3),
+                got.exit_code,
+                round(got.peak_rss_mib, 1),
+                tags=self.tag_count,
+            )
+            tally(run, self.source.take(), target.take(), self.sizes)
+            if tool == "ocync":
+                try:
+                    run.reported_failed = int(json.loads(got.stdout)["summary"]["images_failed"])
+                except (ValueError, KeyError, TypeError):
+                    run.note = _last_line(got.stderr)
+            elif got.exit_code != 0:
+                run.note = _last_line(got.stderr)
+            failed = failed_tags(target.url, self.expected, self.auth)
+            run.failed_images = len(failed)
+            if verify:
+                problems = trio.run(self._verify, target.url)
+                run.verify_problems = len(problems)
+                if problems and not run.note:
+                    run.note = problems[0][:200]
+            target.take()  # the checks' own requests are not the tool's
+            self.runs.append(run)
+
+    async def _verify(self, url: str) -> list[str]:
+        user, password = self.auth if self.auth else (None, None)
+        return await verify_corpus(
+            self.corpus,
+            url,
+            username=user,
+            password=password,
+            repo_map={repo: target_repo(repo) for repo in self.expected},
+        )
+
+    def change_some_tags(self, share: float = 0.05) -> int:
+        """Re-push ~`share` of the tags with new content (tag v0.0 of the first repositories)."""
+        spec = self.corpus.spec
+        changed = max(1, round(self.tag_count * share))
+        changed = min(changed, spec.repositories)
+        fresh = build_corpus(
+            dataclasses.replace(spec, seed=spec.seed + 1, repositories=changed, tags_per_repo=1)
+        )
+        trio.run(push_corpus, fresh, self.source.url)
+        self.source.take()
+        for repo, tags in fresh.repos.items():
+            self.expected[repo].update(tags)
+        self.sizes.update({d: b.size for d, b in fresh.blobs.items()})
+        self.extra["changed_tags"] = changed
+        return changed
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "corpus": self.corpus.summary(),
+            **self.extra,
+            "runs": [r.to_dict() for r in self.runs],
+        }
+        out["ratios"] = ratios(self.runs)
+        return out
+
+
+def ratios(runs: Sequence[ToolRun]) -> dict[str, float]:
+    """ocync / skopeo per phase (requests and wall), and ocync's warm requests per tag."""
     by = {(r.tool, r.phase): r for r in runs}
-    o, s = by.get(("ocync", "cold")), by.get(("skopeo", "cold"))
-    if o and s and s.requests and s.wall:
-        out["cold_request_ratio"] = round(o.requests / s.requests, 3)
-        out["cold_wall_ratio"] = round(o.wall / s.wall, 3)
-    w = by.get(("ocync", "warm"))
-    if w:
-        out["warm_requests_per_tag"] = round(w.requests / len(corpus.images), 2)
+    out: dict[str, float] = {}
+    for phase in dict.fromkeys(r.phase for r in runs):
+        o, s = by.get(("ocync", phase)), by.get(("skopeo", phase))
+        if o and s and s.requests and s.wall_s:
+            out[f"{phase}_request_ratio"] = round(o.requests / s.requests, 3)
+            out[f"{phase}_wall_ratio"] = round(o.wall_s / s.wall_s, 3)
+    for tool in TOOLS:
+        warm = by.get((tool, "warm"))
+        if warm and warm.tags:
+            out[f"{tool}_warm_requests_per_tag"] = round(warm.requests / warm.tags, 2)
+            out[f"{tool}_warm_target_requests_per_tag"] = round(warm.target_requests / warm.tags, 2)
+    return out
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+# ---------------------------------------------------------------------------------------
+# Scenario groups
+
+
+def scenario_distribution(quick: bool, workdir: Path) -> dict[str, Any]:
+    corpus = build_corpus(pair_spec(quick))
+    with (
+        DistributionProcess(workdir / "source") as source,
+        DistributionProcess(workdir / "t-ocync") as t_ocync,
+        DistributionProcess(workdir / "t-skopeo") as t_skopeo,
+    ):
+        bench = SideBySide(
+            "docker-registry -> docker-registry",
+            workdir,
+            corpus,
+            source,
+            {"ocync": t_ocync, "skopeo": t_skopeo},
+        )
+        bench.seed()
+        bench.phase("cold", verify=True)
+        bench.phase("warm")
+        bench.change_some_tags()
+        bench.phase("partial")
+        return bench.summary()
+
+
+def scenario_ghcr_mock(quick: bool, workdir: Path) -> dict[str, Any]:
+    corpus = build_corpus(pair_spec(quick))
+    ghcr = [
+        "--profile",
+        "ghcr",
+        "--auth",
+        "token",
+        "--user",
+        f"{USER}:{TOKEN}",
+        "--namespace",
+        f"{USER}:{TARGET_NAMESPACE}",
+        "--rate-limit",
+        GHCR_CAP,
+    ]
+    with (
+        MockRegistryProcess(workdir / "source", ["--profile", "generic"]) as source,
+        MockRegistryProcess(workdir / "t-ocync", ghcr) as t_ocync,
+        MockRegistryProcess(workdir / "t-skopeo", ghcr) as t_skopeo,
+    ):
+        bench = SideBySide(
+            f"mock -> ghcr-profile mock (token auth, cap {GHCR_CAP})",
+            workdir,
+            corpus,
+            source,
+            {"ocync": t_ocync, "skopeo": t_skopeo},
+            auth=(USER, TOKEN),
+            profile="ghcr",
+            rate_limit=GHCR_CAP,
+            pause=GHCR_WINDOW_S + 0.5,  # each run starts with an empty rate window
+        )
+        bench.seed()
+        bench.phase("cold", verify=True)
+        bench.phase("warm")
+        bench.change_some_tags()
+        bench.phase("partial")
+        return bench.summary()
+
+
+def scenario_wan(quick: bool, workdir: Path, latency_ms: int = 20) -> dict[str, Any]:
+    corpus = build_corpus(wan_spec(quick))
+    args = ["--profile", "generic", "--latency", str(latency_ms)]
+    with (
+        MockRegistryProcess(workdir / "source", args) as source,
+        MockRegistryProcess(workdir / "t-ocync", args) as t_ocync,
+        MockRegistryProcess(workdir / "t-skopeo", args) as t_skopeo,
+    ):
+        bench = SideBySide(
+            f"WAN: generic mocks, --latency {latency_ms}",
+            workdir,
+            corpus,
+            source,
+            {"ocync": t_ocync, "skopeo": t_skopeo},
+        )
+        bench.seed()
+        bench.phase("cold", verify=True)
+        bench.phase("warm")
+        return bench.summary()
+
+
+DEFAULT_SCALE = (10, 100)
+
+
+def scenario_scale(
+    quick: bool, workdir: Path, sizes: Sequence[int] | None = None
+) -> dict[str, Any]:
+    sizes = tuple(sizes or ((10,) if quick else DEFAULT_SCALE))
+    out: dict[str, Any] = {"name": "scale: docker-registry pair", "sizes": {}}
+    runs: list[ToolRun] = []
+    for n in sizes:
+        corpus = build_corpus(scale_spec(n))
+        sub = workdir / f"scale-{n}"
+        with (
+            DistributionProcess(sub / "source") as source,
+            DistributionProcess(sub / "t-ocync") as t_ocync,
+            DistributionProcess(sub / "t-skopeo") as t_skopeo,
+        ):
+            bench = SideBySide(
+                f"scale {n}", sub, corpus, source, {"ocync": t_ocync, "skopeo": t_skopeo}
+            )
+            bench.seed()
+            bench.phase("cold")
+            bench.phase("warm")
+            for run in bench.runs:
+                run.phase = f"{run.phase}@{n}"
+            runs += bench.runs
+            out["sizes"][str(n)] = {
+                "corpus": corpus.summary(),
+                "ocync_peak_rss_mib": max(r.peak_rss_mib for r in bench.runs if r.tool == "ocync"),
+                "skopeo_peak_rss_mib": max(r.peak_rss_mib for r in bench.runs if r.tool == "skopeo"),
+                "ratios": ratios(
+                    [dataclasses.replace(r, phase=r.phase.split("@")[0]) for r in bench.runs]
+                ),
+            }
+    out["runs"] = [r.to_dict() for r in runs]
+    out["ratios"] = {
+        f"{k}@{n}": v for n, entry in out["sizes"].items() for k, v in entry["ratios"].items()
+    }
     return out
 
 
 SCENARIO_TABLE: dict[str, tuple[str, Callable[[bool, Path], dict[str, Any]]]] = {
-    "sync_distribution_pair": ("ocync sync vs skopeo sync --all, docker-registry -> docker-registry",
-                               scenario_distribution_pair),
-    "sync_mock_pair": ("ocync sync vs skopeo sync --all, mock -> ghcr-profile mock (token, cap)",
-                       scenario_mock_pair),
-    "sync_wan": ("ocync sync vs skopeo sync --all between mocks with --latency 20",
-                 lambda quick, workdir: scenario_mock_pair(quick, workdir, latency=20)),
+    "sync_distribution": (
+        "ocync sync vs skopeo sync --all, docker-registry -> docker-registry (cold/warm/partial)",
+        scenario_distribution,
+    ),
+    "sync_ghcr_mock": (
+        "ocync sync vs skopeo sync --all, mock -> ghcr-profile mock with token auth and a cap",
+        scenario_ghcr_mock,
+    ),
+    "sync_wan": (
+        "ocync sync vs skopeo sync --all between generic mocks with --latency 20",
+        scenario_wan,
+    ),
+    "sync_scale": (
+        "ocync sync vs skopeo sync --all on 10/100 repositories (docker-registry pair)",
+        scenario_scale,
+    ),
 }
 
 
-def render(results: dict[str, Any]) -> str:
-    lines = ["| scenario | tool | phase | wall s | requests | blob GETs | dup GETs | mounts | 429s | failed | RSS MiB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+# ---------------------------------------------------------------------------------------
+# Targets and rendering
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    scenario: str
+    name: str
+    value: float
+    target: float
+    unit: str = "x"
+
+    @property
+    def ok(self) -> bool:
+        return self.value <= self.target
+
+
+def checks(results: Mapping[str, Mapping[str, Any]]) -> list[Check]:
+    """Issue 6's targets, measured."""
+    out: list[Check] = []
+    for key, res in results.items():
+        r = res.get("ratios", {})
+        if key == "sync_distribution":
+            if "cold_request_ratio" in r:
+                out.append(
+                    Check(
+                        key,
+                        "cold requests ocync/skopeo",
+                        r["cold_request_ratio"],
+                        TARGET_COLD_REQUEST_RATIO,
+                    )
+                )
+                out.append(
+                    Check(
+                        key,
+                        "cold wall time ocync/skopeo",
+                        r["cold_wall_ratio"],
+                        TARGET_COLD_WALL_RATIO,
+                    )
+                )
+        if key == "sync_wan" and "cold_wall_ratio" in r:
+            out.append(
+                Check(
+                    key,
+                    "WAN cold wall time ocync/skopeo",
+                    r["cold_wall_ratio"],
+                    TARGET_WAN_WALL_RATIO,
+                )
+            )
+        for name, value in r.items():
+            if name.startswith("ocync_warm_requests_per_tag"):
+                out.append(
+                    Check(
+                        key,
+                        f"ocync {name.removeprefix('ocync_')}",
+                        value,
+                        TARGET_WARM_REQUESTS_PER_TAG,
+                        "req",
+                    )
+                )
+        ocync_runs = [run for run in res.get("runs", []) if run["tool"] == "ocync"]
+        if ocync_runs:
+            for field_name, label in (("throttled", "ocync 429s"), ("failed_images", "ocync failed tags")):
+                total = sum(run[field_name] for run in ocync_runs)
+                out.append(Check(key, label, total, 0, "n"))
+            out.append(
+                Check(
+                    key,
+                    "ocync duplicate blob GETs",
+                    sum(run["duplicate_blob_gets"] for run in ocync_runs),
+                    0,
+                    "req",
+                )
+            )
+    return out
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f}"
+
+
+def render_markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
+    lines = [
+        f"Command: `{command}` ({os.cpu_count()} CPUs). Requests and bytes are counted from the "
+        "registries' access logs (source + target); `failed` = tags whose target digest is wrong "
+        "afterwards.",
+        "",
+    ]
+    lines += [
+        "| scenario | phase | tool | wall s | requests | src/dst | blob GETs | dup GETs | mounts "
+        "| 429s | pulled MiB | pushed MiB | failed | RSS MiB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for key, res in results.items():
         for r in res["runs"]:
             lines.append(
-                f"| {key} | {r['tool']} | {r['phase']} | {r['wall']:.2f} | {r['requests']} | "
-                f"{r['source_blob_gets']} | {r['duplicate_blob_gets']} | {r['mounts']} | {r['throttled']} | "
-                f"{r['failed_images']} | {r['peak_rss_mib']:.0f} |"
+                f"| {key} | {r['phase']} | {r['tool']} | {r['wall_s']:.2f} | {r['requests']} | "
+                f"{r['source_requests']}/{r['target_requests']} | {r['source_blob_gets']} | "
+                f"{r['duplicate_blob_gets']} | {r['mounts']} | {r['throttled']} | {_mib(r['bytes_pulled'])} | "
+                f"{_mib(r['bytes_pushed'])} | {r['failed_images']} | {r['peak_rss_mib']:.0f} |"
             )
+    lines += ["", "| scenario | corpus |", "|---|---|"]
     for key, res in results.items():
-        ratios = {k: res[k] for k in ("cold_request_ratio", "cold_wall_ratio", "warm_requests_per_tag") if k in res}
-        lines.append(f"\n{key}: {res['corpus']} {ratios}")
-    return "\n".join(lines)
+        corpus = res.get("corpus") or {n: e["corpus"] for n, e in res.get("sizes", {}).items()}
+        lines.append(f"| {key} | {json.dumps(corpus)} |")
+    lines += ["", "| scenario | target | measured | limit | met |", "|---|---|---:|---:|:---:|"]
+    for c in checks(results):
+        lines.append(
+            f"| {c.scenario} | {c.name} | {c.value:g} {c.unit} | <= {c.target:g} {c.unit} | "
+            f"{'yes' if c.ok else 'no'} |"
+        )
+    scale = results.get("sync_scale", {}).get("sizes", {})
+    if scale:
+        rss = ", ".join(
+            f"{n} repos: ocync {e['ocync_peak_rss_mib']:.0f} / skopeo {e['skopeo_peak_rss_mib']:.0f}"
+            for n, e in scale.items()
+        )
+        lines += ["", f"Peak RSS (MiB) against the number of repositories: {rss}."]
+    lines += ["", "Requests by kind (cold):", ""]
+    for key, res in results.items():
+        for r in res["runs"]:
+            if r["phase"].startswith("cold"):
+                kinds = ", ".join(f"{k} {v}" for k, v in r["by_kind"].items())
+                lines.append(f"- {key} {r['phase']} {r['tool']}: {kinds}")
+    return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stress.sync_bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small corpus (CI-sized)")
-    parser.add_argument("--only", action="append", choices=sorted(SCENARIO_TABLE), default=[])
-    args = parser.parse_args(argv)
+def run_groups(
+    names: Sequence[str], *, quick: bool, scale: Sequence[int] | None = None
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    for key in args.only or list(SCENARIO_TABLE):
+    for key in names:
         with tempfile.TemporaryDirectory(prefix=f"ocync-{key}-") as tmp:
-            print(f"running {key} ...", file=sys.stderr, flush=True)
-            results[key] = SCENARIO_TABLE[key][1](args.quick, Path(tmp))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sync_bench.json").write_text(json.dumps(results, indent=2))
-    print(render(results))
+            print(f"sync_bench: {key} ...", file=sys.stderr, flush=True)
+            start = time.monotonic()
+            if key == "sync_scale":
+                results[key] = scenario_scale(quick, Path(tmp), scale)
+            else:
+                results[key] = SCENARIO_TABLE[key][1](quick, Path(tmp))
+            results[key]["seconds"] = round(time.monotonic() - start, 1)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stress.sync_bench", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small corpora, scale 10 only (CI-sized)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(SCENARIO_TABLE),
+        default=[],
+        help="run only this group (repeatable)",
+    )
+    parser.add_argument(
+        "--scale", default="", metavar="N,N,...", help="repository counts for sync_scale"
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    scale = [int(x) for x in args.scale.split(",") if x.strip()] or None
+    names = args.only or list(SCENARIO_TABLE)
+    started = time.monotonic()
+    results = run_groups(names, quick=args.quick, scale=scale)
+    command = "python -m stress.sync_bench" + " ".join(
+        ["", *(argv if argv is not None else sys.argv[1:])]
+    )
+    report = {
+        "command": command.strip(),
+        "quick": args.quick,
+        "cpus": os.cpu_count(),
+        "seconds": round(time.monotonic() - started, 1),
+        "skopeo": _version(["skopeo", "--version"]),
+        "checks": [dataclasses.asdict(c) | {"ok": c.ok} for c in checks(results)],
+        "scenarios": results,
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    (args.results_dir / "sync_bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    markdown = render_markdown(results, report["command"])
+    (args.results_dir / "sync_bench.md").write_text(markdown)
+    print(markdown)
     return 0
 
 
-def _register() -> None:
-    """Add the scenarios to stress.bench's table when it imports this module."""
+def _version(cmd: list[str]) -> str:
     try:
-        from stress import bench
-    except ImportError:  # pragma: no cover
-        return
+        return subprocess.run(
+            cmd, capture_output=True, text=True, check=False, timeout=10
+        ).stdout.strip()
+    except OSError:
+        return "not installed"
+
+
+# ---------------------------------------------------------------------------------------
+# Registration in stress.bench
+
+
+def register(bench: Any) -> None:
+    """Add the groups to `bench.SCENARIOS` (stress/bench.py's table) as bench.Scenario entries."""
     for key, (description, func) in SCENARIO_TABLE.items():
         if key in bench.SCENARIOS:
             continue
 
-        def run(ctx: Any, func: Callable[[bool, Path], dict[str, Any]] = func) -> Any:
-            res = func(ctx.quick, ctx.workdir)
+        def run(
+            ctx: Any, key: str = key, func: Callable[[bool, Path], dict[str, Any]] = func
+        ) -> Any:
+            workdir = Path(ctx.workdir) / key
+            workdir.mkdir(parents=True, exist_ok=True)
+            res = func(ctx.quick, workdir)
             metrics = []
             for r in res["runs"]:
-                prefix = f"{r['tool']}_{r['phase']}"
-                metrics.append(bench.Metric(f"{prefix}_wall", r["wall"], "s", higher_is_better=False))
-                metrics.append(bench.Metric(f"{prefix}_requests", r["requests"], "req", higher_is_better=False))
-            if "cold_request_ratio" in res and key == "sync_distribution_pair":
-                metrics.append(bench.Metric("cold_request_ratio", res["cold_request_ratio"], "x", 0.55, False))
-                metrics.append(bench.Metric("cold_wall_ratio", res["cold_wall_ratio"], "x", 0.5, False))
-            if "cold_wall_ratio" in res and key == "sync_wan":
-                metrics.append(bench.Metric("cold_wall_ratio", res["cold_wall_ratio"], "x", 0.25, False))
-            if "warm_requests_per_tag" in res:
-                metrics.append(bench.Metric("warm_requests_per_tag", res["warm_requests_per_tag"], "req", 2.0, False))
+                prefix = f"{r['tool']} {r['phase']}"
+                metrics.append(
+                    bench.Metric(f"{prefix} wall", r["wall_s"], "s", higher_is_better=False)
+                )
+                metrics.append(
+                    bench.Metric(f"{prefix} requests", r["requests"], "req", higher_is_better=False)
+                )
+            for c in checks({key: res}):
+                metrics.append(
+                    bench.Metric(c.name, c.value, c.unit, c.target, higher_is_better=False)
+                )
             return bench.ScenarioResult(metrics=metrics, details=res)
 
         bench.SCENARIOS[key] = bench.Scenario(key, description, run)
 
 
-if "stress.bench" in sys.modules:
-    _register()
+def _bench_module() -> Any:
+    """stress.bench, also when it runs as `python -m stress.bench` (then it is __main__)."""
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    if spec is not None and spec.name == "stress.bench":
+        return main_module
+    if "stress.bench" in sys.modules:
+        return sys.modules["stress.bench"]
+    return None
+
+
+if (_bench := _bench_module()) is not None:
+    register(_bench)
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONPATH", str(ROOT))
     raise SystemExit(main())

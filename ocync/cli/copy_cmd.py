@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from ocync.errors import ConfigError
-from ocync.oci.manifest import Platform
+from ocync.oci.platform import parse_platforms
 from ocync.oci.reference import Reference, parse_reference
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientPool, ClientSettings
@@ -70,7 +70,7 @@ def _destination(source: Reference, text: str) -> tuple[Reference, str | None]:
 def run(args: argparse.Namespace) -> int:
     source = parse_reference(args.source)
     destination, tag = _destination(source, args.destination)
-    platforms = [Platform.parse(p) for p in args.platform]
+    platforms = parse_platforms(args.platform)
     if args.retries < 1:
         raise ConfigError("--retries must be at least 1")
     auth = AuthSettings(docker_config=args.authfile)
@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     summary, stats = trio.run(main)
     seconds = time.monotonic() - started
     target = f"{destination.name}:{tag}" if tag else f"{destination.name}@{summary.digest}"
+    for warning in summary.warnings:
+        print(f"ocync: warning: {warning}", file=sys.stderr)
     if args.json:
         doc = {
             "source": str(source),

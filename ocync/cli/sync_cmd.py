@@ -19,7 +19,8 @@ from ocync.config import load_config_file
 from ocync.engine.pipeline import SyncEngine
 from ocync.engine.report import RunReport
 from ocync.engine.runner import RunOptions, run_sync
-from ocync.errors import ConfigError
+from ocync.errors import ConfigError, OcyncError
+from ocync.ratelimit.bucket import parse_rate
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -110,15 +111,24 @@ class _LiveProgress:
         elapsed = max(time.monotonic() - self.start, 0.001)
         requests = 0
         budgets: list[str] = []
-        for ep in {id(e): e for e in (*engine.ctx.sources.values(), *engine.ctx.targets.values())}.values():
-            requests += sum(ep.request_counts().values())
-            cap = ep.statistics().get("controller", {}).get("cap") if ep.statistics() else None
+        endpoints = (*engine.ctx.sources.values(), *engine.ctx.targets.values())
+        for ep in {id(e): e for e in endpoints}.values():
+            sent = sum(ep.request_counts().values())
+            requests += sent
+            controller = ep.statistics().get("controller") or {}
+            cap = controller.get("cap") if isinstance(controller, dict) else None
             if cap:
-                budgets.append(f"{ep.name} cap {cap}")
+                # requests per minute against the principal's budget
+                try:
+                    rate = parse_rate(str(cap))
+                    budget = f"{rate.count / rate.period * 60:.0f}"
+                except OcyncError:
+                    budget = str(cap)
+                budgets.append(f"{ep.name} {sent / elapsed * 60:.0f}/{budget} req/min")
         mib = report.bytes_transferred / (1024 * 1024)
         line = (
             f"images {len(report.results)} done ({stats['in_flight']} in flight) · "
-            f"{mib / elapsed:.1f} MiB/s · {requests / elapsed * 60:.0f} req/min"
+            f"{mib / elapsed:.1f} MiB/s · {requests / elapsed * 60:.0f} req/min in all"
         )
         if budgets:
             line += " · " + ", ".join(budgets)

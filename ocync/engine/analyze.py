@@ -21,7 +21,7 @@ import trio
 from ocync.config import Config
 from ocync.engine.clientadapter import ClientEndpoint
 from ocync.engine.discovery import ImageTree, MappingSpec, fetch_tree, select_tags
-from ocync.engine.plan import MountScope, namespace_of
+from ocync.engine.plan import MountScope, mount_group
 from ocync.engine.report import redact
 from ocync.engine.runner import client_settings, mapping_specs, used_registries
 from ocync.engine.tasks import run_all
@@ -105,14 +105,6 @@ class Analysis:
         return "\n".join(lines)
 
 
-def _group(scope: MountScope, registry: str, repo: str) -> str:
-    if scope is MountScope.ANY:
-        return registry
-    if scope is MountScope.NAMESPACE:
-        return f"{registry}/{namespace_of(repo)}"
-    return f"{registry}/{repo}"
-
-
 async def analyze(config: Config, *, concurrency: int = 16) -> Analysis:
     resolved = config.resolve()
     specs = mapping_specs(resolved)
@@ -183,7 +175,7 @@ async def analyze(config: Config, *, concurrency: int = 16) -> Analysis:
                 if here in seen:
                     continue  # another tag of the same repository: already present
                 seen.add(here)
-                key = f"{_group(scope, target.registry, target.repo)}|{digest}"
+                key = f"{mount_group(scope, target.registry, target.repo)}|{digest}"
                 if key in seen:
                     ta.mounts += 1
                 else:

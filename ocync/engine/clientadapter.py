@@ -86,7 +86,11 @@ class ClientEndpoint:
     async def prepare(self) -> None:
         """``GET /v2/`` once: learns the auth challenge up front, so concurrent first requests
         fetch one token per scope instead of each collecting a 401 first."""
-        await self.client.ping()
+        try:
+            await self.client.ping()
+        except OcyncError as exc:
+            exc.args = (f"registry {self._name} ({self.client.base_url}): {exc}",)
+            raise
 
     def __repr__(self) -> str:
         return f"<ClientEndpoint {self._name} {self.client!r}>"

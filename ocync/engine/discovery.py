@@ -15,6 +15,8 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+import trio
+
 from ocync.engine.cache import TransferCache
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.tasks import run_all
@@ -164,18 +166,22 @@ def literal_only(flt: TagFilter) -> bool:
     return not flt.glob and bool(flt.literal_includes) and not flt.glob_includes
 
 
-async def fetch_tree(
+async def fetch_root(
     source: SourceEndpoint, repo: str, ref: str, platforms: Sequence[Platform]
-) -> tuple[ImageTree, tuple[str, ...]]:
+) -> tuple[Manifest, tuple[str, ...]]:
+    """The manifest to push under the tag: the source's, or its index trimmed to
+    ``platforms`` (a new digest); plus the warnings of the trim."""
     root = await source.get_manifest(repo, ref)
-    warnings: tuple[str, ...] = ()
-    if not root.is_index:
-        return ImageTree(root), warnings
-    if platforms:
-        trim = trim_index(root.raw, platforms)
-        warnings = tuple(trim.warnings())
-        if trim.changed:
-            root = parse_manifest(trim.index_bytes, root.media_type)
+    if not root.is_index or not platforms:
+        return root, ()
+    trim = trim_index(root.raw, platforms)
+    if trim.changed:
+        root = parse_manifest(trim.index_bytes, root.media_type)
+    return root, tuple(trim.warnings())
+
+
+async def fetch_children(source: SourceEndpoint, repo: str, root: Manifest) -> ImageTree:
+    """The root with every child manifest of an index (fetched by digest, verified)."""
     children: list[Manifest | None] = [None] * len(root.manifests)
 
     def fetcher(i: int, desc: Descriptor) -> Callable[[], Awaitable[None]]:
@@ -188,7 +194,14 @@ async def fetch_tree(
         return fetch
 
     await run_all(fetcher(i, d) for i, d in enumerate(root.manifests))
-    return ImageTree(root, tuple(c for c in children if c is not None)), warnings
+    return ImageTree(root, tuple(c for c in children if c is not None))
+
+
+async def fetch_tree(
+    source: SourceEndpoint, repo: str, ref: str, platforms: Sequence[Platform]
+) -> tuple[ImageTree, tuple[str, ...]]:
+    root, warnings = await fetch_root(source, repo, ref, platforms)
+    return await fetch_children(source, repo, root), warnings
 
 
 async def discover_tag(
@@ -212,38 +225,60 @@ async def discover_tag(
                     skipped=tuple((t, "immutable tag present") for t in mapping.targets),
                     digest=str(known[0]),
                 )
-        wanted: str | None = None
-        tree: ImageTree | None = None
+        root: Manifest | None = None
         warnings: tuple[str, ...] = ()
-        if mapping.head_first and not mapping.platforms:
-            wanted = await source.head_manifest(mapping.source_repo, tag)
-            if wanted is None:
-                raise NotFound(f"tag {tag} not found in {mapping.source}/{mapping.source_repo}", status=404)
-        else:
-            tree, warnings = await fetch_tree(source, mapping.source_repo, tag, mapping.platforms)
-            wanted = tree.digest
+        source_known = trio.Event()
+        box: dict[str, str] = {}
+
+        async def source_side() -> None:
+            nonlocal root, warnings
+            try:
+                if mapping.head_first and not mapping.platforms:
+                    found = await source.head_manifest(mapping.source_repo, tag)
+                    if found is None:
+                        raise NotFound(
+                            f"tag {tag} not found in {mapping.source}/{mapping.source_repo}",
+                            status=404,
+                        )
+                    box["wanted"] = found
+                else:
+                    # A platform filter changes the digest: the index itself is needed to
+                    # know what the target should hold (children only if it does not).
+                    root, warnings = await fetch_root(
+                        source, mapping.source_repo, tag, mapping.platforms
+                    )
+                    box["wanted"] = str(root.digest)
+            finally:
+                source_known.set()
+
         present: dict[TargetRepo, str | None] = {}
 
         async def probe(t: TargetRepo) -> None:
             endpoint = targets[t.registry]
             # What this run or the last one pushed or saw there (within cache_ttl) is
             # trusted: a warm run then costs one source HEAD per tag. --no-cache rechecks.
-            if cache.tag_digest(endpoint.host, t.repo, tag) == wanted:
-                present[t] = wanted
-                return
+            cached = cache.tag_digest(endpoint.host, t.repo, tag)
+            if cached is not None:
+                await source_known.wait()
+                if cached == box.get("wanted"):
+                    present[t] = cached
+                    return
+            # Otherwise the target HEAD goes out alongside the source's (one round trip).
             present[t] = await endpoint.head_manifest(t.repo, tag)
 
-        await run_all(functools.partial(probe, t) for t in mapping.targets)
+        await run_all(
+            [source_side, *(functools.partial(probe, t) for t in mapping.targets)]
+        )
+        wanted = box["wanted"]
         need = tuple(t for t in mapping.targets if present.get(t) != wanted)
         skipped = tuple((t, "unchanged") for t in mapping.targets if t not in need)
         for t, _ in skipped:
             cache.record_tag(targets[t.registry].host, t.repo, tag, wanted)
         if not need:
             return TagOutcome(tag, skipped=skipped, digest=wanted)
-        if tree is None:
-            tree, warnings = await fetch_tree(
-                source, mapping.source_repo, wanted, mapping.platforms
-            )
+        if root is None:
+            root, warnings = await fetch_root(source, mapping.source_repo, wanted, mapping.platforms)
+        tree = await fetch_children(source, mapping.source_repo, root)
         item = WorkItem(seq, mapping, tag, tree, need, warnings, referrer_tags)
         return TagOutcome(tag, item=item, skipped=skipped, digest=tree.digest)
     except OcyncError as exc:
@@ -275,6 +310,9 @@ __all__ = [
     "TargetRepo",
     "WorkItem",
     "discover_tag",
+    "fetch_children",
+    "fetch_root",
+    "fetch_tree",
     "literal_only",
     "select_tags",
 ]

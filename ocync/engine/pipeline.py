@@ -33,10 +33,16 @@ from ocync.engine.discovery import (
     select_tags,
 )
 from ocync.engine.endpoints import Endpoint, SourceEndpoint, TargetEndpoint
+from ocync.engine.plan import mount_group
 from ocync.engine.report import ImageResult, ImageStatus, RunReport, redact
 from ocync.engine.staging import BlobStage
 from ocync.engine.tasks import run_all
-from ocync.engine.transfer import TransferContext, transfer_image
+from ocync.engine.transfer import (
+    TransferContext,
+    failed_result,
+    find_referrers,
+    transfer_image,
+)
 from ocync.errors import OcyncError, Unauthorized
 
 log = logging.getLogger("ocync.engine.pipeline")
@@ -206,7 +212,8 @@ class SyncEngine:
                     self.ctx.cache,
                     referrer_tags,
                 )
-            found.outcomes.append(outcome)
+            if self.options.dry_run:  # kept for the dry-run report only: bounded memory
+                found.outcomes.append(outcome)
             for target, reason in outcome.skipped:
                 self._record(
                     ImageResult(
@@ -235,8 +242,13 @@ class SyncEngine:
             if item is None:
                 return
             self.report.warnings.extend(item.warnings)
-            for _ in item.targets:
-                self.ctx.refcounts.add(item.tree.blob_digests())
+            digests = item.tree.blob_digests()
+            for target in item.targets:
+                self.ctx.refcounts.add(digests)
+                endpoint = self.ctx.targets[target.registry]
+                group = mount_group(endpoint.mount_scope, endpoint.host, target.repo)
+                for digest in digests:
+                    self.ctx.note_need(digest, group)
             if send is not None:
                 self._expected += len(item.targets)
                 await send.send(item)
@@ -279,9 +291,17 @@ class SyncEngine:
     async def _run_item(self, item: WorkItem, slots: trio.Semaphore) -> None:
         self._in_flight += 1
         try:
+            try:
+                referrers = await find_referrers(item, self.ctx.sources[item.mapping.source])
+            except OcyncError as exc:
+                # e.g. require_artifacts without any: the image fails before anything is written
+                for dest in item.targets:
+                    self._finished += 1
+                    self._record(failed_result(item, dest, exc))
+                return
 
             async def to(dest_index: int) -> None:
-                result = await transfer_image(self.ctx, item, item.targets[dest_index])
+                result = await transfer_image(self.ctx, item, item.targets[dest_index], referrers)
                 self._finished += 1
                 self._record(result)
 

@@ -58,6 +58,16 @@ def mount_possible(scope: MountScope, source_repo: str, target_repo: str) -> boo
     return True
 
 
+def mount_group(scope: MountScope, registry: str, repo: str) -> str:
+    """Repositories of one group can share a blob by mounting; different groups cannot.
+    A blob needed in several groups of one registry must be uploaded into each of them."""
+    if scope is MountScope.ANY:
+        return registry
+    if scope is MountScope.NAMESPACE:
+        return f"{registry}/{namespace_of(repo)}"
+    return f"{registry}/{repo}"
+
+
 class BlobActionKind(enum.Enum):
     """How to make one blob present in a target repository."""
 
@@ -166,6 +176,7 @@ __all__ = [
     "MountScope",
     "choose_blob_action",
     "exit_code_for",
+    "mount_group",
     "mount_possible",
     "namespace_of",
 ]

@@ -26,6 +26,7 @@ from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.report import ImageResult, RunReport
 from ocync.engine.staging import BlobStage
+from ocync.engine.tasks import run_all
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
@@ -134,9 +135,9 @@ async def run_sync(config: Config, options: RunOptions = RunOptions()) -> RunRep
                 )
                 await stack.enter_async_context(client)
                 endpoints[name] = ClientEndpoint(name, client)
-            async with trio.open_nursery() as nursery:
-                for endpoint in endpoints.values():
-                    nursery.start_soon(endpoint.prepare)
+            # One /v2/ per registry up front; an unreachable registry ends the run with one
+            # line naming it (TransportError, exit 2) instead of failing every image.
+            await run_all(endpoint.prepare for endpoint in endpoints.values())
             sources: dict[str, SourceEndpoint] = {m.source.name: endpoints[m.source.name] for m in resolved}
             targets: dict[str, TargetEndpoint] = {
                 t.name: endpoints[t.name] for m in resolved for t in m.targets

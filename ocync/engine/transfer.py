@@ -68,6 +68,15 @@ class TransferContext:
     inflight: dict[tuple[str, str], trio.Event] = field(default_factory=dict)
     pulls: Counter[tuple[str, str]] = field(default_factory=Counter)
     actions: Counter[str] = field(default_factory=Counter)
+    # digest -> mount groups (target registry, or registry/namespace) that need it, over
+    # everything discovered so far: more than one means a mount cannot carry it everywhere.
+    spread: dict[str, set[str]] = field(default_factory=dict)
+
+    def note_need(self, digest: str, group: str) -> None:
+        self.spread.setdefault(digest, set()).add(group)
+
+    def needs_staging(self, digest: str) -> bool:
+        return len(self.spread.get(digest, ())) > 1
 
     def statistics(self) -> dict[str, object]:
         dup = sum(n - 1 for n in self.pulls.values() if n > 1)
@@ -173,7 +182,7 @@ async def _upload(
     stage_hint: bool,
 ) -> None:
     digest = str(desc.digest)
-    if stage_hint and ctx.stage is not None:
+    if ctx.stage is not None and (stage_hint or ctx.needs_staging(digest)):
 
         async def download(path: Path) -> None:
             ctx.pulls[(source.host, digest)] += 1
@@ -236,20 +245,21 @@ async def push_tree(
         ctx.cache.record_committed(target.host, repo)
 
 
-async def copy_referrers(
-    ctx: TransferContext,
-    item: WorkItem,
-    target: TargetEndpoint,
-    repo: str,
-    source: SourceEndpoint,
-    tally: Tally,
-    *,
-    stage_hint: bool = False,
-) -> None:
-    """Copy the subject's referrers (signatures, SBOMs, attestations) after the subject."""
+@dataclass(frozen=True, slots=True)
+class ReferrerSet:
+    """The subject's referrers to copy (already fetched: fetched once, pushed to every target)."""
+
+    trees: tuple[ImageTree, ...] = ()
+    wanted: tuple[Descriptor, ...] = ()
+    fallback: Manifest | None = None  # the source's tag-schema index, when that is how we found them
+
+
+async def find_referrers(item: WorkItem, source: SourceEndpoint) -> ReferrerSet:
+    """Look up and fetch the subject's referrers before anything is pushed, so that
+    ``require_artifacts`` fails an image without writing it."""
     policy = item.mapping.artifacts
     if not policy.enabled:
-        return
+        return ReferrerSet()
     source_repo = item.mapping.source_repo
     subject = Digest.parse(item.tree.digest)
     fallback: Manifest | None = None
@@ -264,41 +274,77 @@ async def copy_referrers(
             listed = list(fallback.manifests)
         except NotFound:
             listed = []
-    wanted = [d for d in listed if d.is_manifest and policy.wants(d.artifact_type)]
+    wanted = tuple(d for d in listed if d.is_manifest and policy.wants(d.artifact_type))
     if policy.require and not wanted:
         raise ArtifactsMissing(
             f"{item.mapping.source_label(item.tag)} has no artifacts (require_artifacts is set)"
         )
-    if not wanted:
-        return
+    trees = []
     for desc in wanted:
         manifest = await source.get_manifest(source_repo, str(desc.digest))
-        tree = ImageTree(manifest)
-        if manifest.is_index:
-            children = [
-                await source.get_manifest(source_repo, str(c.digest)) for c in manifest.manifests
-            ]
-            tree = ImageTree(manifest, tuple(children))
+        children = [
+            await source.get_manifest(source_repo, str(c.digest)) for c in manifest.manifests
+        ]
+        trees.append(ImageTree(manifest, tuple(children)))
+    return ReferrerSet(tuple(trees), wanted, fallback)
+
+
+async def copy_referrers(
+    ctx: TransferContext,
+    item: WorkItem,
+    found: ReferrerSet,
+    target: TargetEndpoint,
+    repo: str,
+    source: SourceEndpoint,
+    tally: Tally,
+    *,
+    stage_hint: bool = False,
+) -> None:
+    """Push the referrers after their subject; keep the tag-schema index where needed."""
+    if not found.wanted:
+        return
+    source_repo = item.mapping.source_repo
+    for tree in found.trees:
         await push_tree(
             ctx, tree, None, target, repo, source, source_repo, tally, stage_hint=stage_hint
         )
         tally.referrers += 1
     if target.referrers_api is not True:
         # Registries without the referrers API: maintain the tag-schema fallback index.
-        if fallback is not None and len(wanted) == len(fallback.manifests):
+        fallback = found.fallback
+        if fallback is not None and len(found.wanted) == len(fallback.manifests):
             index = fallback
         else:
             doc = {
                 "schemaVersion": 2,
                 "mediaType": mt.OCI_INDEX,
-                "manifests": [d.to_json() for d in wanted],
+                "manifests": [d.to_json() for d in found.wanted],
             }
             index = parse_manifest(json.dumps(doc, separators=(",", ":")).encode(), mt.OCI_INDEX)
-        await target.put_manifest(repo, subject.tag_fallback, index)
+        await target.put_manifest(repo, Digest.parse(item.tree.digest).tag_fallback, index)
 
 
-async def transfer_image(ctx: TransferContext, item: WorkItem, dest: TargetRepo) -> ImageResult:
-    """Copy one work item to one target; failures become the result, never an exception."""
+def failed_result(item: WorkItem, dest: TargetRepo, exc: OcyncError, seconds: float = 0.0) -> ImageResult:
+    return ImageResult(
+        mapping=item.mapping.name,
+        source=item.mapping.source_label(item.tag),
+        target=dest.label(item.tag),
+        status=ImageStatus.FAILED,
+        digest=item.tree.digest,
+        reason=redact(str(exc)) or type(exc).__name__,
+        auth_failure=isinstance(exc, Unauthorized),
+        seconds=seconds,
+    )
+
+
+async def transfer_image(
+    ctx: TransferContext,
+    item: WorkItem,
+    dest: TargetRepo,
+    referrers: ReferrerSet | None = None,
+) -> ImageResult:
+    """Copy one work item to one target; failures become the result, never an exception.
+    ``referrers`` come from :func:`find_referrers` (looked up once per item)."""
     start = trio.current_time()
     tally = Tally()
     source = ctx.sources[item.mapping.source]
@@ -330,7 +376,10 @@ async def transfer_image(ctx: TransferContext, item: WorkItem, dest: TargetRepo)
                     ctx.cache.invalidate_repo(target.host, dest.repo)
                     continue
                 raise
-        await copy_referrers(ctx, item, target, dest.repo, source, tally, stage_hint=stage_hint)
+        if referrers is not None:
+            await copy_referrers(
+                ctx, item, referrers, target, dest.repo, source, tally, stage_hint=stage_hint
+            )
     except OcyncError as exc:
         return ImageResult(
             mapping=item.mapping.name,
@@ -376,8 +425,11 @@ __all__ = [
     "ArtifactsMissing",
     "Tally",
     "TransferContext",
+    "ReferrerSet",
     "copy_referrers",
     "ensure_blob",
+    "failed_result",
+    "find_referrers",
     "push_tree",
     "transfer_image",
 ]

@@ -1,8 +1,9 @@
 """The AIMD concurrency window as a pure state machine: no I/O, the time is a parameter.
 
-Additive increase (``window += 1/window`` per success, TCP congestion avoidance, RFC 5681 3.1),
-multiplicative decrease (halve) at most once per congestion epoch so that a volley of 429s
-answering requests sent together counts as one congestion event, floor 1, cap ``max_concurrent``.
+Additive increase (``window += 1/window`` per success while the window is full: TCP congestion
+avoidance, RFC 5681 3.1, with RFC 7661's validation), multiplicative decrease (halve) at most
+once per congestion epoch so that a volley of 429s answering requests sent together counts as
+one congestion event, floor 1, cap ``max_concurrent``.
 ``ocync.ratelimit.limiter`` applies the limit with trio primitives.
 """
 
@@ -105,10 +106,14 @@ class AIMDWindow:
         """True while a congestion epoch opened by a throttle is still running."""
         return now < self._epoch_end
 
-    def on_success(self, now: float) -> float:
+    def on_success(self, now: float, *, limited: bool = True) -> float:
+        """A request succeeded. ``limited`` says the window was the constraint (it was full):
+        only then does it grow (RFC 7661 congestion window validation), so a window that a
+        token bucket or a slow caller keeps half-empty does not swell to its cap unused."""
         self._advance(now)
         self._successes += 1
-        self._set(min(self._cap, self._window + 1.0 / self._window))
+        if limited:
+            self._set(min(self._cap, self._window + 1.0 / self._window))
         return self._window
 
     def on_throttle(self, now: float) -> float:

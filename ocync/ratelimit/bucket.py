@@ -19,7 +19,7 @@ from ocync.errors import ConfigError
 # (1 - headroom) * period later than its neighbours (event-loop stalls, connection set-up)
 # without two of them landing in one server-side window; at 600/6s that is 0.24 s of slack.
 DEFAULT_HEADROOM = 0.96
-# Default burst: 1% of the count, plus one. A waiter woken late by the event loop finds the
+# Default burst: 1% of the count, plus one (at least 2 from 50 up). A waiter woken late by the event loop finds the
 # tokens that accrued meanwhile instead of losing them to a full one-token bucket (measured:
 # 2 ms of wake-up lateness per token cost 15% of a 100/s cap); its cost, paid out of the
 # refill rate, is at most 1% of the cap.
@@ -204,6 +204,8 @@ def bucket_for_cap(
     burst = share.burst
     if burst is None:
         burst = 1 + math.floor(share.count * DEFAULT_BURST_FRACTION)
+        if share.count >= 50:
+            burst = max(burst, 2)  # one spare token already absorbs most lateness (<= 2%)
     rate = (count - (burst - 1)) / share.period
     if rate <= count / share.period * 0.1:
         # A burst that eats most of the window leaves no steady rate; cap it.

@@ -359,7 +359,8 @@ class PrincipalController:
                 self._first_success_at = admitted_at
             self._successes += 1
         if window is not None:
-            window.aimd.on_success(_now())
+            limited = window.in_flight >= window.aimd.limit or bool(window.waiters)
+            window.aimd.on_success(_now(), limited=limited)
             self._wake(window)
 
     def _on_throttle(

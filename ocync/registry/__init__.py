@@ -1,5 +1,6 @@
 """The distribution client: profiles, auth, counted and rate-controlled requests, streaming
-blob copy. Everything here does I/O through trio + httpx; parsing lives in :mod:`ocync.oci`.
+blob copy. Everything here does I/O under trio: httpx for the control plane, h11 on trio
+streams for blob bodies (``wire.py``); parsing lives in :mod:`ocync.oci`.
 
 API (what the engine and the CLI use)::
 

@@ -21,10 +21,16 @@ from dataclasses import dataclass
 
 import trio
 
-from ocync.errors import IntegrityError, OcyncError, TransportError
+from ocync.errors import IntegrityError, OcyncError, Throttled, TransportError
 from ocync.oci.digest import DigestHasher
 from ocync.oci.manifest import Descriptor
-from ocync.registry.client import RegistryClient, UploadSession, digest_query, registry_error
+from ocync.registry.client import (
+    MAX_THROTTLE_RETRIES,
+    RegistryClient,
+    UploadSession,
+    digest_query,
+    registry_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,8 @@ FANOUT_BUFFER = 8
 RESTART_BASE = 0.5
 RESTART_MAX = 15.0
 _OCTET = "application/octet-stream"
+# The committing PUT answers 201 (distribution-spec); 200/204 seen from some proxies.
+COMMITTED = (201, 200, 204)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +157,7 @@ async def upload_blob(
                 data = b"".join([chunk async for chunk in body])
                 url = digest_query(session.location, descriptor.digest)
                 response = await client.send(
-                    "upload_put", "PUT", url, repository, content=data, headers={"Content-Type": _OCTET}, ok=(201,)
+                    "upload_put", "PUT", url, repository, content=data, headers={"Content-Type": _OCTET}, ok=COMMITTED
                 )
             elif strategy == "single_patch":
                 headers = {"Content-Type": _OCTET, "Content-Length": str(descriptor.size)}
@@ -161,12 +169,12 @@ async def upload_blob(
                 location = client._location(patched, session.location)
                 session = UploadSession(repository, location)
                 url = digest_query(location, descriptor.digest)
-                response = await client.send("upload_put", "PUT", url, repository, content=b"", ok=(201,))
+                response = await client.send("upload_put", "PUT", url, repository, content=b"", ok=COMMITTED)
             else:
                 headers = {"Content-Type": _OCTET, "Content-Length": str(descriptor.size)}
                 url = digest_query(session.location, descriptor.digest)
-                response = await client.send_stream("upload_put", "PUT", url, repository, body, headers, ok=(201,))
-            if response.status != 201:
+                response = await client.send_stream("upload_put", "PUT", url, repository, body, headers, ok=COMMITTED)
+            if response.status not in COMMITTED:
                 raise registry_error("PUT", url, response.status, response.body, what)
     except BaseException:
         # Shield the cleanup and re-raise: the session must not linger half-written.
@@ -190,13 +198,25 @@ async def push_blob(
     max_attempts = attempts or client.settings.attempts
     rng = random.Random(seed)
     attempt = 0
+    throttles = 0
     while True:
         attempt += 1
         try:
             await upload_blob(client, repository, descriptor, open_chunks(), session=session)
             return attempt
+        except Throttled:
+            # the controller already waited; a throttle is not a failure (bounded anyway)
+            throttles += 1
+            attempt -= 1
+            if throttles > MAX_THROTTLE_RETRIES:
+                raise
+            session = None
+            continue
         except OcyncError as exc:
-            if not exc.temporary or attempt >= max_attempts:
+            if not exc.temporary:
+                raise
+            if attempt >= max_attempts:
+                exc.args = (f"{exc} (gave up after {attempt} attempts)",)
                 raise
             log.info("blob %s to %s: attempt %d failed (%s); restarting", descriptor.digest.short, repository, attempt, exc)
         session = None
@@ -223,18 +243,35 @@ async def copy_blob(
     sessions: dict[int, UploadSession | None] = {i: t.session for i, t in enumerate(targets)}
     results: dict[int, BlobCopyResult] = {}
     what = f"blob {descriptor.digest} ({descriptor.size} bytes) from {source.name}/{source_repository}"
-    attempt = 0
+    rounds: dict[int, int] = dict.fromkeys(range(len(targets)), 0)
+    failures: dict[int, int] = dict.fromkeys(range(len(targets)), 0)
+    throttles = 0
     while len(results) < len(targets):
-        attempt += 1
-        pending = [(i, BlobTarget(targets[i].client, targets[i].repository, sessions[i]))
-                   for i in range(len(targets)) if i not in results]
+        pending = [
+            (i, BlobTarget(targets[i].client, targets[i].repository, sessions[i]))
+            for i in range(len(targets))
+            if i not in results
+        ]
         outcome = await _copy_once(source, source_repository, descriptor, pending, what)
+        throttled = False
         for i, error in outcome.items():
             sessions[i] = None  # a session is used once, whatever happened
-            if error is None or not error.temporary or attempt >= max_attempts:
-                results[i] = BlobCopyResult(targets[i], error, attempt)
+            rounds[i] += 1
+            if isinstance(error, Throttled) and throttles < MAX_THROTTLE_RETRIES:
+                throttled = True  # the controller already waited; not a failure
+                continue
+            if error is not None and error.temporary:
+                failures[i] += 1
+            if error is None or not error.temporary or failures[i] >= max_attempts:
+                if error is not None and error.temporary and "gave up after" not in str(error):
+                    error.args = (f"{error} (gave up after {failures[i]} attempts)",)
+                results[i] = BlobCopyResult(targets[i], error, rounds[i])
         if len(results) < len(targets):
+            if throttled:
+                throttles += 1
+                continue
             failed = [str(outcome[i]) for i in outcome if i not in results]
+            attempt = max(failures[i] for i in outcome if i not in results)
             log.info("%s: attempt %d failed (%s); restarting", what, attempt, failed[0] if failed else "")
             ceiling = min(RESTART_MAX, RESTART_BASE * 2.0 ** (attempt - 1))
             await trio.sleep(ceiling / 2 + rng.random() * ceiling / 2)

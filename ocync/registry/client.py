@@ -134,15 +134,19 @@ class ClientStatistics:
     retries: int = 0
     transport_errors: int = 0
     tokens_fetched: int = 0
+    by_method: Mapping[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
+            "by_method": dict(self.by_method),
             "by_kind": dict(self.by_kind),
             "by_status": dict(self.by_status),
             "by_kind_status": {k: dict(v) for k, v in self.by_kind_status.items()},
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
+            "bytes_in_by_kind": dict(self.bytes_in_by_kind),
+            "bytes_out_by_kind": dict(self.bytes_out_by_kind),
             "throttled": self.throttled,
             "retries": self.retries,
             "transport_errors": self.transport_errors,
@@ -153,12 +157,14 @@ class ClientStatistics:
     def merge(cls, stats: Sequence[ClientStatistics]) -> ClientStatistics:
         by_kind: Counter[str] = Counter()
         by_status: Counter[str] = Counter()
+        by_method: Counter[str] = Counter()
         bin_k: Counter[str] = Counter()
         bout_k: Counter[str] = Counter()
         by_ks: dict[str, Counter[str]] = {}
         for s in stats:
             by_kind.update(s.by_kind)
             by_status.update(s.by_status)
+            by_method.update(s.by_method)
             bin_k.update(s.bytes_in_by_kind)
             bout_k.update(s.bytes_out_by_kind)
             for kind, statuses in s.by_kind_status.items():
@@ -176,6 +182,7 @@ class ClientStatistics:
             retries=sum(s.retries for s in stats),
             transport_errors=sum(s.transport_errors for s in stats),
             tokens_fetched=sum(s.tokens_fetched for s in stats),
+            by_method=dict(by_method),
         )
 
 
@@ -184,14 +191,16 @@ class RequestCounters:
 
     def __init__(self) -> None:
         self.by_kind_status: dict[str, Counter[str]] = {}
+        self.by_method: Counter[str] = Counter()
         self.bytes_in: Counter[str] = Counter()
         self.bytes_out: Counter[str] = Counter()
         self.throttled = 0
         self.retries = 0
         self.transport_errors = 0
 
-    def record(self, kind: str, status: int | None, bytes_in: int = 0, bytes_out: int = 0) -> None:
+    def record(self, method: str, kind: str, status: int | None, bytes_in: int = 0, bytes_out: int = 0) -> None:
         self.by_kind_status.setdefault(kind, Counter())[str(status) if status else "error"] += 1
+        self.by_method[method] += 1
         self.add_bytes(kind, bytes_in, bytes_out)
 
     def add_bytes(self, kind: str, bytes_in: int = 0, bytes_out: int = 0) -> None:
@@ -218,6 +227,7 @@ class RequestCounters:
             retries=self.retries,
             transport_errors=self.transport_errors,
             tokens_fetched=tokens_fetched,
+            by_method=dict(self.by_method),
         )
 
 
@@ -550,8 +560,8 @@ class RegistryClient:
     ) -> Response:
         """One logical request with throttle waits, token refresh, redirects and retries.
 
-        With ``stream`` the successful response is returned unread in ``Response.body == b""``
-        and the open httpx response must be taken with :meth:`_take_stream`. Statuses in ``ok``
+        With ``stream`` a successful response is returned unread (``Response.stream``, to be
+        closed by the caller); blob bodies travel over the wire pool. Statuses in ``ok``
         have their body read up to ``max_body`` (else MAX_ERROR_BODY); others return too
         (the caller decides), except 5xx and throttles, which are retried first."""
         http = self._http
@@ -590,7 +600,7 @@ class RegistryClient:
                         request = http.build_request(method, url, headers=req_headers, content=request_content)
                         response = _HttpxReply(await http.send(request, stream=True))
                 except (httpx.HTTPError, httpx.StreamError, OSError, TransportError) as exc:
-                    self.counters.record(kind, None, 0, body_out)
+                    self.counters.record(method, kind, None, 0, body_out)
                     self.counters.transport_errors += 1
                     error = (
                         exc
@@ -608,13 +618,16 @@ class RegistryClient:
                             cap = max_body if status in ok else MAX_ERROR_BODY
                             body = await self._read_capped(response, cap, what=f"{method} {_redact(url)}")
                         except TransportError as exc:
-                            self.counters.record(kind, status, 0, body_out)
+                            self.counters.record(method, kind, status, 0, body_out)
                             self.counters.transport_errors += 1
                             error = exc
+                        except ManifestError:
+                            self.counters.record(method, kind, status, 0, body_out)
+                            raise
                         finally:
                             await response.aclose()
                     if error is None:
-                        self.counters.record(kind, status, len(body), body_out)
+                        self.counters.record(method, kind, status, len(body), body_out)
                         signal = throttle_signal(status, response.headers, body)
                         if signal is not None:
                             permit.throttled(signal)
@@ -635,6 +648,9 @@ class RegistryClient:
             status = response.status
             if signal is not None:
                 throttles += 1
+                if not replayable and throttles <= MAX_THROTTLE_RETRIES:
+                    # the body is gone: wait here, the caller restarts the transfer
+                    await self.controller.wait_after_throttle(signal, throttles)
                 if not replayable or throttles > MAX_THROTTLE_RETRIES:
                     raise Throttled(
                         f"{method} {_redact(url)}: throttled ({signal.reason})",

@@ -13,7 +13,8 @@ import trio
 
 from ocync.errors import OcyncError
 from ocync.oci.digest import Digest
-from ocync.oci.manifest import Descriptor, Manifest, Platform, trimmed_index
+from ocync.oci.manifest import Descriptor, Manifest
+from ocync.oci.platform import Platform, trim_index
 from ocync.registry.blobs import BlobTarget, copy_blob
 from ocync.registry.client import RegistryClient, UploadSession
 from ocync.registry.profiles import mount_allowed
@@ -36,6 +37,7 @@ class CopySummary:
     blobs_present: int = 0
     bytes_transferred: int = 0
     trimmed_platforms: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -47,6 +49,7 @@ class CopySummary:
             "blobs_present": self.blobs_present,
             "bytes_transferred": self.bytes_transferred,
             "trimmed_platforms": self.trimmed_platforms,
+            "warnings": self.warnings,
         }
 
 
@@ -66,14 +69,14 @@ async def copy_image(
     top = await source.get_manifest(source_repository, reference)
     raw, media_type = top.raw, top.media_type
     if top.is_index:
-        children = top.select_platforms(platforms)
-        if platforms:
-            if not children:
-                wanted = ", ".join(str(p) for p in platforms)
-                raise OcyncError(f"{source.name}/{source_repository}:{reference} has no manifest for {wanted}")
-            if len(children) != len(top.manifests):
-                raw = trimmed_index(top, children)
-                summary.trimmed_platforms = [str(c.platform) for c in children if c.platform]
+        # The same trimming as `ocync sync` (attestations follow their image).
+        trim = trim_index(top.raw, platforms)
+        raw = trim.index_bytes
+        summary.warnings = trim.warnings()
+        if trim.changed:
+            summary.trimmed_platforms = [str(p) for p in trim.kept]
+        kept = {entry.get("digest") for entry in trim.manifests}
+        children = [child for child in top.manifests if str(child.digest) in kept]
         for child in children:
             await _copy_child(source, source_repository, child, target, target_repository, summary)
     else:

@@ -206,15 +206,23 @@ class WirePool:
             conn.reused = True
             self.connections_reused += 1
             return conn
+        tcp: trio.SocketStream | None = None
         try:
             with trio.fail_after(self.connect_timeout):
-                stream: trio.abc.Stream = await trio.open_tcp_stream(origin.host, origin.port)
+                tcp = await trio.open_tcp_stream(origin.host, origin.port)
+                stream: trio.abc.Stream = tcp
                 if origin.scheme == "https":
-                    tls = trio.SSLStream(stream, self._ssl_context(), server_hostname=origin.host, https_compatible=True)
+                    tls = trio.SSLStream(tcp, self._ssl_context(), server_hostname=origin.host, https_compatible=True)
                     await tls.do_handshake()
                     stream = tls
         except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
+            if tcp is not None:
+                await _close_quietly(tcp)
             raise TransportError(f"cannot connect to {origin.host_header}: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            if tcp is not None:
+                await _close_quietly(tcp)
+            raise
         self.connections_opened += 1
         return _Connection(stream, origin)
 
@@ -301,6 +309,14 @@ class WirePool:
 
     def __repr__(self) -> str:
         return f"<WirePool opened={self.connections_opened} reused={self.connections_reused}>"
+
+
+async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
+    with trio.CancelScope(shield=True):
+        try:
+            await trio.aclose_forcefully(stream)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
 
 
 def _safe(url: str) -> str:

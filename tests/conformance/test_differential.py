@@ -41,6 +41,8 @@ KNOWN_DIFFERENCES = {
     "out-of-order chunk as OCI 1.1 says",
     "monolithic-post": "distribution 2.8 ignores ?digest= on POST (202 session); the mock "
     "completes the monolithic upload (201) as OCI 1.1 allows",
+    "upload-after-failed-put": "after a PUT refused with DIGEST_INVALID, distribution 2.8 keeps the "
+    "session unless the PUT had a body; the spec is silent and the mock may differ",
 }
 
 MANIFEST_ACCEPT = ", ".join(
@@ -149,14 +151,18 @@ class DifferentialMachine(RuleBasedStateMachine):
             if stream and content is not None:
                 # No Content-Length: httpx sends Transfer-Encoding: chunked (a streamed PATCH).
                 body = iter([content[i : i + 4096] for i in range(0, len(content), 4096)] or [b""])
-            request = peer.client.build_request(method, peer.url(url), content=body, headers=headers)
+            request = peer.client.build_request(
+                method, peer.url(url), content=body, headers=headers
+            )
             responses.append(peer.client.send(request))
         return responses
 
     def same_path(self, what: str, method: str, path: str, **kw: object) -> list[httpx.Response]:
         return self.send(what, method, [path] * len(self.peers), **kw)  # type: ignore[arg-type]
 
-    def fail(self, what: str, ref: httpx.Response, other: httpx.Response, peer: Peer, detail: str) -> None:
+    def fail(
+        self, what: str, ref: httpx.Response, other: httpx.Response, peer: Peer, detail: str
+    ) -> None:
         steps = "\n  ".join(self.log[-12:])
         if SURVEY:
             key = re.sub(
@@ -204,12 +210,17 @@ class DifferentialMachine(RuleBasedStateMachine):
                 "content-length", default
             ):
                 self.fail(what, ref, other, peer, "content-length")
-            if content_type and ref.headers.get("content-type") != other.headers.get("content-type"):
+            if content_type and ref.headers.get("content-type") != other.headers.get(
+                "content-type"
+            ):
                 self.fail(what, ref, other, peer, "content-type")
             if body and ref.content != other.content:
                 self.fail(what, ref, other, peer, "body")
             if location_path:
-                paths = [peer_.url(r.headers["location"]).path for peer_, r in ((self.peers[0], ref), (peer, other))]
+                paths = [
+                    peer_.url(r.headers["location"]).path
+                    for peer_, r in ((self.peers[0], ref), (peer, other))
+                ]
                 if paths[0] != paths[1]:
                     self.fail(what, ref, other, peer, f"Location path {paths}")
 
@@ -218,7 +229,9 @@ class DifferentialMachine(RuleBasedStateMachine):
         DifferentialMachine.observed.add(name)
 
     def locations(self, responses: list[httpx.Response]) -> list[httpx.URL]:
-        return [peer.url(r.headers["location"]) for peer, r in zip(self.peers, responses, strict=True)]
+        return [
+            peer.url(r.headers["location"]) for peer, r in zip(self.peers, responses, strict=True)
+        ]
 
     def new_content(self, data: bytes) -> str:
         digest = digest_of(data)
@@ -243,7 +256,9 @@ class DifferentialMachine(RuleBasedStateMachine):
         name = self.repos[repo]
         for i in [1, *layers]:  # FIXED_BLOBS[1] is `{}`, the config
             self.monolithic(repo, FIXED_BLOBS[i])
-        picks = [sorted(self.repo_blobs[name]).index(digest_of(FIXED_BLOBS[i])) for i in [1, *layers]]
+        picks = [
+            sorted(self.repo_blobs[name]).index(digest_of(FIXED_BLOBS[i])) for i in [1, *layers]
+        ]
         self.put_manifest(repo, "image", picks, docker, False, "tag", tag, 1)
 
     # --- blob uploads ---------------------------------------------------------------------------
@@ -269,7 +284,10 @@ class DifferentialMachine(RuleBasedStateMachine):
             self.repo_blobs[upload.repo].add(digest)
         return responses
 
-    @rule(repo=st.integers(0, 2), data=st.one_of(st.sampled_from(FIXED_BLOBS), st.binary(max_size=600)))
+    @rule(
+        repo=st.integers(0, 2),
+        data=st.one_of(st.sampled_from(FIXED_BLOBS), st.binary(max_size=600)),
+    )
     def monolithic(self, repo: int, data: bytes) -> None:
         upload = self.open_upload(self.repos[repo])
         if upload is not None:
@@ -322,7 +340,10 @@ class DifferentialMachine(RuleBasedStateMachine):
                 return
         self.finish(upload, self.new_content(data), final)
 
-    @rule(repo=st.integers(0, 2), data=st.one_of(st.sampled_from(FIXED_BLOBS), st.binary(max_size=600)))
+    @rule(
+        repo=st.integers(0, 2),
+        data=st.one_of(st.sampled_from(FIXED_BLOBS), st.binary(max_size=600)),
+    )
     def streamed(self, repo: int, data: bytes) -> None:
         upload = self.open_upload(self.repos[repo])
         if upload is not None and self.patch(upload, data, ranged=False):
@@ -360,7 +381,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         if upload is not None:
             self.uploads.append(upload)
 
-    @rule(pick=st.integers(0, 99), piece=st.binary(min_size=1, max_size=300), out_of_order=st.booleans())
+    @rule(
+        pick=st.integers(0, 99),
+        piece=st.binary(min_size=1, max_size=300),
+        out_of_order=st.booleans(),
+    )
     def patch_open_upload(self, pick: int, piece: bytes, out_of_order: bool) -> None:
         if self.uploads:
             upload = self.uploads[pick % len(self.uploads)]
@@ -374,40 +399,63 @@ class DifferentialMachine(RuleBasedStateMachine):
             responses = self.send(f"GET {upload.repo} upload status", "GET", upload.locations)
             self.compare(f"GET upload status ({len(upload.data)}B sent)", responses)
 
-    @rule(pick=st.integers(0, 99), how=st.sampled_from(["right", "wrong", "malformed"]))
-    def finish_open_upload(self, pick: int, how: str) -> None:
+    @rule(
+        pick=st.integers(0, 99),
+        how=st.sampled_from(["right", "wrong", "malformed"]),
+        with_body=st.booleans(),
+    )
+    def finish_open_upload(self, pick: int, how: str, with_body: bool) -> None:
         if not self.uploads:
             return
         upload = self.uploads[pick % len(self.uploads)]
-        data = bytes(upload.data)
+        final = b"+" if with_body else None
+        data = bytes(upload.data) + (final or b"")
         digest = {
             "right": digest_of(data),
             "wrong": digest_of(data + b"!"),
             "malformed": BAD_DIGESTS[len(data) % len(BAD_DIGESTS)],
         }[how]
-        self.finish(upload, digest, None)
+        put = self.finish(upload, digest, final)
         if how == "right":
             self.contents[digest] = data
-        if how != "malformed":
-            self.uploads = [u for u in self.uploads if u is not upload]
-            # The session is gone on both sides after a completed or failed PUT.
-            responses = self.send(f"GET {upload.repo} finished upload", "GET", upload.locations)
-            self.compare("GET status of a finished upload", responses)
+        responses = self.send(f"GET {upload.repo} upload after PUT", "GET", upload.locations)
+        self.uploads = [u for u in self.uploads if u is not upload]
+        if put[0].status_code == 400 and len({r.status_code for r in responses}) > 1:
+            # Whether a refused PUT ends the session is not specified; distribution 2.8 keeps it
+            # unless the PUT carried a body. Drop it from the model on every peer.
+            self.known("upload-after-failed-put")
+            return
+        self.compare("GET upload status after PUT", responses)
+        if responses[0].status_code == 204:
+            upload.locations = self.locations(responses)
+            self.uploads.append(upload)
 
     @rule(pick=st.integers(0, 99))
     def cancel_upload(self, pick: int) -> None:
         if self.uploads:
             upload = self.uploads.pop(pick % len(self.uploads))
-            self.compare("DELETE upload", self.send(f"DELETE {upload.repo} upload", "DELETE", upload.locations))
-            self.compare("PATCH cancelled upload", self.send("PATCH cancelled", "PATCH", upload.locations, content=b"x"))
+            self.compare(
+                "DELETE upload",
+                self.send(f"DELETE {upload.repo} upload", "DELETE", upload.locations),
+            )
+            self.compare(
+                "PATCH cancelled upload",
+                self.send("PATCH cancelled", "PATCH", upload.locations, content=b"x"),
+            )
 
-    @rule(src=st.integers(0, 2), dst=st.integers(0, 2), pick=st.integers(0, 99), bogus=st.booleans())
+    @rule(
+        src=st.integers(0, 2), dst=st.integers(0, 2), pick=st.integers(0, 99), bogus=st.booleans()
+    )
     def mount(self, src: int, dst: int, pick: int, bogus: bool) -> None:
         held = sorted(self.repo_blobs[self.repos[src]]) or sorted(self.contents)
         digest = NO_SUCH_DIGEST if bogus else held[pick % len(held)]
         name = self.repos[dst]
-        path = httpx.URL(f"/v2/{name}/blobs/uploads/", params={"mount": digest, "from": self.repos[src]})
-        responses = self.same_path(f"POST {name} mount {digest[:20]} from {self.repos[src]}", "POST", str(path))
+        path = httpx.URL(
+            f"/v2/{name}/blobs/uploads/", params={"mount": digest, "from": self.repos[src]}
+        )
+        responses = self.same_path(
+            f"POST {name} mount {digest[:20]} from {self.repos[src]}", "POST", str(path)
+        )
         self.compare("POST mount", responses, location_path=responses[0].status_code == 201)
         if responses[0].status_code == 201:
             self.repo_blobs[name].add(digest)
@@ -424,10 +472,14 @@ class DifferentialMachine(RuleBasedStateMachine):
     def read_blob(self, repo: int, pick: int, method: str) -> None:
         name = self.repos[repo]
         digest = self.some_digest(name, pick)
-        responses = self.same_path(f"{method} {name} blob {digest[:20]}", method, f"/v2/{name}/blobs/{digest}")
+        responses = self.same_path(
+            f"{method} {name} blob {digest[:20]}", method, f"/v2/{name}/blobs/{digest}"
+        )
         self.compare(f"{method} blob", responses, body=True)
 
-    @rule(repo=st.integers(0, 2), pick=st.integers(0, 99), a=st.integers(0, 80), n=st.integers(1, 40))
+    @rule(
+        repo=st.integers(0, 2), pick=st.integers(0, 99), a=st.integers(0, 80), n=st.integers(1, 40)
+    )
     def read_blob_range(self, repo: int, pick: int, a: int, n: int) -> None:
         name = self.repos[repo]
         present = sorted(d for d in self.repo_blobs[name] if len(self.contents.get(d, b"")) > a + n)
@@ -445,17 +497,23 @@ class DifferentialMachine(RuleBasedStateMachine):
     def delete_blob(self, repo: int, pick: int) -> None:
         name = self.repos[repo]
         digest = self.some_digest(name, pick)
-        responses = self.same_path(f"DELETE {name} blob {digest[:20]}", "DELETE", f"/v2/{name}/blobs/{digest}")
+        responses = self.same_path(
+            f"DELETE {name} blob {digest[:20]}", "DELETE", f"/v2/{name}/blobs/{digest}"
+        )
         self.compare("DELETE blob", responses)
         if responses[0].status_code == 202:
             self.repo_blobs[name].discard(digest)
 
     # --- manifests -------------------------------------------------------------------------------
 
-    def image_manifest(self, repo: str, picks: list[int], docker: bool, subject: bool) -> tuple[str, bytes]:
+    def image_manifest(
+        self, repo: str, picks: list[int], docker: bool, subject: bool
+    ) -> tuple[str, bytes]:
         # Mostly blobs the repository holds (so the PUT can succeed), sometimes any known blob.
         held, anywhere = sorted(self.repo_blobs[repo]), sorted(self.contents)
-        chosen = [held[p % len(held)] if held and p < 85 else anywhere[p % len(anywhere)] for p in picks]
+        chosen = [
+            held[p % len(held)] if held and p < 85 else anywhere[p % len(anywhere)] for p in picks
+        ]
         config, layers = chosen[0], chosen[1:]
         mt = DOCKER_MANIFEST if docker else OCI_MANIFEST
         obj: dict[str, object] = {
@@ -481,7 +539,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         }
         if subject and self.manifests and not docker:
             sub = sorted(self.manifests)[picks[0] % len(self.manifests)]
-            obj["subject"] = {"mediaType": self.manifests[sub][0], "digest": sub, "size": len(self.manifests[sub][1])}
+            obj["subject"] = {
+                "mediaType": self.manifests[sub][0],
+                "digest": sub,
+                "size": len(self.manifests[sub][1]),
+            }
         return mt, json.dumps(obj).encode()
 
     def index_manifest(self, repo: str, picks: list[int], docker: bool) -> tuple[str, bytes]:
@@ -492,7 +554,12 @@ class DifferentialMachine(RuleBasedStateMachine):
             d = held[p % len(held)] if held and p < 85 else anywhere[p % len(anywhere)]
             mt, data = self.manifests.get(d, (OCI_MANIFEST, b"{}"))
             entries.append(
-                {"mediaType": mt, "digest": d, "size": len(data), "platform": {"architecture": "amd64", "os": "linux"}}
+                {
+                    "mediaType": mt,
+                    "digest": d,
+                    "size": len(data),
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                }
             )
         mt = DOCKER_LIST if docker else OCI_INDEX
         return mt, json.dumps({"schemaVersion": 2, "mediaType": mt, "manifests": entries}).encode()
@@ -561,12 +628,18 @@ class DifferentialMachine(RuleBasedStateMachine):
         reference = self.some_reference(pick)
         if not reference.startswith("sha256:"):
             return self.delete_tag(name, reference)
-        responses = self.same_path(f"DELETE {name} manifest {reference[:20]}", "DELETE", f"/v2/{name}/manifests/{reference}")
+        responses = self.same_path(
+            f"DELETE {name} manifest {reference[:20]}",
+            "DELETE",
+            f"/v2/{name}/manifests/{reference}",
+        )
         self.compare("DELETE manifest by digest", responses)
 
     def delete_tag(self, name: str, tag: str) -> None:
         path = f"/v2/{name}/manifests/{tag}"
-        before = self.same_path(f"GET {name}:{tag} before delete", "GET", path, headers={"Accept": MANIFEST_ACCEPT})
+        before = self.same_path(
+            f"GET {name}:{tag} before delete", "GET", path, headers={"Accept": MANIFEST_ACCEPT}
+        )
         self.compare("GET manifest before DELETE by tag", before, body=True, content_type=True)
         responses = self.same_path(f"DELETE {name}:{tag}", "DELETE", path)
         ref = responses[0]
@@ -577,11 +650,15 @@ class DifferentialMachine(RuleBasedStateMachine):
             self.known("delete-manifest-by-tag")
             for peer, old in zip(self.peers[1:], before[1:], strict=True):
                 gone = peer.client.get(peer.url(path), headers={"Accept": MANIFEST_ACCEPT})
-                assert gone.status_code == 404, f"{peer.name}: tag {tag} still resolves after DELETE"
+                assert gone.status_code == 404, (
+                    f"{peer.name}: tag {tag} still resolves after DELETE"
+                )
                 if old.status_code == 200:
                     # Put the tag back so the peers stay level with the reference.
                     peer.client.put(
-                        peer.url(path), content=old.content, headers={"Content-Type": old.headers["content-type"]}
+                        peer.url(path),
+                        content=old.content,
+                        headers={"Content-Type": old.headers["content-type"]},
                     ).raise_for_status()
             return
         self.compare("DELETE manifest by tag", responses)
@@ -614,10 +691,14 @@ class DifferentialMachine(RuleBasedStateMachine):
             after = [t for t in full if last is None or t > last]
             page = after[:n] if n is not None else after
             if got != page:
-                self.fail("GET tags/list page", ref, other, peer, f"tags {got} != expected page {page}")
+                self.fail(
+                    "GET tags/list page", ref, other, peer, f"tags {got} != expected page {page}"
+                )
             more = n is not None and len(after) > n
             if more != ("link" in other.headers):
-                self.fail("GET tags/list page", ref, other, peer, f"Link header presence should be {more}")
+                self.fail(
+                    "GET tags/list page", ref, other, peer, f"Link header presence should be {more}"
+                )
 
     @rule(
         bad=st.sampled_from(BAD_NAMES),
@@ -633,19 +714,30 @@ class DifferentialMachine(RuleBasedStateMachine):
         responses = self.same_path(f"{method} bad name {bad[:20]} ({call})", method, path)
         ref = responses[0]
         for peer, other in zip(self.peers[1:], responses[1:], strict=True):
-            if other.status_code == ref.status_code and error_code(other) in (error_code(ref), "NAME_INVALID"):
+            if other.status_code == ref.status_code and error_code(other) in (
+                error_code(ref),
+                "NAME_INVALID",
+            ):
                 continue
             # distribution 2.8 misroutes bad names (router 404, 500 past 255 characters) and even
             # accepts an uppercase first component as a registry host ("UPPER/case" -> 202).
-            if other.status_code in (400, 404) and (method == "HEAD" or error_code(other) == "NAME_INVALID"):
+            if other.status_code in (400, 404) and (
+                method == "HEAD" or error_code(other) == "NAME_INVALID"
+            ):
                 self.known("bad-name-status")
                 continue
             self.fail("bad name", ref, other, peer, "status")
 
-    @rule(repo=st.integers(0, 2), bad=st.sampled_from(BAD_DIGESTS + ("sha512:" + "1" * 128,)), method=st.sampled_from(["GET", "HEAD"]))
+    @rule(
+        repo=st.integers(0, 2),
+        bad=st.sampled_from(BAD_DIGESTS + ("sha512:" + "1" * 128,)),
+        method=st.sampled_from(["GET", "HEAD"]),
+    )
     def bad_digest(self, repo: int, bad: str, method: str) -> None:
         name = self.repos[repo]
-        responses = self.same_path(f"{method} {name} blob {bad[:20]}", method, f"/v2/{name}/blobs/{bad}")
+        responses = self.same_path(
+            f"{method} {name} blob {bad[:20]}", method, f"/v2/{name}/blobs/{bad}"
+        )
         self.compare(f"{method} blob with bad digest", responses)
 
 
@@ -687,15 +779,27 @@ def test_mock_agrees_with_distribution(distribution_session, mock_generic: MockP
     stats = mock_generic.stats()
     by_kind = stats["by_kind"]
     assert isinstance(by_kind, dict)
-    for kind in ("upload_post", "upload_patch", "upload_put", "manifest_put", "manifest_get", "tags_list"):
+    for kind in (
+        "upload_post",
+        "upload_patch",
+        "upload_put",
+        "manifest_put",
+        "manifest_get",
+        "tags_list",
+    ):
         assert by_kind.get(kind, 0) > 0, f"the machine never sent a {kind} request: {by_kind}"
     undocumented = observed - set(KNOWN_DIFFERENCES)
     assert not undocumented
 
 
-def test_harness_sees_no_difference_between_two_references(distribution_session, distribution) -> None:
+def test_harness_sees_no_difference_between_two_references(
+    distribution_session, distribution
+) -> None:
     """Two distribution instances must agree exactly: the comparison itself is not flaky."""
-    peers = [peer("distribution", distribution_session.url), peer("distribution-2", distribution.url)]
+    peers = [
+        peer("distribution", distribution_session.url),
+        peer("distribution-2", distribution.url),
+    ]
     try:
         observed = run_machine(peers, max_examples=6)
     finally:
@@ -709,4 +813,6 @@ def test_known_differences_are_documented() -> None:
     assert doc.exists(), "mockregistry/DIFFERENCES.md lists the mock's intentional differences"
     text = doc.read_text()
     missing = [name for name in KNOWN_DIFFERENCES if name not in text]
-    assert not missing, f"differences tolerated by the differential test but not documented: {missing}"
+    assert not missing, (
+        f"differences tolerated by the differential test but not documented: {missing}"
+    )

@@ -30,7 +30,9 @@ async def skopeo_run(skopeo: str, *args: str) -> bytes:
     cmd = [skopeo, "--insecure-policy", *args]
     result = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False)
     if result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} -> exit {result.returncode}: {result.stderr.decode()[-800:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} -> exit {result.returncode}: {result.stderr.decode()[-800:]}"
+        )
     return result.stdout
 
 
@@ -38,7 +40,9 @@ def creds_args(flag: str, creds: str | None) -> list[str]:
     return [flag, creds] if creds else []
 
 
-async def copy(skopeo: str, src: str, dst: str, *, src_creds: str | None = None, dst_creds: str | None = None) -> None:
+async def copy(
+    skopeo: str, src: str, dst: str, *, src_creds: str | None = None, dst_creds: str | None = None
+) -> None:
     await skopeo_run(
         skopeo,
         "copy",
@@ -54,11 +58,20 @@ async def copy(skopeo: str, src: str, dst: str, *, src_creds: str | None = None,
 
 
 async def raw_digest(skopeo: str, ref: str, creds: str | None = None) -> str:
-    raw = await skopeo_run(skopeo, "inspect", "--raw", "--tls-verify=false", *creds_args("--creds", creds), f"docker://{ref}")
+    raw = await skopeo_run(
+        skopeo,
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        *creds_args("--creds", creds),
+        f"docker://{ref}",
+    )
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-async def check_leak_detector(url: str, repo: str, digest: str, stats: Callable[[], dict[str, Any]]) -> None:
+async def check_leak_detector(
+    url: str, repo: str, digest: str, stats: Callable[[], dict[str, Any]]
+) -> None:
     """Negative control: a client that forwards its credential to the storage host is caught."""
     auth = {"Authorization": f"Bearer {PAT}"}  # GHCR also takes the PAT itself as a bearer token
     async with httpx.AsyncClient(follow_redirects=False) as client:
@@ -138,7 +151,9 @@ async def test_skopeo_round_trip_through_mock(
         assert in_mock == []
         assert mock.stats()["auth_leaks"] == 0
         if ghcr:
-            await check_leak_detector(mock.url, f"{USER}/mirror-{index_format}", image.blobs[0], mock.stats)
+            await check_leak_detector(
+                mock.url, f"{USER}/mirror-{index_format}", image.blobs[0], mock.stats
+            )
     back_again = await verify_corpus(
         corpus, distribution.url, repo_map={image.repo: f"back{n}/{profile}"}, check_blob_bytes=True
     )

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+import trio
+import trio.testing
 
 from ocync.errors import IntegrityError, ManifestError, NotFound, TransportError, Unauthorized
 from ocync.oci import mediatypes as mt
@@ -70,6 +72,9 @@ async def test_bearer_flow_and_redirect_strips_credentials() -> None:
     assert stats.by_kind_status["blob_get"] == {"401": 1, "307": 1}
     assert stats.by_kind["storage_get"] == 1 and stats.tokens_fetched == 1
     assert stats.bytes_in_by_kind["storage_get"] == len(data)
+    assert stats.by_method == {"GET": 4}  # 401, token, 307, storage
+    merged = stats.merge([stats, stats]).to_dict()
+    assert merged["requests"] == 8 and merged["by_kind"]["storage_get"] == 2
 
 
 async def test_location_followed_verbatim_with_query() -> None:
@@ -179,7 +184,7 @@ async def test_unauthorized_after_refresh() -> None:
     assert "hunter2" not in str(info.value)
 
 
-async def test_retries_5xx_and_connection_errors_then_gives_up() -> None:
+async def test_retries_5xx_and_connection_errors_then_gives_up(autojump_clock: trio.testing.MockClock) -> None:
     attempts = {"n": 0}
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -208,7 +213,7 @@ async def test_retries_5xx_and_connection_errors_then_gives_up() -> None:
             await c.head_manifest("o/a", "v1")
 
 
-async def test_throttle_waits_and_retries_without_failure() -> None:
+async def test_throttle_waits_and_retries_without_failure(autojump_clock: trio.testing.MockClock) -> None:
     calls = {"n": 0}
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -298,7 +303,7 @@ async def test_tags_pagination_and_referrers() -> None:
         assert await c.referrers("o/a", Digest.of(b"m")) is None
 
 
-async def test_token_expired_mid_transfer_restarts_copy() -> None:
+async def test_token_expired_mid_transfer_restarts_copy(autojump_clock: trio.testing.MockClock) -> None:
     data = b"q" * 300
     digest = Digest.of(data)
     state = {"put_401": True, "tokens": 0}
@@ -340,3 +345,30 @@ async def test_pool_shares_controllers_per_principal() -> None:
         assert a.principal == "127.0.0.1:1|user:u"
         assert await pool.client("127.0.0.1:1", basic) is a
         assert len(pool.controllers) == 2
+
+
+async def test_throttled_streamed_upload_restarts_without_counting_a_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    data = b"w" * 200
+    state = {"puts": 0}
+
+    def source(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=data)
+
+    def target(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(202, headers={"Location": "/v2/o/a/blobs/uploads/s"})
+        if request.method == "PUT":
+            request.read()
+            state["puts"] += 1
+            if state["puts"] == 1:
+                body = {"errors": [{"code": "TOOMANYREQUESTS", "message": "retry-after: 50ms, allowed: 2000/minute"}]}
+                return httpx.Response(429, json=body)
+            return httpx.Response(201)
+        return httpx.Response(204)
+
+    async with client(source, "src.test") as s, client(target, "dst.test", attempts=1) as d:
+        await copy_blob_to(s, "o/a", Descriptor(mt.OCI_LAYER, Digest.of(data), len(data)), d, "o/a")
+        assert d.controller.statistics().to_dict()["throttles"] == 1
+    assert state["puts"] == 2 and d.statistics().throttled == 1

@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from mockregistry import MockOptions, serve_mock
-from ocync.errors import IntegrityError
+from ocync.errors import IntegrityError, Unauthorized
 from ocync.oci import mediatypes as mt
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor
@@ -161,6 +161,13 @@ async def test_fan_out_one_get_many_targets() -> None:
             assert s.statistics().by_kind["blob_get"] == 1
             for client, repo in ((a, "m/x"), (b, "alice/x"), (a, "m/y")):
                 assert await client.head_blob(repo, desc.digest) == len(data)
+            # one target refused (no credentials): the others still get the blob, one GET
+            anonymous = await pool.client(t2.url, ClientSettings(auth=AuthSettings(kind="anonymous"), profile="ghcr"))
+            before = s.statistics().by_kind["blob_get"]
+            results = await copy_blob(s, "lib/x", desc, [BlobTarget(a, "m/z"), BlobTarget(anonymous, "alice/z")])
+            assert results[0].ok and isinstance(results[1].error, Unauthorized)
+            assert s.statistics().by_kind["blob_get"] == before + 1
+            assert await a.head_blob("m/z", desc.digest) == len(data)
 
 
 async def test_corrupt_source_fails_with_integrity_error_and_leaves_nothing() -> None:
@@ -247,3 +254,41 @@ async def test_copy_command(tmp_path: Path) -> None:
             assert [str(c.platform) for c in trimmed.children()] == ["linux/arm64"]
         code, out, err = await run_cli("copy", "Bad//ref", f"{dst.host}/x")
         assert code == 3 and "invalid reference" in err
+
+
+async def test_monolithic_profile_buffers_small_blobs_and_streams_big_ones() -> None:
+    from dataclasses import replace
+
+    from ocync.registry.profiles import GENERIC
+
+    rng = random.Random(19)
+    small, big = rng.randbytes(50_000), rng.randbytes(5 * 1024 * 1024)
+    profile = replace(GENERIC, name="mono", upload_strategy="monolithic", monolithic_max_bytes=1024 * 1024)
+    async with serve_mock(MockOptions()) as src, serve_mock(MockOptions()) as dst:
+        for data in (small, big):
+            src.store.put_content(str(Digest.of(data)), data)
+            src.store.link_blob("lib/x", str(Digest.of(data)))
+        async with RegistryClient(src.url) as s, RegistryClient(dst.url, profile=profile) as d:
+            for data in (small, big):
+                desc = Descriptor(mt.OCI_LAYER, Digest.of(data), len(data))
+                [result] = await copy_blob(s, "lib/x", desc, [BlobTarget(d, "m/x")])
+                assert result.ok, result.error
+                assert await d.head_blob("m/x", desc.digest) == len(data)
+            stats = d.statistics()
+        assert stats.by_kind["upload_post"] == 2 and stats.by_kind["upload_put"] == 2
+        assert stats.bytes_out_by_kind["upload_put"] == len(small) + len(big)
+
+
+async def test_throttles_are_waited_out_not_failures() -> None:
+    rng = random.Random(20)
+    image = make_index(rng, "v1", layers=2, layer_size=2000)
+    async with serve_mock(ghcr_options()) as src, serve_mock(ghcr_options(public=[], rate_limit="15/1s")) as dst:
+        async with clients(src.url, dst.url, "ghcr") as (s, d):
+            digest = await push_image(s, "alice/app", image)
+            summary = await copy_image(s, "alice/app", "v1", d, "alice/app", "v1")
+            stats = d.statistics()
+            controller = d.controller.statistics().to_dict()
+        assert summary.digest == digest
+        assert stats.throttled > 0 and controller["throttles"] == stats.throttled
+        assert dst.stats()["throttled"] == stats.throttled
+        assert dst.stats()["digest_invalid"] == 0

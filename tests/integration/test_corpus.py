@@ -58,13 +58,20 @@ def test_plan_shapes() -> None:
         else:
             assert top.media_type == OCI_INDEX
             index = json.loads(top.data)
-            assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64", "s390x"]
+            assert [m["platform"]["architecture"] for m in index["manifests"]] == [
+                "amd64",
+                "arm64",
+                "s390x",
+            ]
             assert index["manifests"][1]["platform"]["variant"] == "v8"
             assert [m["digest"] for m in index["manifests"]] == list(image.manifests[:-1])
         for digest in image.referrers:
             referrer = json.loads(corpus.manifests[digest].data)
             assert referrer["subject"]["digest"] == image.digest
-            assert referrer["artifactType"] in ("application/vnd.dev.cosign.artifact.sig.v1+json", "application/spdx+json")
+            assert referrer["artifactType"] in (
+                "application/vnd.dev.cosign.artifact.sig.v1+json",
+                "application/spdx+json",
+            )
         for child in image.manifests:
             manifest = json.loads(corpus.manifests[child].data)
             if manifest["mediaType"] != OCI_MANIFEST:
@@ -81,7 +88,9 @@ def test_plan_shapes() -> None:
     amd64_bases = set()
     for manifest in corpus.manifests.values():
         if manifest.platform == "linux/amd64":
-            amd64_bases.add(tuple(json.loads(manifest.data)["layers"][i]["digest"] for i in range(2)))
+            amd64_bases.add(
+                tuple(json.loads(manifest.data)["layers"][i]["digest"] for i in range(2))
+            )
     assert len(amd64_bases) == 1
     # Other layers are unique to their image.
     unique_layers = [
@@ -95,7 +104,9 @@ def test_plan_shapes() -> None:
 
 
 def test_docker_format_uses_docker_media_types() -> None:
-    corpus = build_corpus(CorpusSpec(seed=2, repositories=1, tags_per_repo=1, index_format="docker"))
+    corpus = build_corpus(
+        CorpusSpec(seed=2, repositories=1, tags_per_repo=1, index_format="docker")
+    )
     image = corpus.images[0]
     assert corpus.manifests[image.digest].media_type == DOCKER_LIST
     assert all(corpus.manifests[d].media_type == DOCKER_MANIFEST for d in image.manifests[:-1])
@@ -136,7 +147,9 @@ async def test_seed_distribution(distribution_session, index_format: str) -> Non
     assert await verify_corpus(corpus, distribution_session.url, check_blob_bytes=True) == []
     async with httpx.AsyncClient() as client:
         for repo, tags in corpus.repos.items():
-            listed = (await client.get(f"{distribution_session.url}/v2/{repo}/tags/list")).json()["tags"]
+            listed = (await client.get(f"{distribution_session.url}/v2/{repo}/tags/list")).json()[
+                "tags"
+            ]
             expected = set(tags) | {referrers_tag(d) for d in corpus.referrers(repo)}
             assert set(listed) == expected
     # A second push finds everything in place and uploads nothing.
@@ -146,7 +159,9 @@ async def test_seed_distribution(distribution_session, index_format: str) -> Non
 
 @pytest.mark.real_registry
 async def test_verify_reports_missing_content(distribution_session) -> None:
-    corpus = build_corpus(CorpusSpec(seed=12, namespace=unique("corpus-missing"), repositories=1, tags_per_repo=1))
+    corpus = build_corpus(
+        CorpusSpec(seed=12, namespace=unique("corpus-missing"), repositories=1, tags_per_repo=1)
+    )
     problems = await verify_corpus(corpus, distribution_session.url)
     assert len(problems) == 1 and "GET manifest -> 404" in problems[0]
     await push_corpus(corpus, distribution_session.url)
@@ -159,7 +174,9 @@ async def test_verify_reports_missing_content(distribution_session) -> None:
 async def test_seed_mock_generic_uses_referrers_api() -> None:
     from mockregistry import MockOptions, serve_mock
 
-    spec = CorpusSpec(seed=21, namespace="gen", repositories=2, tags_per_repo=2, referrers_per_image=2)
+    spec = CorpusSpec(
+        seed=21, namespace="gen", repositories=2, tags_per_repo=2, referrers_per_image=2
+    )
     corpus = build_corpus(spec)
     async with serve_mock(MockOptions(profile="generic", seed=1)) as mock:
         stats = await push_corpus(corpus, mock.url)
@@ -177,14 +194,21 @@ async def test_seed_mock_generic_uses_referrers_api() -> None:
                         f"{mock.url}/v2/{repo}/referrers/{subject}",
                         params={"artifactType": "application/spdx+json"},
                     )
-                    assert {m["artifactType"] for m in signatures.json()["manifests"]} == {"application/spdx+json"}
+                    assert {m["artifactType"] for m in signatures.json()["manifests"]} == {
+                        "application/spdx+json"
+                    }
 
 
 async def test_seed_mock_ghcr_with_token_auth() -> None:
     from mockregistry import MockOptions, serve_mock
 
     spec = CorpusSpec(
-        seed=22, namespace="bob", repositories=3, tags_per_repo=2, referrers_per_image=1, index_format="docker"
+        seed=22,
+        namespace="bob",
+        repositories=3,
+        tags_per_repo=2,
+        referrers_per_image=1,
+        index_format="docker",
     )
     corpus = build_corpus(spec)
     options = MockOptions(profile="ghcr", auth="token", users={"bob": "pat-bob"}, seed=2)
@@ -196,7 +220,12 @@ async def test_seed_mock_ghcr_with_token_auth() -> None:
         assert stats.referrers_api is False  # GHCR: no referrers API, the tag fallback is used
         assert stats.fallback_tags == corpus.summary()["referrers"]
         assert stats.blobs_mounted > 0  # same namespace: GHCR mounts shared base layers
-        assert await verify_corpus(corpus, mock.url, username="bob", password="pat-bob", check_blob_bytes=True) == []
+        assert (
+            await verify_corpus(
+                corpus, mock.url, username="bob", password="pat-bob", check_blob_bytes=True
+            )
+            == []
+        )
         mock_stats = mock.stats()
         assert mock_stats["auth_leaks"] == 0
         assert mock_stats["by_kind"]["storage_get"] > 0  # blob GETs went through the redirect

@@ -88,3 +88,26 @@ async def test_disk_upload_memory_stays_flat(tmp_path: Path) -> None:
         assert received == count * len(chunk)
         assert peak < 16 * len(chunk), f"peak {peak / 2**20:.1f} MiB for a {count} MiB blob"
         assert mock.stats()["blob_bytes"] == count * len(chunk)
+
+
+async def test_memory_upload_holds_the_blob_once() -> None:
+    chunk = bytes(range(256)) * 4096  # 1 MiB
+    count = 32
+    digest = "sha256:" + hashlib.sha256(chunk * count).hexdigest()
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(count):
+            yield chunk
+
+    async with serve_mock(MockOptions()) as mock, httpx.AsyncClient(base_url=mock.url, timeout=30) as client:
+        tracemalloc.start()
+        try:
+            post = await client.post("/v2/mem/blobs/uploads/")
+            patch = await client.patch(post.headers["location"], content=body())
+            put = await client.put(patch.headers["location"] + f"&digest={digest}")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert put.status_code == 201
+        size = count * len(chunk)
+        assert peak < size * 1.25, f"peak {peak / 2**20:.1f} MiB for a {count} MiB blob held in memory"

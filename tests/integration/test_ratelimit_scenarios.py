@@ -28,7 +28,7 @@ def _explain(result: ScenarioResult) -> str:
 async def test_known_cap_zero_429s_at_90_percent() -> None:
     result = await scenario_known_cap(operations=300, tasks=8, cap=CAP, seed=1)
     assert result.numbers["throttled"] == 0, _explain(result)
-    assert result.numbers["client_requests"] >= 300
+    assert result.numbers["requests"] >= 300 and result.numbers["client_requests"] >= 300
     assert not result.numbers["errors"], _explain(result)
     assert result.numbers["utilisation"] >= 0.90, _explain(result)
     assert result.passed, _explain(result)
@@ -45,6 +45,16 @@ async def test_unknown_cap_few_429s_high_utilisation(tmp_path: Path) -> None:
     png = plot(result, tmp_path / "scenario2.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "unknown cap" in markdown([result])
+
+
+async def test_unknown_cap_estimated_when_the_announcement_is_ignored() -> None:
+    result = await scenario_unknown_cap(
+        operations=500, tasks=8, cap="200/2s", seed=2, learning="estimated"
+    )
+    assert not result.numbers["errors"], _explain(result)
+    assert result.numbers["cap_source"] == "estimated", _explain(result)
+    assert result.numbers["throttled_pct"] <= 2.0, _explain(result)
+    assert result.numbers["utilisation"] >= 0.80, _explain(result)
 
 
 async def test_shared_principal_two_processes_zero_429s() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 
+import pytest
 import trio
 import trio.testing
 from hypothesis import given, settings
@@ -220,3 +221,39 @@ def test_signal_parsers_never_raise(status: int, headers: dict[str, str], body: 
     budget = budget_from_headers(headers, now=1.7e9)
     if budget is not None:
         assert budget[0] >= 0 and (budget[1] is None or budget[1] >= 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    count=st.integers(min_value=1, max_value=300),
+    period=st.floats(min_value=0.5, max_value=60.0),
+    gaps=st.lists(st.floats(min_value=0.0, max_value=0.5), min_size=1, max_size=800),
+)
+def test_estimated_cap_never_exceeds_a_sliding_window_cap_on_a_cold_start(
+    count: int, period: float, gaps: list[float]
+) -> None:
+    """Our requests arrive at a fresh sliding-window server (the mock's own limiter); at the
+    first 429 the estimate from its hint is at most the true rate, and exact for a burst."""
+    from mockregistry.quirks import RateLimit
+    from mockregistry.ratelimit import SlidingWindowLimiter
+    from ocync.ratelimit.bucket import estimate_cap
+
+    server = SlidingWindowLimiter(RateLimit(count, period))
+    now = 0.0
+    first: float | None = None
+    successes = 0
+    for gap in gaps:
+        now += gap
+        decision = server.check("alice", now)
+        if decision.allowed:
+            first = now if first is None else first
+            successes += 1
+            continue
+        assert first is not None
+        estimate = estimate_cap(successes, first, now, decision.retry_after)
+        assert estimate is not None
+        assert estimate.rate <= count / period * (1 + 1e-9)
+        if now - first < period:  # the whole run fits one window: the estimate is exact
+            assert estimate.count == count
+            assert estimate.period == pytest.approx(period)
+        return

@@ -327,9 +327,11 @@ async def test_platform_filter_trims_index(autojump_clock: trio.testing.MockCloc
     assert eng.report.count(ImageStatus.SYNCED) == 1
     pushed = json.loads(dst.holds_tag("lib/a", "1") or b"{}")
     assert [e["platform"]["architecture"] for e in pushed["manifests"]] == ["arm64"]
-    # second run: the trimmed digest is what the target has -> skipped
+    # second run: the trimmed digest is what the target has -> skipped, after one index GET
+    src.calls.clear()
     eng2 = await run([m], src, dst)
     assert eng2.report.count(ImageStatus.SKIPPED) == 1
+    assert src.calls["manifest_get"] == 1  # the index only, no child manifests
 
 
 @pytest.mark.parametrize("referrers_api", [True, False], ids=["api", "tag-fallback"])
@@ -365,6 +367,8 @@ async def test_require_artifacts_fails_image(autojump_clock: trio.testing.MockCl
     eng = await run([m], src, dst)
     by_tag = {r.source: r.status for r in eng.report.results}
     assert by_tag == {"src/lib/a:1": ImageStatus.FAILED, "src/lib/a:2": ImageStatus.SYNCED}
+    assert dst.holds_tag("lib/a", "1") is None  # failed before anything was written
+    assert "require_artifacts" in eng.report.render_text()
     assert eng.report.exit_code() == 1
 
 
@@ -443,3 +447,60 @@ async def test_interrupt_drains_and_reports_undone(autojump_clock: trio.testing.
     for tag, d in dst.tags.get("lib/a", {}).items():
         m = parse_manifest(*dst.manifests["lib/a"][d])
         assert all(str(b.digest) in dst.links["lib/a"] for b in m.blobs()), tag
+
+
+async def test_cross_namespace_shared_blob_pulled_once(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """GHCR mounts only inside a namespace: a base layer needed by two orgs is uploaded into
+    each, yet pulled from the source once (staged)."""
+    src = FakeRegistry("src")
+    image(src, "lib/a", "1", [BASE, b"a"])
+    image(src, "lib/b", "1", [BASE, b"b"])
+    dst = FakeRegistry("dst", scope=MountScope.NAMESPACE, probe_ok=False, referrers=False)
+    maps = [
+        mapping("a", "lib/a", [("dst", "org1/a")]),
+        mapping("b", "lib/b", [("dst", "org2/b")]),
+    ]
+    stage = BlobStage(tmp_path / "stage", size_limit=None)
+    eng = await run(maps, src, dst, stage=stage)
+    assert eng.report.count(ImageStatus.SYNCED) == 2, eng.report.render_text()
+    assert src.blob_gets[_digest(BASE)] == 1
+    assert {"org1/a", "org2/b"} <= {r for r, links in dst.links.items() if _digest(BASE) in links}
+    assert dst.calls["mount"] == 0  # a cross-namespace mount cannot succeed: never tried
+    assert eng.statistics()["duplicate_blob_pulls"] == 0
+
+
+async def test_immutable_tags_cost_no_request_once_known(autojump_clock: trio.testing.MockClock) -> None:
+    src = FakeRegistry("src")
+    image(src, "lib/a", "1.0", [BASE])
+    image(src, "lib/a", "latest", [BASE, b"l"])
+    dst = FakeRegistry("dst")
+    m = mapping("m", "lib/a", [("dst", "lib/a")], tag_filter=TagFilter(immutable_tags="[0-9]*"))
+    cache = TransferCache()
+    await run([m], src, dst, cache=cache)
+    src.calls.clear()
+    dst.calls.clear()
+    eng = await run([m], src, dst, cache=cache)
+    reasons = {r.source: r.reason for r in eng.report.results}
+    assert reasons == {"src/lib/a:1.0": "immutable tag present", "src/lib/a:latest": "unchanged"}
+    # one tag list + one HEAD for the mutable tag; nothing at all for the immutable one
+    assert dict(src.calls) == {"tags_list": 1, "manifest_head": 1}
+    assert sum(dst.calls.values()) == 0
+
+
+@pytest.mark.parametrize(("head_first", "heads", "gets"), [(True, 2, 1), (False, 0, 2)])
+async def test_head_first_honoured(
+    autojump_clock: trio.testing.MockClock, head_first: bool, heads: int, gets: int
+) -> None:
+    src = FakeRegistry("src")
+    image(src, "lib/a", "1", [BASE])
+    image(src, "lib/a", "2", [BASE, b"2"])
+    dst = FakeRegistry("dst")
+    image(dst, "lib/a", "1", [BASE])  # tag 1 already there
+    m = mapping("m", "lib/a", [("dst", "lib/a")], head_first=head_first)
+    eng = await run([m], src, dst)
+    assert eng.report.count(ImageStatus.SKIPPED) == 1 and eng.report.count(ImageStatus.SYNCED) == 1
+    # HEAD first: a HEAD per tag, a GET only for the changed one; otherwise a GET per tag
+    assert src.calls["manifest_head"] == heads
+    assert src.calls["manifest_get"] == gets

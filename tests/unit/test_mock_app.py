@@ -41,11 +41,22 @@ def make(clock: Clock | None = None, **options: Any) -> Registry:
     return build_registry(MockOptions(**options), clock=clock or Clock())
 
 
-async def call(reg: Registry, method: str, target: str, body: bytes = b"",
-               headers: dict[str, str] | None = None, client: str = "10.0.0.9",
-               chunk: int = 1 << 20) -> Response:
-    req = Request(method, target, {k.lower(): v for k, v in (headers or {}).items()}, client,
-                  BytesBody(body, chunk))
+async def call(
+    reg: Registry,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    client: str = "10.0.0.9",
+    chunk: int = 1 << 20,
+) -> Response:
+    req = Request(
+        method,
+        target,
+        {k.lower(): v for k, v in (headers or {}).items()},
+        client,
+        BytesBody(body, chunk),
+    )
     resp = await reg.handle(req)
     reg.record(req, resp, resp.content_length, 0.0)
     return resp
@@ -65,16 +76,27 @@ def image(config: bytes, layers: list[bytes], **extra: Any) -> bytes:
     doc: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config),
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(x),
-                    "size": len(x)} for x in layers],
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": sha(config),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": sha(x),
+                "size": len(x),
+            }
+            for x in layers
+        ],
     }
     doc.update(extra)
     return json.dumps(doc).encode()
 
 
-async def push_blob(reg: Registry, repo: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+async def push_blob(
+    reg: Registry, repo: str, data: bytes, headers: dict[str, str] | None = None
+) -> None:
     resp = await call(reg, "POST", f"/v2/{repo}/blobs/uploads/?digest={sha(data)}", data, headers)
     assert resp.status == 201, resp.body
 
@@ -145,9 +167,17 @@ def test_parse_content_range(header: str, expected: tuple[int, int] | None) -> N
         pytest.param(image(b"c", []), None, "MANIFEST_INVALID", id="no-content-type"),
         pytest.param(image(b"c", []), "text/plain", "MANIFEST_INVALID", id="unknown-type"),
         pytest.param(image(b"c", []), OCI_INDEX, "MANIFEST_INVALID", id="type-mismatch"),
-        pytest.param(image(b"c", [], schemaVersion=1), OCI_MANIFEST, "MANIFEST_INVALID", id="schema1"),
-        pytest.param(json.dumps({"schemaVersion": 2, "config": {"digest": "sha256:zz"}, "layers": []}).encode(),
-                     OCI_MANIFEST, "MANIFEST_INVALID", id="bad-descriptor"),
+        pytest.param(
+            image(b"c", [], schemaVersion=1), OCI_MANIFEST, "MANIFEST_INVALID", id="schema1"
+        ),
+        pytest.param(
+            json.dumps(
+                {"schemaVersion": 2, "config": {"digest": "sha256:zz"}, "layers": []}
+            ).encode(),
+            OCI_MANIFEST,
+            "MANIFEST_INVALID",
+            id="bad-descriptor",
+        ),
     ],
 )
 def test_check_manifest_rejects(body: bytes, content_type: str | None, code: str) -> None:
@@ -200,8 +230,15 @@ async def test_digest_mismatch_stores_nothing() -> None:
     resp = await call(reg, "PUT", location_path(post) + f"&digest={sha(b'other')}", b"data")
     assert resp.status == 400 and codes(resp) == ["DIGEST_INVALID"]
     assert not reg.store.has_content(sha(b"data")) and not reg.store.has_content(sha(b"other"))
+    assert reg.statistics()["blobs"] == 0
+    # Like distribution, the session stays open with the PUT body appended; the POST's Location
+    # is now stale (its `_state` says offset 0) and is refused.
     again = await call(reg, "PUT", location_path(post) + f"&digest={sha(b'data')}")
-    assert again.status == 404 and codes(again) == ["BLOB_UPLOAD_UNKNOWN"]
+    assert again.status == 404 and codes(again) == ["BLOB_UPLOAD_INVALID"]
+    bare = location_path(post).split("?", 1)[0]
+    status = await call(reg, "GET", bare)
+    assert status.status == 204 and status.header("Range") == "0-3"
+    assert (await call(reg, "PUT", f"{bare}?digest={sha(b'data')}")).status == 201
     mono = await call(reg, "POST", f"/v2/r/blobs/uploads/?digest={sha(b'x')}", b"y")
     assert mono.status == 400
     # An unparsable digest is refused before the body and leaves the session open (distribution).
@@ -210,7 +247,7 @@ async def test_digest_mismatch_stores_nothing() -> None:
     assert bad.status == 400 and codes(bad) == ["DIGEST_INVALID"]
     assert (await call(reg, "GET", location_path(post))).status == 204
     stats = reg.statistics()
-    assert stats["digest_invalid"] == 3 and stats["blobs"] == 0
+    assert stats["digest_invalid"] == 3 and stats["blobs"] == 1
 
 
 async def test_ghcr_last_patch_wins() -> None:
@@ -237,7 +274,9 @@ async def test_ghcr_ranged_patch_over_4mib_is_416() -> None:
     reg = make(profile="ghcr")
     post = await call(reg, "POST", "/v2/acme/app/blobs/uploads/")
     big = b"x" * (4 * 1024 * 1024 + 1)
-    resp = await call(reg, "PATCH", location_path(post), big, {"Content-Range": f"0-{len(big) - 1}"})
+    resp = await call(
+        reg, "PATCH", location_path(post), big, {"Content-Range": f"0-{len(big) - 1}"}
+    )
     assert resp.status == 416
     ok = await call(reg, "PATCH", location_path(post), big[:4096], {"Content-Range": "0-4095"})
     assert ok.status == 202
@@ -256,10 +295,14 @@ async def test_mount(profile: str, source: str, status: int) -> None:
     reg = make(profile=profile)
     await push_blob(reg, "acme/base", b"layer")
     await push_blob(reg, "other/base", b"layer")
-    resp = await call(reg, "POST", f"/v2/acme/app/blobs/uploads/?mount={sha(b'layer')}&from={source}")
+    resp = await call(
+        reg, "POST", f"/v2/acme/app/blobs/uploads/?mount={sha(b'layer')}&from={source}"
+    )
     assert resp.status == status
     if status == 201:
-        assert resp.header("Location") is not None and sha(b"layer") in (resp.header("Location") or "")
+        assert resp.header("Location") is not None and sha(b"layer") in (
+            resp.header("Location") or ""
+        )
         assert reg.store.has_blob("acme/app", sha(b"layer"))
     else:
         assert resp.header("Docker-Upload-UUID") in reg.store.uploads
@@ -271,26 +314,42 @@ async def test_manifests_tags_and_referrers() -> None:
     await push_blob(reg, "r", b"cfg")
     await push_blob(reg, "r", b"layer")
     body = image(b"cfg", [b"layer"])
-    missing = await call(reg, "PUT", "/v2/r/manifests/v1", image(b"cfg", [b"no1", b"no2"]),
-                         {"Content-Type": OCI_MANIFEST})
+    missing = await call(
+        reg,
+        "PUT",
+        "/v2/r/manifests/v1",
+        image(b"cfg", [b"no1", b"no2"]),
+        {"Content-Type": OCI_MANIFEST},
+    )
     assert missing.status == 400 and codes(missing) == ["MANIFEST_BLOB_UNKNOWN"] * 2
     put = await call(reg, "PUT", "/v2/r/manifests/v1", body, {"Content-Type": OCI_MANIFEST})
     assert put.status == 201 and put.header("Docker-Content-Digest") == sha(body)
-    wrong = await call(reg, "PUT", f"/v2/r/manifests/{sha(b'zzz')}", body, {"Content-Type": OCI_MANIFEST})
+    wrong = await call(
+        reg, "PUT", f"/v2/r/manifests/{sha(b'zzz')}", body, {"Content-Type": OCI_MANIFEST}
+    )
     assert wrong.status == 400 and codes(wrong) == ["DIGEST_INVALID"]
     got = await call(reg, "GET", "/v2/r/manifests/v1", headers={"Accept": OCI_MANIFEST})
     assert got.body == body and got.header("Content-Type") == OCI_MANIFEST
     # distribution 2.8: an OCI manifest by tag without OCI in Accept is a 404; by digest it is served.
     assert (await call(reg, "GET", "/v2/r/manifests/v1")).status == 404
     assert (await call(reg, "GET", f"/v2/r/manifests/{sha(body)}")).body == body
-    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": sha(body), "size": len(body)},
-        {"mediaType": OCI_MANIFEST, "digest": sha(b"child"), "size": 5}]}).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": sha(body), "size": len(body)},
+                {"mediaType": OCI_MANIFEST, "digest": sha(b"child"), "size": 5},
+            ],
+        }
+    ).encode()
     resp = await call(reg, "PUT", "/v2/r/manifests/multi", index, {"Content-Type": OCI_INDEX})
     assert resp.status == 400 and json.loads(resp.body)["errors"][0]["detail"] == sha(b"child")
     subject = {"mediaType": OCI_MANIFEST, "digest": sha(body), "size": len(body)}
     sig = image(b"cfg", [b"layer"], artifactType="application/vnd.example.sig", subject=subject)
-    resp = await call(reg, "PUT", f"/v2/r/manifests/{sha(sig)}", sig, {"Content-Type": OCI_MANIFEST})
+    resp = await call(
+        reg, "PUT", f"/v2/r/manifests/{sha(sig)}", sig, {"Content-Type": OCI_MANIFEST}
+    )
     assert resp.status == 201 and resp.header("OCI-Subject") == sha(body)
     listing = json.loads((await call(reg, "GET", f"/v2/r/referrers/{sha(body)}")).body)
     assert [m["digest"] for m in listing["manifests"]] == [sha(sig)]
@@ -314,8 +373,13 @@ async def test_manifests_tags_and_referrers() -> None:
 
 async def test_manifest_too_large_is_413() -> None:
     reg = make()
-    resp = await call(reg, "PUT", "/v2/r/manifests/big", b"{" + b" " * (4 << 20) + b"}",
-                      {"Content-Type": OCI_MANIFEST})
+    resp = await call(
+        reg,
+        "PUT",
+        "/v2/r/manifests/big",
+        b"{" + b" " * (4 << 20) + b"}",
+        {"Content-Type": OCI_MANIFEST},
+    )
     assert resp.status == 413 and resp.close
 
 
@@ -324,7 +388,9 @@ async def test_ghcr_tags_pages_of_100_and_no_referrers() -> None:
     await push_blob(reg, "acme/app", b"cfg")
     body = image(b"cfg", [])
     for i in range(150):
-        await call(reg, "PUT", f"/v2/acme/app/manifests/t{i:03d}", body, {"Content-Type": OCI_MANIFEST})
+        await call(
+            reg, "PUT", f"/v2/acme/app/manifests/t{i:03d}", body, {"Content-Type": OCI_MANIFEST}
+        )
     first = await call(reg, "GET", "/v2/acme/app/tags/list")
     assert len(json.loads(first.body)["tags"]) == 100
     assert first.header("Link") == '</v2/acme/app/tags/list?last=t099&n=100>; rel="next"'
@@ -340,8 +406,9 @@ async def test_rate_limit_exact_counts_with_ghcr_body() -> None:
     clock.now += 0.5
     throttled = await call(reg, "GET", "/v2/")
     assert throttled.status == 429 and throttled.header("Retry-After") is None
-    assert json.loads(throttled.body) == {"errors": [{"code": "TOOMANYREQUESTS",
-                                                      "message": "retry-after: 500ms, allowed: 20/second"}]}
+    assert json.loads(throttled.body) == {
+        "errors": [{"code": "TOOMANYREQUESTS", "message": "retry-after: 500ms, allowed: 20/second"}]
+    }
     clock.now += 0.5  # the first 20 leave the window
     assert (await call(reg, "GET", "/v2/")).status == 200
     stats = reg.statistics()
@@ -359,8 +426,12 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 async def test_token_auth_flows() -> None:
-    reg = make(auth="token", users={"alice": "pat-a", "bob": "pat-b"}, public=["pub/*"],
-               user_namespaces={"bob": ["team"]})
+    reg = make(
+        auth="token",
+        users={"alice": "pat-a", "bob": "pat-b"},
+        public=["pub/*"],
+        user_namespaces={"bob": ["team"]},
+    )
     ping = await call(reg, "GET", "/v2/")
     assert ping.status == 401
     challenge = ping.header("WWW-Authenticate") or ""
@@ -378,7 +449,9 @@ async def test_token_auth_flows() -> None:
     anon_public = await token("repository:pub/x:pull")
     assert anon_public.status == 200 and list(json.loads(anon_public.body)) == ["token"]
     anon = {"Authorization": "Bearer " + json.loads(anon_public.body)["token"]}
-    assert (await call(reg, "GET", "/v2/pub/x/tags/list", headers=anon)).status == 404  # allowed, empty
+    assert (
+        await call(reg, "GET", "/v2/pub/x/tags/list", headers=anon)
+    ).status == 404  # allowed, empty
     denied = await call(reg, "POST", "/v2/pub/x/blobs/uploads/", headers=anon)
     assert denied.status == 403 and codes(denied) == ["DENIED"]
     other_repo = await call(reg, "GET", "/v2/pub/y/tags/list", headers=anon)
@@ -389,8 +462,14 @@ async def test_token_auth_flows() -> None:
     assert (await call(reg, "POST", "/v2/alice/app/blobs/uploads/", headers=alice)).status == 202
     # bob may push to team/* but not alice/*: his token for alice/app grants nothing -> 403.
     bob_tok = await token("repository:alice/app:pull,push", basic("bob", "pat-b"))
-    assert (await call(reg, "POST", "/v2/alice/app/blobs/uploads/",
-                       headers={"Authorization": "Bearer " + json.loads(bob_tok.body)["token"]})).status == 403
+    assert (
+        await call(
+            reg,
+            "POST",
+            "/v2/alice/app/blobs/uploads/",
+            headers={"Authorization": "Bearer " + json.loads(bob_tok.body)["token"]},
+        )
+    ).status == 403
     pat = {"Authorization": "Bearer pat-b"}
     assert (await call(reg, "POST", "/v2/team/x/blobs/uploads/", headers=pat)).status == 202
     assert (await call(reg, "POST", "/v2/alice/x/blobs/uploads/", headers=pat)).status == 403
@@ -444,9 +523,13 @@ async def test_catalog_pagination_and_auth() -> None:
     first = await call(reg, "GET", "/v2/_catalog?n=2", headers={"Authorization": "Bearer pat-a"})
     assert json.loads(first.body) == {"repositories": ["alice/a", "alice/b"]}
     assert first.header("Link") == '</v2/_catalog?last=alice/b&n=2>; rel="next"'
-    rest = await call(reg, "GET", "/v2/_catalog?n=2&last=alice/b", headers={"Authorization": "Bearer pat-a"})
+    rest = await call(
+        reg, "GET", "/v2/_catalog?n=2&last=alice/b", headers={"Authorization": "Bearer pat-a"}
+    )
     assert json.loads(rest.body) == {"repositories": ["alice/c"]} and rest.header("Link") is None
-    token = await call(reg, "GET", "/token?scope=registry:catalog:*", headers=basic("alice", "pat-a"))
+    token = await call(
+        reg, "GET", "/token?scope=registry:catalog:*", headers=basic("alice", "pat-a")
+    )
     bearer = {"Authorization": "Bearer " + json.loads(token.body)["token"]}
     assert (await call(reg, "GET", "/v2/_catalog", headers=bearer)).status == 200
 
@@ -459,6 +542,47 @@ async def test_blob_delete_and_upload_cancel() -> None:
     assert (await call(reg, "DELETE", f"/v2/r/blobs/{sha(b'blob')}")).status == 404
     post = await call(reg, "POST", "/v2/r/blobs/uploads/")
     cancel = await call(reg, "DELETE", location_path(post))
-    assert cancel.status == 204 and cancel.header("Docker-Upload-UUID") == post.header("Docker-Upload-UUID")
+    assert cancel.status == 204 and cancel.header("Docker-Upload-UUID") == post.header(
+        "Docker-Upload-UUID"
+    )
     assert (await call(reg, "GET", location_path(post))).status == 404
     assert reg.statistics()["uploads_abandoned"] == 1
+
+
+@pytest.mark.parametrize(("profile", "header"), [("generic", True), ("ghcr", False)])
+async def test_oci_subject_only_with_referrers_api(profile: str, header: bool) -> None:
+    reg = make(profile=profile)
+    await push_blob(reg, "acme/r", b"cfg")
+    subject = {"mediaType": OCI_MANIFEST, "digest": sha(b"s"), "size": 1}
+    sig = image(b"cfg", [], subject=subject)
+    resp = await call(
+        reg, "PUT", f"/v2/acme/r/manifests/{sha(sig)}", sig, {"Content-Type": OCI_MANIFEST}
+    )
+    assert resp.status == 201
+    assert (resp.header("OCI-Subject") == sha(b"s")) is header
+
+
+async def test_storage_urls_are_signed_and_expire() -> None:
+    reg = make(profile="ghcr")
+    reg.storage_url = "http://127.0.0.2:1"
+    await push_blob(reg, "acme/r", b"content")
+    redirect = await call(reg, "GET", f"/v2/acme/r/blobs/{sha(b'content')}")
+    assert redirect.status == 307
+    target = (redirect.header("Location") or "").removeprefix("http://127.0.0.2:1")
+
+    async def fetch(path: str, headers: dict[str, str] | None = None) -> Response:
+        req = Request("GET", path, {k.lower(): v for k, v in (headers or {}).items()}, "10.0.0.9", BytesBody())
+        resp = await reg.handle_storage(req)
+        reg.record(req, resp, resp.content_length, 0.0)
+        return resp
+
+    ok = await fetch(target)
+    assert ok.status == 200 and ok.source is not None and ok.length == len(b"content")
+    assert (await fetch(target.replace("repo=acme%2Fr", "repo=acme%2Fother"))).status == 403
+    expired = 1_000_000
+    stale = f"/blobs/{sha(b'content')}?repo=acme%2Fr&expires={expired}&sig={reg._signature('acme/r', sha(b'content'), expired)}"
+    assert (await fetch(stale)).status == 403
+    assert (await fetch(target, {"Authorization": "Bearer secret"})).status == 200
+    stats = reg.statistics()
+    assert stats["auth_leaks"] == 1 and stats["by_kind"]["storage_get"] == 4
+    assert stats["per_principal"]["10.0.0.9"]["requests"] == 2  # push + redirect; storage is not metered

@@ -179,10 +179,10 @@ async def test_rate_share_scales_the_cap(autojump_clock: trio.testing.MockClock)
 
     n_full = await count_in(full, 10.0)
     n_half = await count_in(half, 10.0)
-    # 100/s: burst 2, refill (96 - 1)/s; half: 50/s, burst 1, refill 48/s.
+    # 100/s: burst 2, refill (96 - 1)/s; half: 50/s, burst 2, refill (48 - 1)/s.
     assert n_full == pytest.approx(2 + 950, abs=2)
-    assert n_half == pytest.approx(1 + 480, abs=2)
-    assert half.statistics().bucket_rate == pytest.approx(48.0)
+    assert n_half == pytest.approx(2 + 470, abs=2)
+    assert half.statistics().bucket_rate == pytest.approx(47.0)
 
 
 async def test_throttle_pauses_new_admissions_until_the_hint(
@@ -266,6 +266,24 @@ async def test_success_grows_window_and_admits_waiters(
     assert window.window == 3.0 and window.min == 1.0 and window.successes == 60
 
 
+async def test_window_does_not_swell_while_the_bucket_paces(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    controller = PrincipalController("p", window_groups=GHCR_GROUPS, cap=RateCap(20, 1.0))
+
+    async def request() -> None:
+        async with controller.permit("blob_get") as permit:
+            await trio.sleep(0.01)  # far shorter than the 1/20 s pacing: one in flight
+            permit.succeeded()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(100):
+            nursery.start_soon(request)
+    window = controller.statistics().windows["default"].window
+    assert window.successes == 100
+    assert window.max == 5.0  # never window-limited, never grown
+
+
 async def test_announced_cap_is_adopted(autojump_clock: trio.testing.MockClock) -> None:
     controller = PrincipalController("p", window_groups=GHCR_GROUPS, rate_share=0.5)
     async with controller.permit("blob_get") as permit:
@@ -314,3 +332,50 @@ async def test_statistics_to_dict(autojump_clock: trio.testing.MockClock) -> Non
     assert {"min", "mean", "max", "window", "limit"} <= set(data["windows"]["manifest"])
     assert data["cap"] == "600/6s"
     assert "ghcr.io|alice" in repr(controller)
+
+
+async def test_cap_estimated_from_the_first_hinted_throttle(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    controller = PrincipalController("p", window_groups=GHCR_GROUPS, rate_share=0.5)
+    start = trio.current_time()
+    for _ in range(40):  # 40 successes in 0.4 s, then the wall
+        async with controller.permit("blob_get") as permit:
+            await trio.sleep(0.01)
+            permit.succeeded()
+    async with controller.permit("blob_get") as late:
+        pass  # admitted before the estimate: its 429 below must not lower it
+    async with controller.permit("blob_get") as permit:
+        permit.throttled(ThrottleSignal(retry_after=1.6, reason="429"))
+    stats = controller.statistics()
+    assert stats.cap_source == "estimated" and stats.learned_cap
+    assert controller.cap is not None and controller.cap.count == 40
+    assert controller.cap.period == pytest.approx(trio.current_time() - start + 1.6)
+    # Our own successes are already our share: rate_share is not applied again.
+    assert stats.bucket_rate == pytest.approx((40 * 0.96) / controller.cap.period)
+    late.throttled(ThrottleSignal(retry_after=1.0, reason="429"))
+    assert controller.cap.count == 40
+    # A request paced by the estimate and still throttled lowers it by 10%.
+    async with controller.permit("blob_get") as permit:
+        permit.throttled(ThrottleSignal(retry_after=0.5, reason="429"))
+    assert controller.cap.count == 36
+    # An announcement replaces the estimate.
+    async with controller.permit("blob_get") as permit:
+        permit.throttled(ThrottleSignal(0.1, "429", RateCap(100, 2.0)))
+    assert controller.cap == RateCap(100, 2.0)
+    assert controller.statistics().cap_source == "announced"
+
+
+async def test_no_estimate_without_a_hint_or_when_disabled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    for estimate, signal in [
+        (True, ThrottleSignal(retry_after=None, reason="429")),
+        (False, ThrottleSignal(retry_after=1.0, reason="429")),
+    ]:
+        controller = PrincipalController("p", window_groups=GHCR_GROUPS, estimate_cap=estimate)
+        async with controller.permit("blob_get") as permit:
+            permit.succeeded()
+        async with controller.permit("blob_get") as permit:
+            permit.throttled(signal)
+        assert controller.cap is None and controller.statistics().cap_source is None

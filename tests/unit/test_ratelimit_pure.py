@@ -74,7 +74,8 @@ def test_token_bucket_refills_at_rate_up_to_capacity() -> None:
 @pytest.mark.parametrize(
     ("cap", "share", "expected_rate", "expected_capacity"),
     [
-        pytest.param(RateCap(60, 6.0), 1.0, 60 * 0.96 / 6, 1, id="small-cap-burst-1"),
+        pytest.param(RateCap(30, 6.0), 1.0, 30 * 0.96 / 6, 1, id="small-cap-burst-1"),
+        pytest.param(RateCap(60, 6.0), 1.0, (57.6 - 1) / 6, 2, id="burst-2-from-50"),
         pytest.param(RateCap(600, 6.0), 1.0, (576 - 6) / 6, 7, id="default-burst-1-percent"),
         pytest.param(RateCap(600, 6.0), 0.5, (288 - 3) / 6, 4, id="half-share"),
         pytest.param(RateCap(600, 6.0, 21), 1.0, (576 - 20) / 6, 21, id="burst-paid-by-rate"),
@@ -96,6 +97,14 @@ def test_aimd_additive_increase_and_cap() -> None:
     for i in range(200):
         aimd.on_success(0.01 * i)
     assert aimd.window == 8.0 and aimd.limit == 8
+
+
+def test_aimd_grows_only_when_the_window_was_the_limit() -> None:
+    aimd = AIMDWindow(initial=5, cap=50, epoch=0.1)
+    for i in range(100):
+        aimd.on_success(0.01 * i, limited=False)
+    assert aimd.window == 5.0 and aimd.statistics().successes == 100
+    assert aimd.on_success(1.0) == pytest.approx(5.2)
 
 
 def test_aimd_halves_once_per_epoch_with_floor() -> None:
@@ -129,3 +138,19 @@ def test_aimd_time_weighted_mean() -> None:
 def test_aimd_rejects_bad_parameters(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AIMDWindow(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param((560, 0.0, 0.5, 5.5), RateCap(560, 6.0), id="cold-start-burst"),
+        pytest.param((99, 10.0, 12.0, 0.0), RateCap(99, 2.0), id="no-wait-left"),
+        pytest.param((0, 0.0, 1.0, 5.0), None, id="no-successes"),
+        pytest.param((5, 3.0, 1.0, 1.0), None, id="negative-period"),
+        pytest.param((5, 0.0, 1.0, math.inf), None, id="infinite-hint"),
+    ],
+)
+def test_estimate_cap(args: tuple[int, float, float, float], expected: RateCap | None) -> None:
+    from ocync.ratelimit.bucket import estimate_cap
+
+    assert estimate_cap(*args) == expected

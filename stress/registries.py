@@ -1,0 +1,324 @@
+"""Registries for the sync benchmark, as subprocesses whose every request is logged.
+
+- `DistributionProcess`: Debian's `docker-registry` 2.8 (the reference implementation) with
+  filesystem storage in a temporary directory and deletes enabled. Its access log (gorilla's
+  combined log format on stdout, one line per request AFTER the response is written:
+  `127.0.0.1 - - [date] "GET /v2/ HTTP/1.1" 200 2 "" "agent"`) gives method, path with query,
+  status and response bytes; request bodies are not logged.
+- `MockRegistryProcess`: `ocync-mockregistry serve --access-log FILE` (one JSON line per request:
+  method, path without query, kind, status, bytes_in, bytes_out) plus /_mock/stats.
+
+Both expose `take() -> list[LoggedRequest]`: the requests since the previous call, after the log
+has settled (the last line of a request may land just after the client saw the response).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from stress.mockproc import MockProcess
+
+__all__ = [
+    "DistributionProcess",
+    "LoggedRequest",
+    "MockRegistryProcess",
+    "classify",
+    "free_port",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """One request as the registry logged it. `query` is "" when the log has none (mock)."""
+
+    method: str
+    path: str
+    query: str
+    kind: str
+    status: int
+    bytes_out: int
+    bytes_in: int | None  # None: the registry does not log request bodies
+
+    @property
+    def digest(self) -> str | None:
+        """The digest in a blob path (`/v2/<name>/blobs/<digest>`), if any."""
+        head, sep, tail = self.path.rpartition("/blobs/")
+        if not sep or tail.startswith("uploads"):
+            return None
+        return tail or None
+
+    @property
+    def repository(self) -> str:
+        match = _REPO.match(self.path)
+        return match.group(1) if match else ""
+
+
+_REPO = re.compile(r"^/v2/(.+?)/(?:blobs|manifests|tags|referrers)/")
+
+
+def classify(method: str, path: str, query: str = "") -> str:
+    """The common request kind (notes/common.md) of a distribution API request."""
+    if path in ("/v2/", "/v2"):
+        return "ping"
+    if path.endswith("/_catalog"):
+        return "catalog"
+    if "/blobs/uploads" in path:
+        if method == "POST":
+            return "mount" if "mount=" in query else "upload_post"
+        return {"PATCH": "upload_patch", "PUT": "upload_put", "GET": "upload_get"}.get(
+            method, "upload_delete"
+        )
+    if "/blobs/" in path:
+        return {"HEAD": "blob_head", "GET": "blob_get"}.get(method, "other")
+    if "/manifests/" in path:
+        return {
+            "HEAD": "manifest_head",
+            "GET": "manifest_get",
+            "PUT": "manifest_put",
+            "DELETE": "manifest_delete",
+        }.get(method, "other")
+    if path.endswith("/tags/list"):
+        return "tags_list"
+    if "/referrers/" in path:
+        return "referrers"
+    if path.startswith("/token") or path.endswith("/token"):
+        return "token"
+    return "other"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class _LogTail:
+    """Reads the lines appended to a file since the last call, once the file stops growing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def take(self, settle: float = 0.05, timeout: float = 2.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        size = self.path.stat().st_size
+        while time.monotonic() < deadline:
+            time.sleep(settle)
+            now = self.path.stat().st_size
+            if now == size:
+                break
+            size = now
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read(size - self.offset)
+        # Keep a partial last line for the next call.
+        cut = data.rfind(b"\n") + 1
+        self.offset += cut
+        return data[:cut].decode(errors="replace").splitlines()
+
+
+_COMBINED = re.compile(
+    r'"(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (\S+) HTTP/[\d.]+" (\d{3}) (\d+|-)'
+)
+
+
+class DistributionProcess:
+    """`with DistributionProcess(workdir) as reg: reg.url, reg.take()` -- docker-registry 2.8."""
+
+    def __init__(self, root: Path, *, startup_timeout: float = 15.0) -> None:
+        self.root = root
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.access_log = root / "access.log"
+        self._tail = _LogTail(self.access_log)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def start(self) -> Self:
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "config.yml"
+        for _attempt in range(3):
+            self.port = free_port()
+            config.write_text(
+                "version: 0.1\n"
+                "log:\n  level: warn\n  formatter: text\n  accesslog:\n    disabled: false\n"
+                f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
+                "  delete:\n    enabled: true\n"
+                f"http:\n  addr: 127.0.0.1:{self.port}\n"
+            )
+            with self.access_log.open("ab") as out, (self.root / "registry.log").open("ab") as err:
+                self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=out, stderr=err)
+            if _wait_for_port(self.port, self.startup_timeout):
+                self._tail.offset = self.access_log.stat().st_size
+                return self
+            self.stop()  # the port was taken in between, or the binary failed: try another
+        detail = (self.root / "registry.log").read_text(errors="replace")[-500:]
+        raise RuntimeError(f"docker-registry did not start: {detail.strip()}")
+
+    def take(self) -> list[LoggedRequest]:
+        out: list[LoggedRequest] = []
+        for line in self._tail.take():
+            match = _COMBINED.search(line)
+            if match is None:
+                continue
+            method, target, status, size = match.groups()
+            path, _, query = target.partition("?")
+            out.append(
+                LoggedRequest(
+                    method=method,
+                    path=path,
+                    query=query,
+                    kind=classify(method, path, query),
+                    status=int(status),
+                    bytes_out=0 if size == "-" else int(size),
+                    bytes_in=None,
+                )
+            )
+        return out
+
+    def peak_rss_bytes(self) -> int:
+        assert self.proc is not None
+        return _vm_hwm(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class MockRegistryProcess:
+    """`ocync-mockregistry serve ... --access-log FILE` as a subprocess (see stress/mockproc.py)."""
+
+    def __init__(
+        self, root: Path, args: Sequence[str] = (), *, startup_timeout: float = 20.0
+    ) -> None:
+        self.root = root
+        self.extra_args = list(args)
+        self.startup_timeout = startup_timeout
+        self.access_log = root / "access.jsonl"
+        self._tail = _LogTail(self.access_log)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._mock: MockProcess | None = None
+        self.url = ""
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[1]
+
+    def start(self) -> Self:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.access_log.touch()
+        self._mock = MockProcess(
+            [*self.extra_args, "--access-log", str(self.access_log)],
+            startup_timeout=self.startup_timeout,
+        )
+        self._mock.start()
+        self.proc = self._mock.proc
+        self.url = self._mock.url
+        return self
+
+    def take(self) -> list[LoggedRequest]:
+        out: list[LoggedRequest] = []
+        for line in self._tail.take():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            out.append(
+                LoggedRequest(
+                    method=str(entry.get("method", "")),
+                    path=str(entry.get("path", "")),
+                    query="",
+                    kind=str(entry.get("kind", "other")),
+                    status=int(entry.get("status", 0)),
+                    bytes_out=int(entry.get("bytes_out", 0)),
+                    bytes_in=int(entry.get("bytes_in", 0)),
+                )
+            )
+        return out
+
+    def stats(self) -> dict[str, object]:
+        response = httpx.get(f"{self.url}/_mock/stats", timeout=10)
+        response.raise_for_status()
+        data: dict[str, object] = response.json()
+        return data
+
+    def peak_rss_bytes(self) -> int:
+        assert self.proc is not None
+        return _vm_hwm(self.proc.pid)
+
+    def stop(self) -> None:
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+            self.proc = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _vm_hwm(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
