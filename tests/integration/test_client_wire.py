@@ -182,17 +182,16 @@ async def test_https_with_self_signed_certificate(tmp_path: object) -> None:
     when insecure; the SNI host name is sent."""
     import shutil
     import ssl
-    import subprocess
     from pathlib import Path
 
     openssl = shutil.which("openssl")
     if openssl is None:
         pytest.skip("openssl is not installed (needed to make a test certificate)")
     base = Path(str(tmp_path))
-    subprocess.run(
+    await trio.run_process(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
          "-keyout", str(base / "key.pem"), "-out", str(base / "cert.pem")],
-        check=True, capture_output=True,
+        capture_stdout=True, capture_stderr=True,
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(base / "cert.pem", base / "key.pem")
