@@ -8,6 +8,7 @@ a stalled peer times out, and no exception ever escapes a connection task.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -53,6 +54,7 @@ class _Connection:
         self.handler = handler
         self.registry = registry
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self._idle = trio.CancelScope()
         try:
             peer = stream.socket.getpeername()
             self.client = str(peer[0])
@@ -64,10 +66,11 @@ class _Connection:
             event = self.conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            with trio.move_on_after(READ_TIMEOUT) as scope:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-            if scope.cancelled_caught:
-                raise _Closed
+            # One scope per connection whose deadline only runs while we wait for the peer
+            # (cheaper than a new cancel scope per read).
+            self._idle.deadline = trio.current_time() + READ_TIMEOUT
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            self._idle.deadline = math.inf
             self.conn.receive_data(data)
 
     async def send(self, data: bytes | bytearray | memoryview) -> None:
@@ -75,6 +78,10 @@ class _Connection:
             await self.stream.send_all(data)
 
     async def serve(self) -> None:
+        with self._idle:
+            await self._serve()
+
+    async def _serve(self) -> None:
         try:
             while True:
                 event = await self.next_event()

@@ -17,11 +17,13 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger("ocync.engine.cache")
+_NONE: frozenset[str] = frozenset()
 
 FORMAT = "ocync-transfer-cache"
 VERSION = 1
@@ -57,6 +59,9 @@ class TransferCache:
 
     def __init__(self) -> None:
         self._blobs: dict[str, dict[str, set[str]]] = {}
+        # reverse index, registry -> digest -> repositories: holders() is O(holders), not
+        # O(repositories), which matters with thousands of repositories per registry
+        self._where: dict[str, dict[str, set[str]]] = {}
         self._committed: dict[str, set[str]] = {}
         self._tags: dict[str, dict[str, str]] = {}  # registry -> "repo:tag" -> digest
         self._hits = 0
@@ -66,7 +71,9 @@ class TransferCache:
 
     # ---- blobs -------------------------------------------------------------------------
     def record_blob(self, registry: str, repo: str, digest: str) -> None:
-        self._blobs.setdefault(registry, {}).setdefault(repo, set()).add(sys.intern(digest))
+        digest = sys.intern(digest)
+        self._blobs.setdefault(registry, {}).setdefault(repo, set()).add(digest)
+        self._where.setdefault(registry, {}).setdefault(digest, set()).add(repo)
 
     def has_blob(self, registry: str, repo: str, digest: str) -> bool:
         found = digest in self._blobs.get(registry, {}).get(repo, ())
@@ -78,9 +85,10 @@ class TransferCache:
 
     def holders(self, registry: str, digest: str) -> list[str]:
         """Repositories at ``registry`` known to hold ``digest``, committed ones first."""
-        repos = self._blobs.get(registry, {})
-        committed = self._committed.get(registry, set())
-        found = [r for r, digests in repos.items() if digest in digests]
+        committed = self._committed.get(registry, _NONE)
+        found = self._where.get(registry, {}).get(digest, _NONE)
+        if len(found) > 64:  # a base layer in thousands of repositories: no full sort
+            return [r for r in found if r in committed] + [r for r in found if r not in committed]
         return sorted(found, key=lambda r: (r not in committed, r))
 
     def invalidate_blob(self, registry: str, repo: str, digest: str) -> None:
@@ -88,11 +96,16 @@ class TransferCache:
         digests = self._blobs.get(registry, {}).get(repo)
         if digests is not None and digest in digests:
             digests.discard(digest)
+            self._where.get(registry, {}).get(digest, set()).discard(repo)
             self._invalidations += 1
 
     def invalidate_repo(self, registry: str, repo: str) -> None:
         """Forget everything about ``repo`` (its manifest push said a blob is unknown)."""
-        if self._blobs.get(registry, {}).pop(repo, None) is not None:
+        dropped = self._blobs.get(registry, {}).pop(repo, None)
+        if dropped is not None:
+            where = self._where.get(registry, {})
+            for digest in dropped:
+                where.get(digest, set()).discard(repo)
             self._invalidations += 1
         self._committed.get(registry, set()).discard(repo)
         tags = self._tags.get(registry, {})
@@ -103,8 +116,9 @@ class TransferCache:
     def record_committed(self, registry: str, repo: str) -> None:
         self._committed.setdefault(registry, set()).add(repo)
 
-    def committed(self, registry: str) -> frozenset[str]:
-        return frozenset(self._committed.get(registry, ()))
+    def committed(self, registry: str) -> AbstractSet[str]:
+        """Repositories with a committed manifest (a live view: do not modify)."""
+        return self._committed.get(registry, _NONE)
 
     def record_tag(self, registry: str, repo: str, tag: str, digest: str) -> None:
         self._tags.setdefault(registry, {})[f"{repo}:{tag}"] = digest
@@ -140,7 +154,8 @@ class TransferCache:
             raise ValueError("registries is not an object")
         for registry, entry in registries.items():
             for repo, digests in entry.get("repositories", {}).items():
-                cache._blobs.setdefault(registry, {})[repo] = {sys.intern(str(d)) for d in digests}
+                for d in digests:
+                    cache.record_blob(registry, repo, str(d))
             cache._committed[registry] = {str(r) for r in entry.get("committed", [])}
             cache._tags[registry] = {str(k): str(v) for k, v in entry.get("tags", {}).items()}
         cache.loaded = True

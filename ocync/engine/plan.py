@@ -44,7 +44,7 @@ class MountScope(enum.Enum):
 
 def namespace_of(repository: str) -> str:
     """The org or user part of a repository path (``myorg/app/x`` -> ``myorg``)."""
-    return repository.split("/", 1)[0]
+    return repository.partition("/")[0]
 
 
 def mount_possible(scope: MountScope, source_repo: str, target_repo: str) -> bool:
@@ -103,10 +103,16 @@ def choose_blob_action(
     """
     if known_here:
         return BlobAction(BlobActionKind.SKIP)
-    usable = [r for r in holders if mount_possible(scope, r, target_repo)]
-    if usable:
-        best = sorted(usable, key=lambda r: (r not in committed, r))[0]
-        return BlobAction(BlobActionKind.MOUNT, best)
+    fallback: str | None = None
+    for repo in holders:  # one pass, stopping at the first committed usable holder
+        if not mount_possible(scope, repo, target_repo):
+            continue
+        if repo in committed:
+            return BlobAction(BlobActionKind.MOUNT, repo)
+        if fallback is None:
+            fallback = repo
+    if fallback is not None:
+        return BlobAction(BlobActionKind.MOUNT, fallback)
     if self_probe and scope is not MountScope.NONE:
         return BlobAction(BlobActionKind.PROBE, target_repo)
     return BlobAction(BlobActionKind.HEAD)

@@ -2,7 +2,7 @@
 the trio controller every request goes through (issue 4)."""
 
 from ocync.ratelimit.aimd import AIMDWindow, WindowStatistics
-from ocync.ratelimit.bucket import RateCap, TokenBucket, bucket_for_cap, parse_rate
+from ocync.ratelimit.bucket import RateCap, TokenBucket, bucket_for_cap, estimate_cap, parse_rate
 from ocync.ratelimit.limiter import (
     ControllerRegistry,
     ControllerStatistics,
@@ -25,6 +25,7 @@ __all__ = [
     "WindowStatistics",
     "budget_from_headers",
     "bucket_for_cap",
+    "estimate_cap",
     "parse_rate",
     "throttle_signal",
 ]

@@ -3,8 +3,10 @@
 Every request waits for a permit: first the principal's gate (a pause after a throttle or an
 exhausted budget, then the token bucket of a documented cap), then a slot in the AIMD window of
 its kind's window key. Both queues are FIFO. A permit is released on every path; shrinking a
-window never touches requests already in flight. The decisions live in the pure machines of
-``aimd.py`` and ``bucket.py``; this module only waits.
+window never touches requests already in flight. The arithmetic lives in the pure machines of
+``aimd.py`` and ``bucket.py``; this module waits, feeds outcomes back, and, when no cap is
+configured, takes one from the first 429 (announced, as GHCR's "allowed: 2000/minute", or
+estimated from the hint: ``bucket.estimate_cap``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ BACKOFF_MAX = 30.0
 MAX_HINT = 300.0
 # Added to a server's hint: its clock and ours tick apart, and GHCR's hint is to the millisecond.
 HINT_MARGIN = 0.005
+# An estimated cap is a guess: lowered by 10% when a request it paced is throttled, raised by 5%
+# after each throttle-free period in which callers were waiting for it (a gentle rate AIMD, so a
+# low first guess does not stick for the whole run).
+ESTIMATE_DECREASE = 0.9
+ESTIMATE_PROBE = 0.05
+# ... at most this often: an estimate made late in a run spans the whole run as its "period".
+ESTIMATE_PROBE_EVERY = 2.0
 
 
 def backoff_delay(attempt: int, rng: random.Random) -> float:
@@ -198,7 +207,7 @@ class PrincipalController:
         self._headroom = headroom
         self._rng = random.Random(seed)
         # Use the cap a registry announces with its 429 (GHCR: "allowed: 2000/minute") when
-        # none is configured; False leaves the AIMD window and the hint pauses on their own.
+        # none is configured; False ignores announcements.
         self.adopt_announced_cap = adopt_announced_cap
         # Without any cap, infer one from the first throttle that carries a hint (see
         # bucket.estimate_cap); False leaves the AIMD window and the hint pauses on their own.
@@ -210,6 +219,7 @@ class PrincipalController:
         self._cap_source: str | None = None
         self._cap_set_at = -math.inf
         self._cap_epoch_end = -math.inf
+        self._probe_after = math.inf
         self._bucket: TokenBucket | None = None
         self._gate: deque[trio.Event] = deque()
         self._paused_until = -math.inf
@@ -359,9 +369,17 @@ class PrincipalController:
                 self._first_success_at = admitted_at
             self._successes += 1
         if window is not None:
+            now = _now()
             limited = window.in_flight >= window.aimd.limit or bool(window.waiters)
-            window.aimd.on_success(_now(), limited=limited)
+            window.aimd.on_success(now, limited=limited)
             self._wake(window)
+            if (
+                self._cap_source == "estimated"
+                and self._gate
+                and now >= self._probe_after
+                and now >= self._paused_until
+            ):
+                self._probe_estimate(now)
 
     def _on_throttle(
         self, window: _Window | None, signal: ThrottleSignal, admitted_at: float
@@ -403,6 +421,9 @@ class PrincipalController:
                 if estimate is not None:
                     self.set_cap(estimate, source="estimated")
                     self._cap_epoch_end = now + self._epoch
+                    self._probe_after = (
+                        now + signal.retry_after + min(estimate.period, ESTIMATE_PROBE_EVERY)
+                    )
             return
         if (
             self._cap_source == "estimated"
@@ -412,10 +433,18 @@ class PrincipalController:
             # A request paced by the estimate was throttled: the estimate was too high.
             # Multiplicative decrease, once per epoch (the same rule as the window's).
             cap = self._cap
-            self.set_cap(
-                RateCap(max(1, math.floor(cap.count * 0.9)), cap.period), source="estimated"
-            )
+            lower = max(1, math.floor(cap.count * ESTIMATE_DECREASE))
+            self.set_cap(RateCap(lower, cap.period), source="estimated")
             self._cap_epoch_end = now + self._epoch
+            self._probe_after = now + 2 * min(cap.period, ESTIMATE_PROBE_EVERY)
+
+    def _probe_estimate(self, now: float) -> None:
+        """Callers wait on an estimated cap that held for a whole period: try 5% more."""
+        cap = self._cap
+        assert cap is not None
+        higher = cap.count + max(1, math.ceil(cap.count * ESTIMATE_PROBE))
+        self.set_cap(RateCap(higher, cap.period), source="estimated")
+        self._probe_after = now + min(cap.period, ESTIMATE_PROBE_EVERY)
 
     def observe_budget(self, remaining: int, reset_seconds: float | None) -> None:
         """A budget header: pause new admissions before the budget runs out.

@@ -653,13 +653,16 @@ class DifferentialMachine(RuleBasedStateMachine):
                 assert gone.status_code == 404, (
                     f"{peer.name}: tag {tag} still resolves after DELETE"
                 )
-                if old.status_code == 200:
-                    # Put the tag back so the peers stay level with the reference.
-                    peer.client.put(
-                        peer.url(path),
-                        content=old.content,
-                        headers={"Content-Type": old.headers["content-type"]},
-                    ).raise_for_status()
+            if before[0].status_code == 200:
+                # Level the peers the way the reference can: delete the manifest by digest
+                # everywhere (that drops its other tags too).
+                digest = digest_of(before[0].content)
+                level = self.same_path(
+                    f"DELETE {name}@{digest[:20]} (levelling)",
+                    "DELETE",
+                    f"/v2/{name}/manifests/{digest}",
+                )
+                self.compare("DELETE manifest by digest after DELETE by tag", level)
             return
         self.compare("DELETE manifest by tag", responses)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
 from mockregistry import MockOptions, serve_mock
@@ -245,3 +246,16 @@ async def test_concurrent_clients() -> None:
         stats = mock.stats()
         assert stats["by_kind"]["blob_head"] == 240 and stats["by_kind"]["storage_get"] == 24
         assert stats["blobs"] == 24 and stats["auth_leaks"] == 0
+
+
+async def test_stalled_peer_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mockregistry import server
+
+    monkeypatch.setattr(server, "READ_TIMEOUT", 0.3)
+    async with serve_mock(MockOptions()) as mock, httpx.AsyncClient(base_url=mock.url) as client:
+        stream = await trio.open_tcp_stream("127.0.0.1", int(mock.host.rsplit(":", 1)[1]))
+        await stream.send_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")  # headers never finish
+        with trio.fail_after(5):
+            assert await stream.receive_some(1024) == b""  # the server gave up on us and closed
+        await stream.aclose()
+        assert (await client.get("/v2/")).status_code == 200

@@ -122,6 +122,10 @@ async def push_blob(
         pytest.param("GET", "/v2/a/referrers/sha256:x", {}, "referrers", id="referrers"),
         pytest.param("GET", "/v2/_catalog", {}, "catalog", id="catalog"),
         pytest.param("GET", "/v3/nothing", {}, "other", id="other"),
+        pytest.param("POST", "/v2/a/b/blobs/uploads", {}, "upload_post", id="upload-post-no-slash"),
+        pytest.param("GET", "/v2/tags/list", {}, "other", id="tags-without-name"),
+        pytest.param("GET", "/v2/a/blobs/", {}, "other", id="blob-without-digest"),
+        pytest.param("GET", "/v2/x/blobs/y/manifests/v1", {}, "manifest_get", id="name-with-blobs"),
     ],
 )
 def test_classify(method: str, path: str, query: dict[str, list[str]], kind: str) -> None:
@@ -586,3 +590,18 @@ async def test_storage_urls_are_signed_and_expire() -> None:
     stats = reg.statistics()
     assert stats["auth_leaks"] == 1 and stats["by_kind"]["storage_get"] == 4
     assert stats["per_principal"]["10.0.0.9"]["requests"] == 2  # push + redirect; storage is not metered
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, (1 << 20) - 1, 1 << 20, (3 << 20) + 17])
+def test_memory_blocks_hold_content_once(size: int) -> None:
+    from mockregistry.store import BLOCK_SIZE, Blocks
+
+    data = bytes(i % 251 for i in range(size))
+    blocks = Blocks()
+    for start in range(0, size, 70_001):
+        blocks.append(data[start : start + 70_001])
+    blocks.seal()
+    assert blocks.length == size and bytes(blocks) == data
+    assert sum(len(b) for b in blocks.blocks) == size  # no slack kept, no second copy
+    assert all(len(b) == BLOCK_SIZE for b in blocks.blocks[:-1])
+    assert bytes(blocks.read(BLOCK_SIZE - 5, 100)) == data[BLOCK_SIZE - 5 : BLOCK_SIZE]
