@@ -276,6 +276,12 @@ class RegistryConfig(_Model):
     def _url(cls, v: str) -> str:
         text = v.strip().rstrip("/")
         host = re.sub(r"^https?://", "", text)
+        if "@" in host.split("/", 1)[0]:
+            # Never echo it: the part before @ is usually user:password.
+            raise ValueError(
+                "credentials in the url are not supported (and not shown): "
+                "use credentials: {username, password} or token"
+            )
         if not host or "://" in host:
             raise ValueError(f"invalid url {v!r}: expected host[:port], http:// or https://")
         if "/" in host:
@@ -638,6 +644,8 @@ class _Document:
     lines: dict[Loc, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     raw_secrets: dict[Loc, str] = field(default_factory=dict)
+    filename: str = "<config>"
+    nodes: int = 0
 
     def line_of(self, loc: Loc) -> int:
         for end in range(len(loc), -1, -1):
@@ -650,9 +658,18 @@ class _Document:
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 _MAX_DEPTH = 64
+# Values built at most: aliases make a few lines expand exponentially ("billion laughs");
+# a real config has hundreds of values, a big fleet tens of thousands.
+_MAX_NODES = 200_000
 
 
 def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, doc: _Document, depth: int) -> Any:
+    doc.nodes += 1
+    if doc.nodes > _MAX_NODES:
+        raise ConfigError(
+            f"{doc.filename}:{node.start_mark.line + 1}: more than {_MAX_NODES} values once "
+            "aliases are expanded (an alias bomb?)"
+        )
     if depth > _MAX_DEPTH:
         doc.problems.append(Problem(loc, "nested too deeply (recursive alias?)"))
         return None
@@ -706,7 +723,7 @@ def _compose(text: str, filename: str) -> _Document:
         node = loader.get_single_node()
         if node is None:
             raise ConfigError(f"{filename}:1: the file is empty (expected registries and mappings)")
-        doc = _Document(data=None)
+        doc = _Document(data=None, filename=filename)
         doc.lines[()] = node.start_mark.line + 1
         doc.data = _build(loader, node, (), doc, 0)
         return doc
@@ -854,6 +871,8 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
 def _unknown_key_message(loc: Loc) -> str:
     key = str(loc[-1])
+    if len(key) > 60:
+        key = key[:57] + "..."
     model = _model_at(loc[:-1])
     if model is None:
         return f"unknown key `{key}`"
@@ -892,7 +911,7 @@ def _describe(value: Any) -> str:
 def _pydantic_message(err: Mapping[str, Any]) -> str:
     kind = err["type"]
     loc: Loc = tuple(err["loc"])
-    secret = bool(loc) and loc[-1] in SECRET_KEYS
+    secret = any(part in SECRET_KEYS or part == "credentials" for part in loc)
     got = "a value" if secret else _describe(err.get("input"))
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
@@ -1074,12 +1093,19 @@ class LoadedConfig:
     warnings: tuple[str, ...] = ()
 
 
+# Problems reported per file: beyond that the file is probably not an ocync config at all.
+_MAX_PROBLEMS = 20
+
+
 def _raise(filename: str, doc: _Document, problems: list[Problem]) -> None:
     ordered = sorted(problems, key=lambda p: doc.line_of(p.loc))
     lines = [
         f"{filename}:{doc.line_of(p.loc)}: {format_loc(p.loc) + ': ' if p.loc else ''}{p.message}"
-        for p in ordered
+        for p in ordered[:_MAX_PROBLEMS]
     ]
+    if len(ordered) > _MAX_PROBLEMS:
+        lines.append(f"{filename}: ... and {len(ordered) - _MAX_PROBLEMS} more problems "
+                     "(is this an ocync config?)")
     error = ConfigError("\n".join(lines))
     error.problems = lines  # type: ignore[attr-defined]
     raise error

@@ -13,7 +13,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -477,6 +477,28 @@ def _retry_delay(response: httpx.Response, attempt: int) -> float:
     return min(0.05 * 2.0**attempt, 2.0)
 
 
+async def send_with_retry(
+    client: httpx.AsyncClient,
+    method: str,
+    url: httpx.URL,
+    *,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    max_attempts: int = 8,
+    observe: Callable[[httpx.Response], None] | None = None,
+) -> httpx.Response:
+    """One request, retried on 429 and 5xx after the registry's hint (or a short backoff)."""
+    for attempt in range(max_attempts):
+        response = await client.request(method, url, content=content, headers=headers)
+        if observe is not None:
+            observe(response)
+        retryable = response.status_code == 429 or response.status_code >= 500
+        if not retryable or attempt == max_attempts - 1:
+            break
+        await trio.sleep(_retry_delay(response, attempt))
+    return response
+
+
 class CorpusPusher:
     """Pushes a `Corpus` to one registry; retries 429/5xx with the registry's hint, then gives up."""
 
@@ -505,16 +527,22 @@ class CorpusPusher:
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         target = self.base.join(url)
-        for attempt in range(self.max_attempts):
+
+        def count(response: httpx.Response) -> None:
             self.stats.requests += 1
-            response = await self.client.request(method, target, content=content, headers=headers)
-            if response.status_code in ok:
-                return response
-            if response.status_code == 429 or response.status_code >= 500:
-                self.stats.throttled += response.status_code == 429
-                await trio.sleep(_retry_delay(response, attempt))
-                continue
-            break
+            self.stats.throttled += response.status_code == 429
+
+        response = await send_with_retry(
+            self.client,
+            method,
+            target,
+            content=content,
+            headers=headers,
+            max_attempts=self.max_attempts,
+            observe=count,
+        )
+        if response.status_code in ok:
+            return response
         raise PushError(
             f"{method} {target.path} -> {response.status_code}: {response.text[:200].strip()}"
         )
@@ -690,8 +718,11 @@ async def verify_corpus(
     try:
         for image in corpus.images:
             repo = (repo_map or {}).get(image.repo, image.repo)
-            tagged = await http.get(
-                base.join(f"v2/{repo}/manifests/{image.tag}"), headers={"Accept": MANIFEST_ACCEPT}
+            tagged = await send_with_retry(
+                http,
+                "GET",
+                base.join(f"v2/{repo}/manifests/{image.tag}"),
+                headers={"Accept": MANIFEST_ACCEPT},
             )
             if tagged.status_code != 200:
                 problems.append(f"{repo}:{image.tag}: GET manifest -> {tagged.status_code}")
@@ -701,8 +732,11 @@ async def verify_corpus(
                     f"{repo}:{image.tag}: digest {sha256_digest(tagged.content)} != {image.digest}"
                 )
             for digest in image.manifests[:-1] + image.referrers:
-                got = await http.get(
-                    base.join(f"v2/{repo}/manifests/{digest}"), headers={"Accept": MANIFEST_ACCEPT}
+                got = await send_with_retry(
+                    http,
+                    "GET",
+                    base.join(f"v2/{repo}/manifests/{digest}"),
+                    headers={"Accept": MANIFEST_ACCEPT},
                 )
                 if got.status_code != 200 or got.content != corpus.manifests[digest].data:
                     problems.append(
@@ -712,13 +746,13 @@ async def verify_corpus(
                 blob = corpus.blobs[digest]
                 url = base.join(f"v2/{repo}/blobs/{digest}")
                 if check_blob_bytes:
-                    got = await http.get(url)
+                    got = await send_with_retry(http, "GET", url)
                     if got.status_code != 200 or got.content != blob.data:
                         problems.append(
                             f"{repo}@{digest}: blob GET -> {got.status_code} or bytes differ"
                         )
                     continue
-                got = await http.head(url)
+                got = await send_with_retry(http, "HEAD", url)
                 size = got.headers.get("content-length")
                 if got.status_code != 200 or size != str(blob.size):
                     problems.append(f"{repo}@{digest}: blob HEAD -> {got.status_code} size {size}")
@@ -726,3 +760,61 @@ async def verify_corpus(
         if own:
             await http.aclose()
     return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m stress.corpus URL [...]`: seed a registry by hand (e.g. one started by `make mock`)."""
+    import argparse
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m stress.corpus", description=main.__doc__)
+    parser.add_argument("url", help="registry base URL, e.g. http://127.0.0.1:5000")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--namespace", default="corpus")
+    parser.add_argument("--repos", type=int, default=2)
+    parser.add_argument("--tags", type=int, default=2)
+    parser.add_argument("--platforms", default="linux/amd64,linux/arm64", help="comma-separated")
+    parser.add_argument("--format", choices=["oci", "docker"], default="oci")
+    parser.add_argument("--single", type=int, default=0, help="single-platform tags per repo")
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--layer-size", default="1024:16384", help="MIN:MAX bytes")
+    parser.add_argument("--shared", type=int, default=1, help="shared base layers")
+    parser.add_argument("--referrers", type=int, default=0, help="referrers per image")
+    parser.add_argument("--user", help="user name; the password comes from $CORPUS_PASSWORD")
+    parser.add_argument("--json", action="store_true", help="print the full description")
+    args = parser.parse_args(argv)
+    try:
+        lo, _, hi = args.layer_size.partition(":")
+        spec = CorpusSpec(
+            seed=args.seed,
+            namespace=args.namespace,
+            repositories=args.repos,
+            tags_per_repo=args.tags,
+            platforms=tuple(p for p in args.platforms.split(",") if p),
+            index_format=args.format,
+            single_platform_tags=args.single,
+            layers_per_image=args.layers,
+            layer_size=(int(lo), int(hi or lo)),
+            shared_base_layers=args.shared,
+            referrers_per_image=args.referrers,
+        )
+    except ValueError as exc:
+        print(f"corpus: error: {exc}", file=sys.stderr)
+        return 3
+    corpus = build_corpus(spec)
+    password = os.environ.get("CORPUS_PASSWORD") if args.user else None
+    try:
+        stats = trio.run(
+            lambda: push_corpus(corpus, args.url, username=args.user, password=password)
+        )
+    except (PushError, httpx.HTTPError) as exc:
+        print(f"corpus: error: {exc}", file=sys.stderr)
+        return 2
+    out = corpus.describe() if args.json else {**corpus.summary(), "push": stats.to_dict()}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

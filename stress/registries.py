@@ -6,7 +6,7 @@
   `127.0.0.1 - - [date] "GET /v2/ HTTP/1.1" 200 2 "" "agent"`) gives method, path with query,
   status and response bytes; request bodies are not logged.
 - `MockRegistryProcess`: `ocync-mockregistry serve --access-log FILE` (one JSON line per request:
-  method, path without query, kind, status, bytes_in, bytes_out) plus /_mock/stats.
+  method, path, query, kind, status, bytes_in, bytes_out) plus /_mock/stats.
 
 Both expose `take() -> list[LoggedRequest]`: the requests since the previous call, after the log
 has settled (the last line of a request may land just after the client saw the response).
@@ -42,7 +42,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class LoggedRequest:
-    """One request as the registry logged it. `query` is "" when the log has none (mock)."""
+    """One request as the registry logged it (`query` without the "?", "" if none)."""
 
     method: str
     path: str
@@ -280,7 +280,7 @@ class MockRegistryProcess:
                 LoggedRequest(
                     method=str(entry.get("method", "")),
                     path=str(entry.get("path", "")),
-                    query="",
+                    query=str(entry.get("query", "")),
                     kind=str(entry.get("kind", "other")),
                     status=int(entry.get("status", 0)),
                     bytes_out=int(entry.get("bytes_out", 0)),

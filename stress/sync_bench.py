@@ -138,6 +138,7 @@ class ToolRun:
     exit_code: int
     peak_rss_mib: float
     tags: int = 0
+    cpu_s: float = 0.0  # user + system CPU seconds of the tool process
     requests: int = 0
     source_requests: int = 0
     target_requests: int = 0
@@ -148,7 +149,7 @@ class ToolRun:
     bytes_pushed: int = 0  # request bytes received by the target (blob sizes on docker-registry)
     source_blob_gets: int = 0
     duplicate_blob_gets: int = 0
-    mounts: int = 0  # mount requests answered 201
+    mounts: int = 0  # cross-repository mounts answered 201 (self-mount probes not counted)
     throttled: int = 0  # 429s from either registry
     failed_images: int = 0  # tags whose target digest is not the source's after the run
     reported_failed: int | None = None  # what the tool itself said (ocync --json)
@@ -164,6 +165,7 @@ class Measured:
     wall: float
     exit_code: int
     peak_rss_mib: float
+    cpu_s: float
     stdout: str
     stderr: str
 
@@ -179,7 +181,7 @@ proc = subprocess.Popen(cmd)
 _, status, usage = os.wait4(proc.pid, 0)
 wall = time.monotonic() - start
 with open(report, "w") as fh:
-    fh.write(f"{wall} {usage.ru_maxrss}")
+    fh.write(f"{wall} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -205,16 +207,16 @@ def measure(
         )
         wall = time.monotonic() - start
         fields = Path(report.name).read_text().split()
-        if len(fields) == 2:
-            wall, rss_kib = float(fields[0]), int(fields[1])
-        else:
-            rss_kib = 0
+        rss_kib, cpu = 0, 0.0
+        if len(fields) == 3:
+            wall, rss_kib, cpu = float(fields[0]), int(fields[1]), float(fields[2])
         out.seek(0)
         err.seek(0)
         return Measured(
             wall=wall,
             exit_code=proc.returncode,
             peak_rss_mib=rss_kib / 1024,  # Linux: KiB
+            cpu_s=cpu,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
         )
@@ -251,9 +253,16 @@ def tally(
     gets.pop(None, None)
     run.source_blob_gets = sum(gets.values())
     run.duplicate_blob_gets = sum(n - 1 for n in gets.values() if n > 1)
-    run.mounts = sum(1 for r in dst if r.kind == "mount" and r.status == 201)
+    run.mounts = sum(1 for r in dst if r.kind == "mount" and r.status == 201 and _cross_repo(r))
     run.throttled = sum(1 for r in src + dst if r.status == 429)
     return run
+
+
+def _cross_repo(request: LoggedRequest) -> bool:
+    """A mount from another repository (not a self-mount used as an existence probe)."""
+    params = dict(p.partition("=")[::2] for p in request.query.split("&"))
+    source = params.get("from", "").replace("%2F", "/").replace("%2f", "/")
+    return bool(source) and source != request.repository
 
 
 def failed_tags(
@@ -266,9 +275,13 @@ def failed_tags(
         for repo, tags in expected.items():
             for tag, digest in tags.items():
                 dst = target_repo(repo)
-                resp = client.head(
-                    f"/v2/{dst}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT}
-                )
+                for attempt in range(1, 31):
+                    resp = client.head(
+                        f"/v2/{dst}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT}
+                    )
+                    if resp.status_code != 429:  # the tool may have left the window full
+                        break
+                    time.sleep(min(0.2 * attempt, 2.0))
                 if resp.status_code != 200 or resp.headers.get("docker-content-digest") != digest:
                     failed.append(f"{dst}:{tag}")
     return failed
@@ -421,13 +434,24 @@ class SideBySide:
                 got.exit_code,
                 round(got.peak_rss_mib, 1),
                 tags=self.tag_count,
+                cpu_s=round(got.cpu_s, 2),
             )
             tally(run, self.source.take(), target.take(), self.sizes)
             if tool == "ocync":
                 try:
-                    run.reported_failed = int(json.loads(got.stdout)["summary"]["images_failed"])
+                    doc = json.loads(got.stdout)
+                    run.reported_failed = int(doc["summary"]["images_failed"])
                 except (ValueError, KeyError, TypeError):
                     run.note = _last_line(got.stderr)
+                else:
+                    reasons = [
+                        i.get("reason")
+                        for i in doc.get("images", [])
+                        if i.get("status") == "failed"
+                    ]
+                    reasons += doc.get("errors", [])
+                    if run.reported_failed and reasons:
+                        run.note = str(reasons[0])[:200]
             elif got.exit_code != 0:
                 run.note = _last_line(got.stderr)
             failed = failed_tags(target.url, self.expected, self.auth)
@@ -613,7 +637,9 @@ def scenario_scale(
             out["sizes"][str(n)] = {
                 "corpus": corpus.summary(),
                 "ocync_peak_rss_mib": max(r.peak_rss_mib for r in bench.runs if r.tool == "ocync"),
-                "skopeo_peak_rss_mib": max(r.peak_rss_mib for r in bench.runs if r.tool == "skopeo"),
+                "skopeo_peak_rss_mib": max(
+                    r.peak_rss_mib for r in bench.runs if r.tool == "skopeo"
+                ),
                 "ratios": ratios(
                     [dataclasses.replace(r, phase=r.phase.split("@")[0]) for r in bench.runs]
                 ),
@@ -707,7 +733,10 @@ def checks(results: Mapping[str, Mapping[str, Any]]) -> list[Check]:
                 )
         ocync_runs = [run for run in res.get("runs", []) if run["tool"] == "ocync"]
         if ocync_runs:
-            for field_name, label in (("throttled", "ocync 429s"), ("failed_images", "ocync failed tags")):
+            for field_name, label in (
+                ("throttled", "ocync 429s"),
+                ("failed_images", "ocync failed tags"),
+            ):
                 total = sum(run[field_name] for run in ocync_runs)
                 out.append(Check(key, label, total, 0, "n"))
             out.append(
@@ -726,22 +755,25 @@ def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f}"
 
 
-def render_markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
+def render_markdown(
+    results: Mapping[str, Mapping[str, Any]], command: str, load: Sequence[float] = ()
+) -> str:
+    busy = f", load average {load[0]:.1f} at start" if load else ""
     lines = [
-        f"Command: `{command}` ({os.cpu_count()} CPUs). Requests and bytes are counted from the "
+        f"Command: `{command}` ({os.cpu_count()} CPUs{busy}). Requests and bytes are counted from the "
         "registries' access logs (source + target); `failed` = tags whose target digest is wrong "
         "afterwards.",
         "",
     ]
     lines += [
-        "| scenario | phase | tool | wall s | requests | src/dst | blob GETs | dup GETs | mounts "
+        "| scenario | phase | tool | wall s | CPU s | requests | src/dst | blob GETs | dup GETs | mounts "
         "| 429s | pulled MiB | pushed MiB | failed | RSS MiB |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, res in results.items():
         for r in res["runs"]:
             lines.append(
-                f"| {key} | {r['phase']} | {r['tool']} | {r['wall_s']:.2f} | {r['requests']} | "
+                f"| {key} | {r['phase']} | {r['tool']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {r['requests']} | "
                 f"{r['source_requests']}/{r['target_requests']} | {r['source_blob_gets']} | "
                 f"{r['duplicate_blob_gets']} | {r['mounts']} | {r['throttled']} | {_mib(r['bytes_pulled'])} | "
                 f"{_mib(r['bytes_pushed'])} | {r['failed_images']} | {r['peak_rss_mib']:.0f} |"
@@ -810,6 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale = [int(x) for x in args.scale.split(",") if x.strip()] or None
     names = args.only or list(SCENARIO_TABLE)
     started = time.monotonic()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     results = run_groups(names, quick=args.quick, scale=scale)
     command = "python -m stress.sync_bench" + " ".join(
         ["", *(argv if argv is not None else sys.argv[1:])]
@@ -818,6 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command.strip(),
         "quick": args.quick,
         "cpus": os.cpu_count(),
+        "load_average_at_start": load_at_start,
         "seconds": round(time.monotonic() - started, 1),
         "skopeo": _version(["skopeo", "--version"]),
         "checks": [dataclasses.asdict(c) | {"ok": c.ok} for c in checks(results)],
@@ -825,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
     (args.results_dir / "sync_bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    markdown = render_markdown(results, report["command"])
+    markdown = render_markdown(results, report["command"], load_at_start)
     (args.results_dir / "sync_bench.md").write_text(markdown)
     print(markdown)
     return 0

@@ -6,7 +6,9 @@ Argument parsing and rendering only; the work is :func:`ocync.registry.imagecopy
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ import trio
 from ocync.errors import ConfigError
 from ocync.oci.platform import parse_platforms
 from ocync.oci.reference import Reference, parse_reference
-from ocync.registry.auth import AuthSettings
+from ocync.registry.auth import AuthSettings, docker_config_path
 from ocync.registry.client import ClientPool, ClientSettings
 from ocync.registry.imagecopy import CopySummary, copy_image
 from ocync.registry.profiles import PROFILES
@@ -49,6 +51,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--src-profile", choices=sorted(PROFILES), default=None, help="source registry profile")
     parser.add_argument("--dst-profile", choices=sorted(PROFILES), default=None, help="destination registry profile")
     parser.add_argument("--retries", type=int, default=5, metavar="N", help="attempts per request and per blob")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up on a registry that sends nothing for this long (default 60)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     parser.add_argument("-q", "--quiet", action="store_true")
@@ -73,9 +82,16 @@ def run(args: argparse.Namespace) -> int:
     platforms = parse_platforms(args.platform)
     if args.retries < 1:
         raise ConfigError("--retries must be at least 1")
+    connect_timeout, read_timeout = check_timeout(args.timeout)
+    if args.authfile is not None and not docker_config_path(args.authfile).is_file():
+        raise ConfigError(f"--authfile {args.authfile}: no such file")
     auth = AuthSettings(docker_config=args.authfile)
-    src_settings = ClientSettings(auth=auth, profile=args.src_profile, insecure=args.insecure, attempts=args.retries)
-    dst_settings = ClientSettings(auth=auth, profile=args.dst_profile, insecure=args.insecure, attempts=args.retries)
+    common = ClientSettings(
+        auth=auth, insecure=args.insecure, attempts=args.retries,
+        connect_timeout=connect_timeout, read_timeout=read_timeout,
+    )
+    src_settings = dataclasses.replace(common, profile=args.src_profile)
+    dst_settings = dataclasses.replace(common, profile=args.dst_profile)
     started = time.monotonic()
 
     async def main() -> tuple[CopySummary, dict[str, Any]]:
@@ -120,6 +136,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_timeout(seconds: float) -> tuple[float, float]:
+    """``--timeout`` -> (connect, read) timeouts; connecting never waits longer than 10 s."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, not {seconds:g}")
+    return min(seconds, 10.0), seconds
+
+
 def _human(size: int) -> str:
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -129,4 +152,4 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
-__all__ = ["register", "run"]
+__all__ = ["check_timeout", "register", "run"]

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from ocync import __version__
@@ -56,11 +58,81 @@ def _print_version() -> int:
     return 0
 
 
+def _subcommand_help(parser: argparse.ArgumentParser, command: str | None) -> str:
+    """The help of ``command`` (e.g. ``auth`` without its subcommand), else the main help."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return str(action.choices[command].format_help())
+    return parser.format_help()
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups: trio nurseries wrap what they raise."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _report(exc: BaseException) -> int:
+    """One line per distinct error on stderr (config errors carry one per problem)."""
+    leaves = _leaves(exc)
+    if all(isinstance(e, KeyboardInterrupt) for e in leaves):
+        print("ocync: interrupted", file=sys.stderr)
+        return 130
+    ours = [e for e in leaves if isinstance(e, OcyncError)]
+    if len(ours) != len(leaves):
+        other = next(e for e in leaves if not isinstance(e, OcyncError | KeyboardInterrupt))
+        return _report_foreign(other)
+    lines: dict[str, None] = {}
+    for error in ours:
+        for line in str(error).splitlines() or [type(error).__name__]:
+            lines[line] = None
+    for line in lines:
+        print(f"ocync: error: {line}", file=sys.stderr)
+    return max(e.exit_code for e in ours)
+
+
+def _report_foreign(exc: BaseException) -> int:
+    """An exception that is not ours: the environment (stdout closed, disk full) or a bug.
+
+    Never a traceback for users; ``OCYNC_TRACEBACK=1`` shows it for bug reports."""
+    if isinstance(exc, BrokenPipeError):
+        _silence_stdout()
+        print("ocync: error: the output was closed before everything was written (broken pipe)",
+              file=sys.stderr)
+        return 2
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else "cannot write the output: "
+        print(f"ocync: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if os.environ.get("OCYNC_TRACEBACK"):
+        traceback.print_exception(exc, file=sys.stderr)
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    print(f"ocync: internal error: {type(exc).__name__}{': ' + text if text else ''} "
+          "(a bug: please report it; OCYNC_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+    return 2
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()  # imports every command module: Ctrl-C may land here
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt as exc:
+        return _report(exc)
     if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
+        command = getattr(args, "command", None)
+        if command:
+            print(f"ocync: error: '{command}' needs a subcommand", file=sys.stderr)
+        sys.stderr.write(_subcommand_help(parser, command))
         return 3
     verbose = getattr(args, "verbose", 0) or 0
     quiet = getattr(args, "quiet", False)
@@ -68,18 +140,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if quiet:
         level = logging.ERROR
     logging.basicConfig(level=level, format="ocync: %(levelname)s: %(message)s", stream=sys.stderr)
-    # httpx logs every request URL at INFO; keep it for -vv only.
+    # httpx logs every request URL at INFO (queries redacted by ocync.registry.neterrors);
+    # keep it for -vv only. httpcore's DEBUG lines dump raw response headers (signed
+    # Location URLs, cookies): never shown.
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     try:
         code: int = args.func(args)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
         return code
-    except OcyncError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:  # config errors: one per line
-            print(f"ocync: error: {line}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("ocync: interrupted", file=sys.stderr)
-        return 130
+    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as exc:
+        return _report(exc)  # the CLI boundary: one line per error, never a traceback
 
 
 if __name__ == "__main__":

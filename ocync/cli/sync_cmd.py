@@ -127,7 +127,8 @@ class _LiveProgress:
                 budgets.append(f"{ep.name} {sent / elapsed * 60:.0f}/{budget} req/min")
         mib = report.bytes_transferred / (1024 * 1024)
         line = (
-            f"images {len(report.results)} done ({stats['in_flight']} in flight) · "
+            f"images {len(report.results)} done, {stats['in_flight']} in flight, "
+            f"{stats['expected']} to copy so far · "
             f"{mib / elapsed:.1f} MiB/s · {requests / elapsed * 60:.0f} req/min in all"
         )
         if budgets:
@@ -169,6 +170,9 @@ def _print_report(report: RunReport, args: argparse.Namespace) -> None:
     if report.dry_run:
         print(_render_dry_run(report))
         return
+    if not args.quiet:
+        for warning in dict.fromkeys(report.warnings):
+            print(f"ocync: warning: {warning}", file=sys.stderr)
     print(report.render_text(quiet=args.quiet))
     if args.verbose and report.controllers:
         for name, stats in report.controllers.items():

@@ -18,12 +18,13 @@ from typing import Any
 
 import trio
 
+from ocync.cli.copy_cmd import check_timeout
 from ocync.config import MappingConfig, RegistrySettings, load_config
+from ocync.engine.runner import client_settings
 from ocync.errors import ConfigError
 from ocync.oci.reference import parse_repository
 from ocync.oci.tagfilter import TagFilter, TagSelection, apply_filter
 from ocync.oci.version import parse_range
-from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientPool, ClientSettings
 
 # Dropped tags shown per stage without -v; the rest is summarised as "(+N more)".
@@ -51,6 +52,10 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="FILE",
         help="read the tag list from FILE ('-' for stdin, one per line) instead of the registry",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS",
+        help="give up on a registry that sends nothing for this long (default 60)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-v", "--verbose", action="count", default=0, help="list every dropped tag")
@@ -119,44 +124,24 @@ def read_tag_lines(path: str) -> list[str]:
     return [t.strip() for t in text.splitlines() if t.strip() and not t.startswith("#")]
 
 
-def client_settings(
-    registry: RegistrySettings | None, rate_share: float | None = None
-) -> ClientSettings:
-    """The registry client's settings for a configured registry (defaults when None)."""
-    if registry is None:
-        return ClientSettings()
-    auth = AuthSettings(
-        kind=registry.auth_type,  # type: ignore[arg-type]
-        username=registry.username,
-        password=registry.password,
-        token=registry.token,
-    )
-    return ClientSettings(
-        auth=auth,
-        profile=registry.profile,
-        rate_limit=registry.rate_limit,
-        max_concurrent=registry.max_concurrent,
-        insecure=registry.insecure,
-        rate_share=rate_share,
-    )
-
-
 def client_address(registry: RegistrySettings | None, host: str) -> str:
-    """What to hand the client: the host, or the base URL when plain HTTP was asked for."""
-    if registry is not None and registry.scheme == "http":
-        return registry.base_url
-    return host
+    """What to hand the client: the configured registry's base URL (scheme included), else
+    the host of REPO."""
+    return registry.base_url if registry is not None else host
 
 
 async def fetch_tags(
     registry: str, repository: str, settings: RegistrySettings | None = None,
-    rate_share: float | None = None,
+    rate_share: float | None = None, read_timeout_s: float = 60.0,
 ) -> list[str]:
     """List every tag (following ``Link`` pagination) through ocync's registry client."""
+    connect_timeout, read_timeout = check_timeout(read_timeout_s)
     async with ClientPool() as pool:
-        client = await pool.client(
-            client_address(settings, registry), client_settings(settings, rate_share)
+        client_opts = client_settings(settings, rate_share) if settings else ClientSettings()
+        client_opts = dataclasses.replace(
+            client_opts, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
+        client = await pool.client(client_address(settings, registry), client_opts)
         tags: list[str] = await client.list_tags(repository)
         return tags
 
@@ -186,7 +171,8 @@ def run_tags(args: argparse.Namespace) -> int:
     if args.tags_from is not None:
         tags: Sequence[str] = read_tag_lines(args.tags_from)
     else:
-        tags = trio.run(fetch_tags, registry, repository, settings, rate_share)
+        check_timeout(args.timeout)
+        tags = trio.run(fetch_tags, registry, repository, settings, rate_share, args.timeout)
     selection = apply_filter(flt, tags)
     name = f"{registry}/{repository}"
     if args.json:
@@ -207,7 +193,6 @@ def run_tags(args: argparse.Namespace) -> int:
 __all__ = [
     "build_filter",
     "client_address",
-    "client_settings",
     "fetch_tags",
     "read_tag_lines",
     "register",

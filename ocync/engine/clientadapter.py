@@ -22,7 +22,7 @@ from ocync.errors import OcyncError
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor, Manifest
 from ocync.registry.blobs import copy_blob_to, upload_blob, verified_chunks
-from ocync.registry.client import RegistryClient, UploadSession
+from ocync.registry.client import RegistryClient, UploadSession, registry_error
 
 # Chunk size for staged files: large reads keep syscalls few; memory stays bounded.
 FILE_CHUNK = 1024 * 1024
@@ -136,11 +136,23 @@ class ClientEndpoint:
                 await trio.sleep(self._backoff(attempt))
 
     # ---- Target --------------------------------------------------------------------------
+    def want_push(self, repo: str) -> None:
+        self.client.want_push(repo)
+
     async def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> None:
         await self.client.put_manifest(repo, ref, manifest.raw, manifest.media_type)
 
     async def head_blob(self, repo: str, desc: Descriptor) -> bool:
         return await self.client.head_blob(repo, desc.digest) is not None
+
+    async def repository_exists(self, repo: str) -> bool:
+        url = self.client.url(f"{repo}/tags/list") + "?n=1"
+        response = await self.client.send("tags_list", "GET", url, repo, ok=(200, 404), push=False)
+        if response.status == 404:
+            return False
+        if response.status != 200:
+            raise registry_error("GET", url, response.status, response.body, f"listing tags of {repo}")
+        return True
 
     async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountOutcome:
         result = await self.client.mount_blob(repo, desc.digest, from_repo)

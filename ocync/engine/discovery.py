@@ -1,9 +1,9 @@
 """Discovery: mappings -> tags -> manifests -> work items.
 
 Per mapping: list the source tags (skipped when the filter is only literal includes), run
-the tag filter pipeline, then per tag: the source manifest (HEAD first where the registry
-config says so; GET only when some target needs it), the index children, and one manifest
-HEAD per target. A tag whose digest already sits at every target is skipped. Immutable tags
+the tag filter pipeline, then per tag: one manifest HEAD per target, the source manifest
+(HEAD first where the registry config says so, GET only when some target needs it) and the
+index children. A tag whose digest already sits at every target is skipped. Immutable tags
 the transfer cache has seen at every target cost no request at all (issue 5).
 """
 
@@ -14,8 +14,6 @@ import functools
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-
-import trio
 
 from ocync.engine.cache import TransferCache
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
@@ -212,8 +210,15 @@ async def discover_tag(
     targets: dict[str, TargetEndpoint],
     cache: TransferCache,
     referrer_tags: frozenset[str] | None = None,
+    *,
+    push_scope: bool = True,
 ) -> TagOutcome:
-    """Decide what one tag needs; never raises an :class:`OcyncError` (it is the outcome)."""
+    """Decide what one tag needs; never raises an :class:`OcyncError` (it is the outcome).
+
+    Requests: a manifest HEAD per target, then a source GET when no target has the tag (a
+    HEAD first would be waste), else a source HEAD to compare digests (HEADs are free on
+    Docker Hub) and the GET only if some target differs. Immutable tags the cache has seen
+    at every target cost nothing."""
     try:
         if mapping.tag_filter.is_immutable(tag):
             known = [
@@ -227,49 +232,39 @@ async def discover_tag(
                 )
         root: Manifest | None = None
         warnings: tuple[str, ...] = ()
-        source_known = trio.Event()
-        box: dict[str, str] = {}
-
-        async def source_side() -> None:
-            nonlocal root, warnings
-            try:
-                if mapping.head_first and not mapping.platforms:
-                    found = await source.head_manifest(mapping.source_repo, tag)
-                    if found is None:
-                        raise NotFound(
-                            f"tag {tag} not found in {mapping.source}/{mapping.source_repo}",
-                            status=404,
-                        )
-                    box["wanted"] = found
-                else:
-                    # A platform filter changes the digest: the index itself is needed to
-                    # know what the target should hold (children only if it does not).
-                    root, warnings = await fetch_root(
-                        source, mapping.source_repo, tag, mapping.platforms
-                    )
-                    box["wanted"] = str(root.digest)
-            finally:
-                source_known.set()
-
         present: dict[TargetRepo, str | None] = {}
 
         async def probe(t: TargetRepo) -> None:
             endpoint = targets[t.registry]
-            # What this run or the last one pushed or saw there (within cache_ttl) is
-            # trusted: a warm run then costs one source HEAD per tag. --no-cache rechecks.
-            cached = cache.tag_digest(endpoint.host, t.repo, tag)
-            if cached is not None:
-                await source_known.wait()
-                if cached == box.get("wanted"):
-                    present[t] = cached
-                    return
-            # Otherwise the target HEAD goes out alongside the source's (one round trip).
+            if push_scope:
+                endpoint.want_push(t.repo)  # one pull,push token per repository, not two
             present[t] = await endpoint.head_manifest(t.repo, tag)
 
-        await run_all(
-            [source_side, *(functools.partial(probe, t) for t in mapping.targets)]
-        )
-        wanted = box["wanted"]
+        async def fetch_source_root() -> None:
+            nonlocal root, warnings
+            root, warnings = await fetch_root(source, mapping.source_repo, tag, mapping.platforms)
+
+        jobs: list[Callable[[], Awaitable[None]]] = [
+            functools.partial(probe, t) for t in mapping.targets
+        ]
+        if mapping.platforms or not mapping.head_first:
+            # A platform filter changes the digest (the index itself tells what the target
+            # should hold), or HEADs are not wanted: the GET goes alongside the target HEADs.
+            jobs.append(fetch_source_root)
+        await run_all(jobs)
+        if root is not None:
+            wanted = str(root.digest)
+        elif all(present.get(t) is None for t in mapping.targets):
+            # Absent at every target: the GET is needed anyway, a source HEAD would be waste.
+            root, warnings = await fetch_root(source, mapping.source_repo, tag, mapping.platforms)
+            wanted = str(root.digest)
+        else:
+            found = await source.head_manifest(mapping.source_repo, tag)
+            if found is None:
+                raise NotFound(
+                    f"tag {tag} not found in {mapping.source}/{mapping.source_repo}", status=404
+                )
+            wanted = found
         need = tuple(t for t in mapping.targets if present.get(t) != wanted)
         skipped = tuple((t, "unchanged") for t in mapping.targets if t not in need)
         for t, _ in skipped:

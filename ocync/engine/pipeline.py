@@ -50,10 +50,17 @@ log = logging.getLogger("ocync.engine.pipeline")
 
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
-    max_concurrent_transfers: int = 8
-    discovery_concurrency: int = 16  # tags examined at once (each is 1-3 small requests)
-    blob_concurrency: int = 6  # blobs of one image placed at once
-    channel_size: int = 32
+    """Concurrency bounds of the engine. Request rates are not set here: every request
+    still waits for its principal's controller, which is what keeps a registry's cap."""
+
+    max_concurrent_transfers: int = 8  # config global.max_concurrent_transfers's default
+    # Tags examined at once: each costs 1-3 small requests; twice the transfers keeps the
+    # channel full while images upload.
+    discovery_concurrency: int = 16
+    # Blobs of one image placed at once: images have 3-10 layers typically, and 8 images x 6
+    # keeps the controller's window (<= 50 by default) busy without queueing far behind it.
+    blob_concurrency: int = 6
+    channel_size: int = 32  # work items discovered ahead of execution (bounded memory)
     drain_timeout: float = 25.0  # issue 6: default drain deadline on SIGINT/SIGTERM
     dry_run: bool = False
     handle_signals: bool = False
@@ -211,6 +218,7 @@ class SyncEngine:
                     dict(self.ctx.targets),
                     self.ctx.cache,
                     referrer_tags,
+                    push_scope=not self.options.dry_run,
                 )
             if self.options.dry_run:  # kept for the dry-run report only: bounded memory
                 found.outcomes.append(outcome)
@@ -241,7 +249,7 @@ class SyncEngine:
             item = outcome.item
             if item is None:
                 return
-            self.report.warnings.extend(item.warnings)
+            self.report.warnings.extend(f"{mapping.source_label(tag)}: {w}" for w in item.warnings)
             digests = item.tree.blob_digests()
             for target in item.targets:
                 self.ctx.refcounts.add(digests)

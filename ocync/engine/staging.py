@@ -3,16 +3,17 @@
 A blob needed by more than one target registry is downloaded once into a content-addressed
 file under ``<cache_dir>/staging/`` (written to a temporary name, verified by the source
 download, then renamed: atomic), and every target uploads from that file. The total staged
-size respects ``staging_size_limit``: a blob that would not fit is not staged and each target
-streams it from the source instead (correct, one extra pull per extra registry). Staged
-files live for the run and are removed at its end.
+size respects ``staging_size_limit``: the least recently used files no upload holds make room,
+and a blob that still would not fit is not staged (each target then streams it from the
+source: correct, one extra pull per extra registry). Whatever is left is removed at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
@@ -21,35 +22,66 @@ from ocync.oci.manifest import Descriptor
 
 
 class BlobStage:
-    """Content-addressed staging area with a size budget and one download per digest."""
+    """Content-addressed staging area with a size budget and one download per digest.
+
+    ``async with stage.use(desc, download) as path:`` yields the staged file (downloading it
+    once with ``download(tmp_path)``) or None when it cannot be staged (the caller streams).
+    While a caller holds a file it is never evicted; when the budget is full the least
+    recently used unheld files make room."""
 
     def __init__(self, directory: Path, *, size_limit: int | None) -> None:
         self.directory = Path(directory)
         self.size_limit = size_limit
-        self._ready: dict[str, Path] = {}
+        self._ready: dict[str, Path] = {}  # insertion order = least recently used first
+        self._sizes: dict[str, int] = {}
+        self._readers: dict[str, int] = {}
         self._pending: dict[str, trio.Event] = {}
         self._reserved = 0
         self._staged_bytes = 0
         self._downloads = 0
         self._reuses = 0
         self._refused = 0
+        self._evicted = 0
 
     def _path_for(self, digest: str) -> Path:
         algorithm, _, encoded = digest.partition(":")
         return self.directory / algorithm / encoded
 
-    def fits(self, size: int) -> bool:
-        return self.size_limit is None or self._reserved + size <= self.size_limit
+    def _make_room(self, size: int) -> bool:
+        if self.size_limit is None:
+            return True
+        for key in list(self._ready):
+            if self._reserved + size <= self.size_limit:
+                break
+            if self._readers.get(key, 0) == 0:
+                path = self._ready.pop(key)
+                self._reserved -= self._sizes.pop(key)
+                self._evicted += 1
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        return self._reserved + size <= self.size_limit
 
-    async def obtain(
+    @asynccontextmanager
+    async def use(
         self, desc: Descriptor, download: Callable[[Path], Awaitable[None]]
-    ) -> Path | None:
-        """The staged file for ``desc`` (downloading it with ``download(tmp_path)`` once),
-        or None when it does not fit the budget or the download failed (caller streams)."""
+    ) -> AsyncIterator[Path | None]:
         key = str(desc.digest)
+        path = await self._acquire(key, desc.size, download)
+        if path is not None:
+            self._readers[key] = self._readers.get(key, 0) + 1
+        try:
+            yield path
+        finally:
+            if path is not None:
+                self._readers[key] -= 1
+
+    async def _acquire(
+        self, key: str, size: int, download: Callable[[Path], Awaitable[None]]
+    ) -> Path | None:
         while True:
             if key in self._ready:
                 self._reuses += 1
+                self._ready[key] = self._ready.pop(key)  # most recently used
                 return self._ready[key]
             pending = self._pending.get(key)
             if pending is None:
@@ -57,12 +89,12 @@ class BlobStage:
             await pending.wait()
             if key not in self._ready:
                 return None  # the other download failed: let the caller stream
-        if not self.fits(desc.size):
+        if not self._make_room(size):
             self._refused += 1
             return None
         event = trio.Event()
         self._pending[key] = event
-        self._reserved += desc.size
+        self._reserved += size
         final = self._path_for(key)
         tmp = final.with_name(f"{final.name}.{os.getpid()}.partial")
         ok = False
@@ -71,13 +103,14 @@ class BlobStage:
             await download(tmp)
             await trio.Path(tmp).rename(final)
             self._ready[key] = final
+            self._sizes[key] = size
             self._downloads += 1
-            self._staged_bytes += desc.size
+            self._staged_bytes += size
             ok = True
             return final
         finally:
             if not ok:
-                self._reserved -= desc.size
+                self._reserved -= size
                 with contextlib.suppress(OSError):
                     tmp.unlink()
             del self._pending[key]
@@ -89,6 +122,7 @@ class BlobStage:
             with contextlib.suppress(OSError):
                 path.unlink()
         self._ready.clear()
+        self._sizes.clear()
         self._reserved = 0
 
     def statistics(self) -> dict[str, int]:
@@ -97,6 +131,8 @@ class BlobStage:
             "staged_bytes": self._staged_bytes,
             "reuses": self._reuses,
             "refused_over_limit": self._refused,
+            "evicted": self._evicted,
+            "held_bytes": self._reserved,
         }
 
     def __repr__(self) -> str:

@@ -55,7 +55,7 @@ class Tally:
     referrers: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class TransferContext:
     """State shared by every transfer of a run."""
 
@@ -71,12 +71,20 @@ class TransferContext:
     # digest -> mount groups (target registry, or registry/namespace) that need it, over
     # everything discovered so far: more than one means a mount cannot carry it everywhere.
     spread: dict[str, set[str]] = field(default_factory=dict)
+    # (target host, repository) -> absent when first asked (True) / present (False) / asking
+    fresh: dict[tuple[str, str], bool | trio.Event] = field(default_factory=dict)
 
     def note_need(self, digest: str, group: str) -> None:
         self.spread.setdefault(digest, set()).add(group)
 
     def needs_staging(self, digest: str) -> bool:
         return len(self.spread.get(digest, ())) > 1
+
+    def __repr__(self) -> str:
+        return (
+            f"<TransferContext inflight={len(self.inflight)} pulls={sum(self.pulls.values())} "
+            f"cache={self.cache!r}>"
+        )
 
     def statistics(self) -> dict[str, object]:
         dup = sum(n - 1 for n in self.pulls.values() if n > 1)
@@ -161,6 +169,10 @@ async def _place_blob(
             tally.skipped += 1
             return
         session = outcome.session
+    elif trust_cache and await repository_is_fresh(ctx, target, repo):
+        # The repository did not exist when this run started and nothing we did not put
+        # there can have appeared since: the HEAD could only answer 404.
+        ctx.actions["fresh_upload"] += 1
     elif await target.head_blob(repo, desc):
         ctx.cache.record_blob(target.host, repo, digest)
         tally.skipped += 1
@@ -169,6 +181,32 @@ async def _place_blob(
     ctx.cache.record_blob(target.host, repo, digest)
     tally.transferred += 1
     tally.bytes += desc.size
+
+
+async def repository_is_fresh(ctx: TransferContext, target: TargetEndpoint, repo: str) -> bool:
+    """Whether ``repo`` did not exist at the target when first asked (one tag-list request
+    per repository and run; repositories the cache knows as committed are never fresh)."""
+    key = (target.host, repo)
+    state = ctx.fresh.get(key)
+    if isinstance(state, bool):
+        return state  # the answer from before this run wrote into the repository
+    if repo in ctx.cache.committed(target.host):
+        ctx.fresh[key] = False
+        return False
+    if state is not None:
+        await state.wait()
+        return ctx.fresh.get(key) is True
+    event = trio.Event()
+    ctx.fresh[key] = event
+    fresh = False
+    try:
+        fresh = not await target.repository_exists(repo)
+    except OcyncError:
+        fresh = False  # unknown: fall back to HEAD
+    finally:
+        ctx.fresh[key] = fresh
+        event.set()
+    return fresh
 
 
 async def _upload(
@@ -188,10 +226,10 @@ async def _upload(
             ctx.pulls[(source.host, digest)] += 1
             await source.download_blob(source_repo, desc, path)
 
-        path = await ctx.stage.obtain(desc, download)
-        if path is not None:
-            await target.upload_file(repo, desc, path, session)
-            return
+        async with ctx.stage.use(desc, download) as path:
+            if path is not None:
+                await target.upload_file(repo, desc, path, session)
+                return
     ctx.pulls[(source.host, digest)] += 1
     await target.copy_blob(source, source_repo, repo, desc, session)
 
@@ -216,6 +254,9 @@ async def push_tree(
     """Blobs (most-shared first), then children, then the root under ``tag`` (or digest)."""
     by_digest = {str(d.digest): d for d in tree.blobs()}
     ordered = ctx.refcounts.order(by_digest)
+    if trust_cache and not target.mount_probe_ok:
+        # Ask "did the repository exist?" before this run writes anything into it.
+        await repository_is_fresh(ctx, target, repo)
     await run_all(
         (
             functools.partial(
@@ -430,6 +471,7 @@ __all__ = [
     "ensure_blob",
     "failed_result",
     "find_referrers",
+    "repository_is_fresh",
     "push_tree",
     "transfer_image",
 ]

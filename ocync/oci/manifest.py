@@ -13,50 +13,11 @@ from typing import Any
 from ocync.errors import IntegrityError, ManifestError, ReferenceError_
 from ocync.oci import mediatypes as mt
 from ocync.oci.digest import Digest
+from ocync.oci.platform import Platform
 
 # Manifests over 4 MiB are refused: distribution's default manifest payload limit and
 # the limit the OCI distribution-spec recommends registries accept at least.
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Platform:
-    """``os/architecture[/variant]`` plus the rarely used ``os.version`` / features."""
-
-    os: str
-    architecture: str
-    variant: str | None = None
-    os_version: str | None = None
-    os_features: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> Platform:
-        """``linux/arm64`` or ``linux/arm/v7``."""
-        parts = text.strip().split("/")
-        if len(parts) not in (2, 3) or not all(parts):
-            raise ReferenceError_(f"invalid platform {text!r}: expected os/arch[/variant]")
-        return cls(parts[0].lower(), parts[1].lower(), parts[2].lower() if len(parts) == 3 else None)
-
-    def matches(self, wanted: Platform) -> bool:
-        """Does this (a manifest's platform) satisfy ``wanted`` (a user's filter)?
-
-        A wanted variant must equal ours; containerd's normaliser treats arm64 without a
-        variant as ``v8``."""
-        if self.os != wanted.os or self.architecture != wanted.architecture:
-            return False
-        if wanted.variant is None:
-            return True
-        return _variant(self) == _variant(wanted)
-
-    def __str__(self) -> str:
-        text = f"{self.os}/{self.architecture}"
-        return f"{text}/{self.variant}" if self.variant else text
-
-
-def _variant(platform: Platform) -> str | None:
-    if platform.architecture == "arm64" and platform.variant is None:
-        return "v8"
-    return platform.variant
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +111,7 @@ class Manifest:
         if not wanted:
             return self.manifests
         return tuple(
-            d for d in self.manifests if d.platform is not None and any(d.platform.matches(w) for w in wanted)
+            d for d in self.manifests if d.platform is not None and any(w.matches(d.platform) for w in wanted)
         )
 
     def __repr__(self) -> str:

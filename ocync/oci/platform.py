@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ocync.errors import ConfigError, ManifestError, NoMatchingPlatform
@@ -28,9 +28,15 @@ _DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
 
 @dataclass(frozen=True, slots=True, order=True)
 class Platform:
+    """``os/architecture[/variant]`` (image-index.md ``platform``), plus the rarely used
+    ``os.version`` / ``os.features`` of an index entry, which take no part in equality or
+    matching (a filter names os/arch/variant only)."""
+
     os: str
     architecture: str
     variant: str | None = None
+    os_version: str | None = field(default=None, compare=False)
+    os_features: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def parse(cls, text: str) -> Platform:

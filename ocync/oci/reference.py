@@ -101,6 +101,12 @@ def parse_reference(text: str) -> Reference:
     """Parse ``text`` into a normalised :class:`Reference`; one-line error on bad input."""
     if not text or text != text.strip():
         raise ReferenceError_(f"invalid reference {text!r}: empty or surrounded by spaces")
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        raise ReferenceError_(
+            f"invalid reference {text[:120]!r}: no {scheme}:// in image references (write {rest[:100]!r}; "
+            "loopback registries use plain HTTP by default, others need --insecure)"
+        )
     remainder = text
     digest: Digest | None = None
     if "@" in remainder:

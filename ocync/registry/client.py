@@ -31,6 +31,7 @@ from ocync.errors import (
     NotFound,
     OCIErrorEntry,
     OcyncError,
+    ReferenceError_,
     RegistryError,
     Throttled,
     TransportError,
@@ -44,6 +45,7 @@ from ocync.oci.manifest import (
     Descriptor,
     Manifest,
     parse_manifest,
+    verify_manifest,
 )
 from ocync.oci.reference import DOCKER_HUB, is_loopback_host, normalise_registry
 from ocync.ratelimit.bucket import parse_rate
@@ -59,10 +61,12 @@ from ocync.registry.auth import (
     resolve_credential,
     token_request,
 )
+from ocync.registry.neterrors import RedactedURLs, is_timeout, redact_url, transport_error
 from ocync.registry.profiles import RegistryProfile, select_profile
 from ocync.registry.wire import WirePool
 
 log = logging.getLogger(__name__)
+logging.getLogger("httpx").addFilter(RedactedURLs())
 
 USER_AGENT = f"ocync/{__version__}"
 # Error bodies are read up to this size (OCI error JSON is small; HTML error pages are not).
@@ -73,6 +77,8 @@ MAX_REDIRECTS = 5
 # Backoff for 5xx / connection errors: 0.2 s doubling to 10 s, "full jitter" half of it.
 RETRY_BASE = 0.2
 RETRY_MAX = 10.0
+# Attempts for a request that timed out (a hung registry should fail in minutes, not ten).
+TIMEOUT_ATTEMPTS = 2
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 WIRE_BYTES_THRESHOLD = 256 * 1024
 
@@ -107,7 +113,7 @@ class UploadSession:
     location: str
 
     def __repr__(self) -> str:
-        return f"UploadSession({self.repository}, {_redact(self.location)})"
+        return f"UploadSession({self.repository}, {redact_url(self.location)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,15 +248,6 @@ class Response:
     stream: Reply | None = None  # the open reply when asked to stream
 
 
-def _redact(url: str) -> str:
-    """A URL for messages: no query (signed storage URLs carry credentials), no userinfo."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path
-
-
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
@@ -276,11 +273,42 @@ def parse_oci_errors(body: bytes) -> tuple[OCIErrorEntry, ...]:
     return tuple(out)
 
 
+# What a bare status means when the answer carries no OCI error body (HEAD answers never do).
+_STATUS_MEANING = {
+    400: "bad request",
+    401: "authentication required",
+    403: "access denied",
+    404: "not found",
+    405: "not supported by this registry",
+    413: "too large for this registry",
+    500: "registry-side error",
+    502: "bad gateway",
+    503: "registry unavailable",
+    504: "gateway timeout",
+}
+
+
+def header_digest(value: str, what: str) -> Digest:
+    """A digest a registry sent in a header; a malformed one is the registry's fault
+    (RegistryError), not the user's (ReferenceError_, exit 3)."""
+    try:
+        return Digest.parse(value.strip())
+    except ReferenceError_:
+        raise RegistryError(f"{what}: the registry sent an invalid Docker-Content-Digest {value[:80]!r}") from None
+
+
+def _not_json(what: str, response: Response) -> RegistryError:
+    ctype = mt.base_type(response.headers.get("content-type", "")) or "no Content-Type"
+    hint = " (is this a registry?)" if "html" in ctype else ""
+    return RegistryError(f"{what}: the answer is not JSON ({ctype}){hint}", status=response.status)
+
+
 def registry_error(method: str, url: str, status: int, body: bytes, what: str = "") -> RegistryError:
     """The error for a non-success response, of the right class, with one clear line."""
     errors = parse_oci_errors(body)
     detail = "; ".join(f"{e.code}: {e.message}" if e.message else e.code for e in errors)
-    subject = what or f"{method} {_redact(url)}"
+    detail = detail or _STATUS_MEANING.get(status, "")
+    subject = what or f"{method} {redact_url(url)}"
     message = f"{subject}: HTTP {status}" + (f" ({detail})" if detail else "")
     cls: type[RegistryError] = RegistryError
     if status in (401, 403):
@@ -289,7 +317,7 @@ def registry_error(method: str, url: str, status: int, body: bytes, what: str = 
         cls = NotFound
     elif status == 429:
         cls = Throttled
-    return cls(message, status=status, method=method, url=_redact(url), errors=errors)
+    return cls(message, status=status, method=method, url=redact_url(url), errors=errors)
 
 
 class Reply(Protocol):
@@ -307,8 +335,9 @@ class Reply(Protocol):
 class _HttpxReply:
     """httpx.Response behind the :class:`Reply` interface."""
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, timeouts: tuple[float, float] | None = None) -> None:
         self._response = response
+        self._timeouts = timeouts
         self.status = response.status_code
         self.headers = response.headers
         self.url = str(response.url)
@@ -322,7 +351,7 @@ class _HttpxReply:
         except StopAsyncIteration:
             return b""
         except (httpx.HTTPError, httpx.StreamError, OSError) as exc:
-            raise TransportError(f"{_redact(self.url)}: body truncated ({type(exc).__name__})") from exc
+            raise transport_error("GET", self.url, exc, timeouts=self._timeouts, during="(body truncated)") from exc
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
@@ -454,6 +483,10 @@ class RegistryClient:
         s = self.counters.statistics()
         return f"<RegistryClient {self.base_url} profile={self.profile.name} principal={self.principal!r} requests={s.requests}>"
 
+    @property
+    def _timeouts(self) -> tuple[float, float]:
+        return (self.settings.connect_timeout, self.settings.read_timeout)
+
     def want_push(self, repository: str) -> None:
         """Ask for pull,push tokens for ``repository`` from now on (saves a token request)."""
         self._push_repos.add(repository)
@@ -516,7 +549,7 @@ class RegistryClient:
                     f"answered HTTP {response.status}",
                     status=response.status,
                     method=request.method,
-                    url=_redact(request.url),
+                    url=redact_url(request.url),
                     errors=parse_oci_errors(response.body),
                 )
             token, lifetime = parse_token_response(response.body)
@@ -585,6 +618,7 @@ class RegistryClient:
             body_out = len(content) if isinstance(content, bytes) else 0
             request_content = content if isinstance(content, bytes) or content is None else self._count_out(kind, content)
             error: OcyncError | None = None
+            timed_out = False
             response: Reply | None = None
             signal = None
             # Blob bodies go over the wire; so do big byte bodies (httpcore's write loop
@@ -598,16 +632,15 @@ class RegistryClient:
                         response = await self._wire.request(method, url, req_headers, request_content)
                     else:
                         request = http.build_request(method, url, headers=req_headers, content=request_content)
-                        response = _HttpxReply(await http.send(request, stream=True))
+                        response = _HttpxReply(await http.send(request, stream=True), self._timeouts)
                 except (httpx.HTTPError, httpx.StreamError, OSError, TransportError) as exc:
                     self.counters.record(method, kind, None, 0, body_out)
                     self.counters.transport_errors += 1
-                    error = (
-                        exc
-                        if isinstance(exc, TransportError)
-                        else TransportError(f"{method} {_redact(url)}: {type(exc).__name__}: {str(exc)[:200]}")
-                    )
-                    if error is not exc:
+                    timed_out = is_timeout(exc)
+                    if isinstance(exc, TransportError):
+                        error = exc
+                    else:
+                        error = transport_error(method, url, exc, timeouts=self._timeouts)
                         error.__cause__ = exc
                 else:
                     status = response.status
@@ -616,10 +649,11 @@ class RegistryClient:
                     if not keep_open:
                         try:
                             cap = max_body if status in ok else MAX_ERROR_BODY
-                            body = await self._read_capped(response, cap, what=f"{method} {_redact(url)}")
+                            body = await self._read_capped(response, cap, what=f"{method} {redact_url(url)}")
                         except TransportError as exc:
                             self.counters.record(method, kind, status, 0, body_out)
                             self.counters.transport_errors += 1
+                            timed_out = is_timeout(exc)
                             error = exc
                         except ManifestError:
                             self.counters.record(method, kind, status, 0, body_out)
@@ -639,7 +673,10 @@ class RegistryClient:
                             self.controller.observe_budget(*budget)
             if error is not None:
                 attempt += 1
-                if not replayable or attempt >= self.settings.attempts:
+                # A host that did not answer in time rarely answers the next time: one retry
+                # (so a hung server costs 2 timeouts, not `attempts` of them).
+                limit = min(self.settings.attempts, TIMEOUT_ATTEMPTS) if timed_out else self.settings.attempts
+                if not replayable or attempt >= limit:
                     raise error
                 self.counters.retries += 1
                 await trio.sleep(self._backoff(attempt))
@@ -653,11 +690,11 @@ class RegistryClient:
                     await self.controller.wait_after_throttle(signal, throttles)
                 if not replayable or throttles > MAX_THROTTLE_RETRIES:
                     raise Throttled(
-                        f"{method} {_redact(url)}: throttled ({signal.reason})",
+                        f"{method} {redact_url(url)}: throttled ({signal.reason})",
                         retry_after=signal.retry_after,
                         status=status,
                         method=method,
-                        url=_redact(url),
+                        url=redact_url(url),
                     )
                 await self.controller.wait_after_throttle(signal, throttles)
                 continue
@@ -674,7 +711,7 @@ class RegistryClient:
                         await self._token_for(scopes, stale=sent_token)
                 if retry_auth:
                     if not replayable:
-                        raise _StaleToken(f"{method} {_redact(url)}: token rejected mid-transfer; restarting")
+                        raise _StaleToken(f"{method} {redact_url(url)}: token rejected mid-transfer; restarting")
                     continue
             if status >= 500 and status not in ok:
                 attempt += 1
@@ -685,7 +722,7 @@ class RegistryClient:
             if follow and status in REDIRECT_STATUSES and "location" in response.headers:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
-                    raise RegistryError(f"{method} {_redact(url)}: too many redirects", status=status)
+                    raise RegistryError(f"{method} {redact_url(url)}: too many redirects", status=status)
                 if stream:
                     await response.aclose()
                 url = str(httpx.URL(url).join(response.headers["location"]))
@@ -738,12 +775,13 @@ class RegistryClient:
             response = await self._exchange(
                 "tags_list", "GET", url, scopes=self._scopes(repository), ok=(200,), max_body=64 * 1024 * 1024
             )
+            what = f"listing tags of {self.name}/{repository}"
             if response.status != 200:
-                raise registry_error("GET", url, response.status, response.body, f"listing tags of {repository}")
+                raise registry_error("GET", url, response.status, response.body, what)
             try:
                 doc = json.loads(response.body)
-            except ValueError:
-                raise RegistryError(f"listing tags of {repository}: answer is not JSON") from None
+            except (ValueError, RecursionError):
+                raise _not_json(what, response) from None
             page = doc.get("tags") if isinstance(doc, dict) else None
             tags += [t for t in page or [] if isinstance(t, str)]
             url = _next_link(response.headers, url) or ""
@@ -766,7 +804,7 @@ class RegistryClient:
         if response.status == 404:
             return None
         if response.status != 200:
-            raise registry_error("HEAD", url, response.status, b"", f"manifest {repository}:{reference}")
+            raise registry_error("HEAD", url, response.status, b"", self._manifest_what(repository, reference))
         digest_text = response.headers.get("docker-content-digest")
         size_text = response.headers.get("content-length", "")
         media_type = mt.base_type(response.headers.get("content-type", ""))
@@ -774,13 +812,17 @@ class RegistryClient:
             # Some registries omit the digest on HEAD; a GET tells everything.
             manifest = await self.get_manifest(repository, reference)
             return ManifestHead(manifest.digest, manifest.media_type, manifest.size)
-        return ManifestHead(Digest.parse(digest_text), media_type, int(size_text))
+        digest = header_digest(digest_text, self._manifest_what(repository, reference))
+        return ManifestHead(digest, media_type, int(size_text))
+
+    def _manifest_what(self, repository: str, reference: str) -> str:
+        sep = "@" if ":" in reference else ":"
+        return f"manifest {self.name}/{repository}{sep}{reference}"
 
     async def get_manifest(self, repository: str, reference: str) -> Manifest:
         """The manifest's bytes as stored (verified against the digest when known)."""
         url = self.url(f"{repository}/manifests/{reference}")
-        sep = "@" if ":" in reference else ":"
-        what = f"manifest {self.name}/{repository}{sep}{reference}"
+        what = self._manifest_what(repository, reference)
         attempt = 0
         while True:
             attempt += 1
@@ -802,26 +844,30 @@ class RegistryClient:
                 if attempt < self.settings.attempts:
                     continue
                 raise TransportError(f"{what}: body truncated ({len(raw)} of {declared} bytes)")
+            content_type = response.headers.get("content-type", "")
+            if "html" in mt.base_type(content_type):
+                # A web server or login page, not a registry: say so rather than "digest mismatch".
+                raise ManifestError(f"{what}: the registry answered {mt.base_type(content_type)}, not a manifest "
+                                    f"(is {self.base_url} a registry?)")
             expected: Digest | None = None
             if ":" in reference:
                 expected = Digest.parse(reference)
-            header_digest = response.headers.get("docker-content-digest")
+            claimed_text = response.headers.get("docker-content-digest")
             try:
                 computed = Digest.of(raw, expected.algorithm if expected else "sha256")
-                if expected is not None and computed != expected:
-                    raise IntegrityError(f"{what}: digest mismatch: expected {expected}, computed {computed}")
-                if header_digest:
-                    claimed = Digest.parse(header_digest)
-                    if Digest.of(raw, claimed.algorithm) != claimed:
-                        raise IntegrityError(
-                            f"{what}: digest mismatch: Docker-Content-Digest says {claimed}, computed {Digest.of(raw, claimed.algorithm)}"
-                        )
+                if expected is not None:
+                    verify_manifest(raw, expected, what)
+                if claimed_text:
+                    verify_manifest(raw, header_digest(claimed_text, what), f"{what} (Docker-Content-Digest)")
             except IntegrityError:
                 if attempt < self.settings.attempts:
                     self.counters.retries += 1
                     continue
                 raise
-            return parse_manifest(raw, response.headers.get("content-type"), computed)
+            try:
+                return parse_manifest(raw, content_type or None, computed)
+            except ManifestError as exc:
+                raise ManifestError(f"{what}: {str(exc).removeprefix(f'manifest {computed.short}: ')}") from None
 
     async def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> Digest:
         """Store ``raw`` as is under ``reference`` (tag or digest); returns its digest."""
@@ -954,7 +1000,7 @@ class RegistryClient:
     def _location(self, response: Response, request_url: str) -> str:
         location = response.headers.get("location")
         if not location:
-            raise RegistryError(f"{_redact(request_url)}: HTTP {response.status} without a Location header")
+            raise RegistryError(f"{redact_url(request_url)}: HTTP {response.status} without a Location header")
         return str(httpx.URL(request_url).join(location)) if "://" not in location else location
 
     @asynccontextmanager

@@ -21,6 +21,7 @@ import httpx
 import trio
 
 from ocync.errors import TransportError
+from ocync.registry.neterrors import redact_url, transport_error
 
 # One receive of up to 256 KiB: fewer trips through h11 and the event loop per byte.
 RECEIVE_SIZE = 256 * 1024
@@ -107,14 +108,16 @@ class WireResponse:
                 event = conn.h11.next_event()
             except h11.RemoteProtocolError as exc:
                 await self._fail()
-                raise TransportError(f"GET {self._what}: body truncated ({exc})") from exc
+                raise transport_error("GET", self.url, exc, during="(body truncated)") from exc
             if event is h11.NEED_DATA:
                 try:
                     with trio.fail_after(timeout):
                         data = await conn.stream.receive_some(RECEIVE_SIZE)
                 except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as exc:
                     await self._fail()
-                    raise TransportError(f"{self._what}: body truncated ({type(exc).__name__})") from exc
+                    raise transport_error(
+                        "GET", self.url, exc, timeouts=self._pool.timeouts, during="(body truncated)"
+                    ) from exc
                 conn.h11.receive_data(data)  # type: ignore[arg-type]  # bytes-like is fine
                 continue
             if isinstance(event, h11.Data):
@@ -125,12 +128,7 @@ class WireResponse:
                 return b""
             if isinstance(event, h11.ConnectionClosed):
                 await self._fail()
-                raise TransportError(f"{self._what}: connection closed mid-body")
-
-    @property
-    def _what(self) -> str:
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}{parts.path}"
+                raise TransportError(f"{redact_url(self.url)}: connection closed mid-body")
 
     async def read_all(self, cap: int) -> bytes:
         parts: list[bytes] = []
@@ -186,6 +184,10 @@ class WirePool:
         self.connections_opened = 0
         self.connections_reused = 0
 
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
             context = ssl.create_default_context()
@@ -196,7 +198,7 @@ class WirePool:
             self._ssl = context
         return self._ssl
 
-    async def _connect(self, origin: Origin) -> _Connection:
+    async def _connect(self, origin: Origin, method: str = "GET", url: str = "") -> _Connection:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
@@ -218,7 +220,8 @@ class WirePool:
         except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
             if tcp is not None:
                 await _close_quietly(tcp)
-            raise TransportError(f"cannot connect to {origin.host_header}: {type(exc).__name__}: {exc}") from exc
+            where = url or f"{origin.scheme}://{origin.host_header}/"
+            raise transport_error(method, where, exc, timeouts=self.timeouts) from exc
         except BaseException:
             if tcp is not None:
                 await _close_quietly(tcp)
@@ -252,7 +255,7 @@ class WirePool:
         origin = Origin.of(url)
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn = await self._connect(origin)
+        conn = await self._connect(origin, method, url)
         head = [("Host", origin.host_header), ("User-Agent", self.user_agent)]
         head += [(k, v) for k, v in headers.items() if k.lower() not in ("host", "user-agent")]
         lowered = {k.lower() for k, _ in head}
@@ -285,13 +288,14 @@ class WirePool:
                     response_headers = httpx.Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers])
                     return WireResponse(self, conn, event.status_code, response_headers, url)
                 if isinstance(event, h11.ConnectionClosed):
-                    raise TransportError(f"{method} {_safe(url)}: server closed the connection without a response")
+                    raise TransportError(
+                        f"{redact_url(url)}: the server closed the connection without answering ({method})"
+                    )
         except BaseException as exc:
             await conn.aclose()
-            if isinstance(exc, (OSError, trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError)):
-                raise TransportError(f"{method} {_safe(url)}: {type(exc).__name__}: {str(exc)[:200]}") from exc
-            if isinstance(exc, trio.TooSlowError):
-                raise TransportError(f"{method} {_safe(url)}: timed out waiting for the response") from exc
+            if isinstance(exc, (OSError, trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError,
+                                trio.TooSlowError)):
+                raise transport_error(method, url, exc, timeouts=self.timeouts) from exc
             raise
 
     async def aclose(self) -> None:
@@ -317,11 +321,6 @@ async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
             await trio.aclose_forcefully(stream)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-
-
-def _safe(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 __all__ = ["RECEIVE_SIZE", "Origin", "WirePool", "WireResponse"]

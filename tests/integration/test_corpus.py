@@ -230,3 +230,17 @@ async def test_seed_mock_ghcr_with_token_auth() -> None:
         assert mock_stats["auth_leaks"] == 0
         assert mock_stats["by_kind"]["storage_get"] > 0  # blob GETs went through the redirect
         assert mock_stats["throttled"] == 0
+
+
+async def test_push_waits_out_ghcr_throttling() -> None:
+    from mockregistry import MockOptions, serve_mock
+
+    corpus = build_corpus(CorpusSpec(seed=23, namespace="carol", repositories=2, tags_per_repo=2))
+    options = MockOptions(
+        profile="ghcr", auth="token", users={"carol": "pat-c"}, rate_limit="40/1s", seed=3
+    )
+    async with serve_mock(options) as mock:
+        stats = await push_corpus(corpus, mock.url, username="carol", password="pat-c")
+        assert stats.throttled > 0  # the cap was hit, and every 429 was waited out and retried
+        assert mock.stats()["throttled"] == stats.throttled
+        assert await verify_corpus(corpus, mock.url, username="carol", password="pat-c") == []

@@ -60,17 +60,18 @@ def test_tally_counts_duplicates_mounts_and_throttles() -> None:
         _req("POST", f"/v2/m/a/blobs/uploads/?mount={DIGEST_A}&from=m/a", status=202),
         _req("PUT", f"/v2/m/a/blobs/uploads/u1?digest={DIGEST_A.replace(':', '%3A')}", 201),
         _req("POST", f"/v2/m/b/blobs/uploads/?mount={DIGEST_A}&from=m/a", status=201),
+        _req("POST", f"/v2/m/b/blobs/uploads/?mount={DIGEST_B}&from=m/b", status=201),  # probe
     ]
     run = tally(ToolRun("x", "cold", 1.0, 0, 1.0, tags=1), source, target, {DIGEST_A: 10})
-    assert run.requests == 8
-    assert (run.source_requests, run.target_requests) == (5, 3)
+    assert run.requests == 9
+    assert (run.source_requests, run.target_requests) == (5, 4)
     assert run.source_blob_gets == 3  # the 429 is not a GET that delivered the blob
     assert run.duplicate_blob_gets == 1  # DIGEST_A twice (from two repositories)
-    assert run.mounts == 1
+    assert run.mounts == 1  # the self-mount probe answered 201 is not a mount
     assert run.throttled == 1
     assert run.bytes_pulled == 25
     assert run.bytes_pushed == 10
-    assert run.by_kind["mount"] == 2
+    assert run.by_kind["mount"] == 3
 
 
 def test_ratios_per_phase() -> None:

@@ -152,6 +152,13 @@ class FakeRegistry:
             assert str(c.digest) in self.manifests.get(repo, {}), "child pushed after parent"
         self.add_manifest(repo, manifest.raw, manifest.media_type, None if ref.startswith("sha256:") else ref)
 
+    def want_push(self, repo: str) -> None:
+        pass
+
+    async def repository_exists(self, repo: str) -> bool:
+        await self._req("tags_list")
+        return repo in self.tags or repo in self.links
+
     async def head_blob(self, repo: str, desc: Descriptor) -> bool:
         await self._req("blob_head")
         return str(desc.digest) in self.links.get(repo, set())
@@ -278,7 +285,9 @@ async def test_cold_then_warm_dedup_and_mount(autojump_clock: trio.testing.MockC
     assert max(src.blob_gets.values()) == 1
     assert sum(src.blob_gets.values()) == len(set(src.blobs))
     assert rep.blobs_mounted >= 2
-    assert dst.calls["blob_head"] > 0  # ghcr-like: no self probe, HEAD first
+    # ghcr-like (no honest self-mount probe): the target repositories did not exist, so one
+    # tag-list request each replaces a HEAD per blob
+    assert dst.calls["blob_head"] == 0 and dst.calls["tags_list"] == 3
     # warm: nothing moves, <= 2 requests per tag per target
     src.calls.clear()
     dst.calls.clear()
@@ -484,12 +493,12 @@ async def test_immutable_tags_cost_no_request_once_known(autojump_clock: trio.te
     eng = await run([m], src, dst, cache=cache)
     reasons = {r.source: r.reason for r in eng.report.results}
     assert reasons == {"src/lib/a:1.0": "immutable tag present", "src/lib/a:latest": "unchanged"}
-    # one tag list + one HEAD for the mutable tag; nothing at all for the immutable one
+    # one tag list + one HEAD each side for the mutable tag; nothing for the immutable one
     assert dict(src.calls) == {"tags_list": 1, "manifest_head": 1}
-    assert sum(dst.calls.values()) == 0
+    assert dict(dst.calls) == {"manifest_head": 1}
 
 
-@pytest.mark.parametrize(("head_first", "heads", "gets"), [(True, 2, 1), (False, 0, 2)])
+@pytest.mark.parametrize(("head_first", "heads", "gets"), [(True, 1, 1), (False, 0, 2)])
 async def test_head_first_honoured(
     autojump_clock: trio.testing.MockClock, head_first: bool, heads: int, gets: int
 ) -> None:
@@ -501,6 +510,36 @@ async def test_head_first_honoured(
     m = mapping("m", "lib/a", [("dst", "lib/a")], head_first=head_first)
     eng = await run([m], src, dst)
     assert eng.report.count(ImageStatus.SKIPPED) == 1 and eng.report.count(ImageStatus.SYNCED) == 1
-    # HEAD first: a HEAD per tag, a GET only for the changed one; otherwise a GET per tag
+    # HEAD first: a HEAD for the tag the target has (to compare), a GET for the one it lacks
+    # (no HEAD: the GET is needed anyway); without HEAD first, a GET per tag
     assert src.calls["manifest_head"] == heads
     assert src.calls["manifest_get"] == gets
+
+
+async def test_existing_repository_gets_head_first(autojump_clock: trio.testing.MockClock) -> None:
+    src = FakeRegistry("src")
+    image(src, "lib/a", "1", [BASE, b"new"])
+    dst = FakeRegistry("dst", scope=MountScope.NAMESPACE, probe_ok=False, referrers=False)
+    dst.add_blob("org/a", BASE)  # the repository exists and already holds the base layer
+    eng = await run([mapping("m", "lib/a", [("dst", "org/a")])], src, dst)
+    assert eng.report.count(ImageStatus.SYNCED) == 1
+    assert dst.calls["blob_head"] == 3  # config, base, new
+    assert eng.report.blobs_skipped == 1 and eng.report.blobs_transferred == 2
+    assert src.blob_gets[_digest(BASE)] == 0
+
+
+async def test_platform_missing_warns_and_no_match_fails(autojump_clock: trio.testing.MockClock) -> None:
+    src = FakeRegistry("src")
+    multiarch(src, "lib/a", "1", BASE)
+    dst = FakeRegistry("dst")
+    some = mapping("m", "lib/a", [("dst", "x/a")],
+                   platforms=(Platform("linux", "arm64"), Platform("linux", "s390x")))
+    none = mapping("n", "lib/a", [("dst", "y/a")], platforms=(Platform("linux", "s390x"),))
+    eng = await run([some, none], src, dst)
+    by_target = {r.target: r for r in eng.report.results}
+    assert by_target["dst/x/a:1"].status is ImageStatus.SYNCED
+    assert any("src/lib/a:1" in w and "linux/s390x" in w for w in eng.report.warnings)
+    failed = by_target["dst/y/a:1"]
+    assert failed.status is ImageStatus.FAILED
+    assert "linux/amd64" in failed.reason and "linux/arm64" in failed.reason
+    assert eng.report.exit_code() == 1

@@ -1,4 +1,4 @@
-"""Multi-target staging: one download per digest, size budget, failures, cleanup."""
+"""Multi-target staging: one download per digest, size budget with LRU eviction, failures."""
 
 from __future__ import annotations
 
@@ -21,61 +21,62 @@ def _files(root: Path) -> list[Path]:
 
 
 def desc(data: bytes) -> Descriptor:
-    return Descriptor(
-        mt.OCI_LAYER_GZIP, Digest("sha256", hashlib.sha256(data).hexdigest()), len(data)
-    )
+    return Descriptor(mt.OCI_LAYER_GZIP, Digest("sha256", hashlib.sha256(data).hexdigest()), len(data))
 
 
-async def test_one_download_for_concurrent_users(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
-) -> None:
-    stage = BlobStage(tmp_path, size_limit=None)
-    data = b"x" * 1000
-    downloads = 0
-
+def writer(data: bytes, log: list[bytes] | None = None):  # type: ignore[no-untyped-def]
     async def download(path: Path) -> None:
-        nonlocal downloads
-        downloads += 1
+        if log is not None:
+            log.append(data)
         await trio.sleep(0.01)
         await trio.Path(path).write_bytes(data)
 
-    paths: list[Path | None] = []
+    return download
+
+
+async def test_one_download_for_concurrent_users(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    stage = BlobStage(tmp_path, size_limit=None)
+    data = b"x" * 1000
+    downloads: list[bytes] = []
+    seen: list[bytes] = []
 
     async def user() -> None:
-        paths.append(await stage.obtain(desc(data), download))
+        async with stage.use(desc(data), writer(data, downloads)) as path:
+            assert path is not None
+            seen.append(await trio.Path(path).read_bytes())
 
     async with trio.open_nursery() as nursery:
         for _ in range(4):
             nursery.start_soon(user)
-    assert downloads == 1
-    assert len({p for p in paths}) == 1 and paths[0] is not None and paths[0].read_bytes() == data
-    assert stage.statistics() == {
-        "staged_blobs": 1,
-        "staged_bytes": 1000,
-        "reuses": 3,
-        "refused_over_limit": 0,
-    }
+    assert len(downloads) == 1 and seen == [data] * 4
+    stats = stage.statistics()
+    assert (stats["staged_blobs"], stats["reuses"], stats["held_bytes"]) == (1, 3, 1000)
     stage.cleanup()
-    assert not paths[0].exists()
+    assert not _files(tmp_path)
 
 
-async def test_size_limit_refuses(tmp_path: Path) -> None:
-    stage = BlobStage(tmp_path, size_limit=1500)
+async def test_budget_evicts_unheld_least_recently_used(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    stage = BlobStage(tmp_path, size_limit=2500)
+    a, b, c = b"a" * 1000, b"b" * 1000, b"c" * 1000
+    async with stage.use(desc(a), writer(a)) as pa:
+        assert pa is not None
+        async with stage.use(desc(b), writer(b)) as pb:
+            assert pb is not None
+            # a and b are held: c cannot fit and is refused (the caller streams instead)
+            async with stage.use(desc(c), writer(c)) as pc:
+                assert pc is None
+        # b released: c evicts it (a is still held)
+        async with stage.use(desc(c), writer(c)) as pc:
+            assert pc is not None and pa.exists() and not pb.exists()
+    stats = stage.statistics()
+    assert stats["refused_over_limit"] == 1 and stats["evicted"] == 1
+    assert stats["held_bytes"] <= 2500
 
-    async def download(path: Path) -> None:
-        await trio.Path(path).write_bytes(b"y" * 1000)
 
-    assert await stage.obtain(desc(b"y" * 1000), download) is not None
-    assert await stage.obtain(desc(b"z" * 1000), download) is None  # would exceed 1500
-    assert stage.statistics()["refused_over_limit"] == 1
-
-
-async def test_failed_download_leaves_nothing(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
-) -> None:
+async def test_failed_download_leaves_nothing(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     stage = BlobStage(tmp_path, size_limit=None)
     d = desc(b"w" * 10)
-    results: list[Path | None | str] = []
+    results: list[str] = []
 
     async def failing(path: Path) -> None:
         await trio.Path(path).write_bytes(b"partial")
@@ -84,18 +85,20 @@ async def test_failed_download_leaves_nothing(
 
     async def first() -> None:
         try:
-            await stage.obtain(d, failing)
+            async with stage.use(d, failing):
+                pass
         except TransportError:
             results.append("raised")
 
     async def second() -> None:
         await trio.sleep(0.001)
-        results.append(await stage.obtain(d, failing))
+        async with stage.use(d, failing) as path:
+            results.append(str(path))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(first)
         nursery.start_soon(second)
-    assert sorted(map(str, results)) == ["None", "raised"]
+    assert sorted(results) == ["None", "raised"]
     assert not _files(tmp_path)
 
 
