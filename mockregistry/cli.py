@@ -30,9 +30,46 @@ def _user(text: str) -> tuple[str, str]:
 def _latency(text: str) -> tuple[float, float]:
     base, _, jitter = text.partition(":")
     try:
-        return float(base), float(jitter or 0)
+        values = float(base), float(jitter or 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MS or MS:JITTER, got {text!r}") from None
+        values = (-1.0, -1.0)
+    if not all(0.0 <= v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"expected MS or MS:JITTER (>= 0), got {text!r}")
+    return values
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _namespace(text: str) -> tuple[str, str]:
+    user, sep, namespace = text.partition(":")
+    if not sep or not user or not namespace:
+        raise argparse.ArgumentTypeError(f"expected USER:NAMESPACE, got {text!r}")
+    return user, namespace
+
+
+class _Parser(argparse.ArgumentParser):
+    """One line for a bad argument (exit 3, as ocync's invalid-arguments code), no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(3, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _rate(text: str) -> str:
@@ -56,17 +93,17 @@ def _probability(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocync-mockregistry",
+    parser = _Parser(prog="ocync-mockregistry",
                                      description="A real OCI registry for tests, with GHCR's quirks.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     serve = sub.add_parser("serve", help="run a mock registry in the foreground")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    serve.add_argument("--storage-port", type=int, default=0)
+    serve.add_argument("--port", type=_port, default=0, help="0 picks a free port")
+    serve.add_argument("--storage-port", type=_port, default=0)
     serve.add_argument("--profile", choices=["generic", "ghcr"], default="generic")
     serve.add_argument("--auth", choices=["none", "token"], default="none")
     serve.add_argument("--user", type=_user, action="append", default=[], metavar="NAME:TOKEN")
-    serve.add_argument("--namespace", action="append", default=[], metavar="USER:NAMESPACE",
+    serve.add_argument("--namespace", type=_namespace, action="append", default=[], metavar="USER:NAMESPACE",
                        help="let USER push under NAMESPACE too")
     serve.add_argument("--public", action="append", default=[], metavar="GLOB")
     serve.add_argument("--auth-file", type=Path, help="YAML with users, user_namespaces, public")
@@ -77,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--retry-after-header", action="store_true", default=None)
     serve.add_argument("--referrers-api", action="store_true", default=None)
     serve.add_argument("--count-rejected", action="store_true", default=None)
-    serve.add_argument("--tags-page-size", type=int)
+    serve.add_argument("--tags-page-size", type=_positive_int)
     serve.add_argument("--fault-rate", type=_probability, default=0.0, metavar="P")
     serve.add_argument("--reset-rate", type=_probability, default=0.0, metavar="P")
     serve.add_argument("--truncate-rate", type=_probability, default=0.0, metavar="P")
@@ -95,8 +132,13 @@ def _load_auth_file(path: Path) -> dict[str, Any]:
 
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise OptionsError(f"cannot read auth file {path}: {exc}") from None
+    except OSError as exc:
+        raise OptionsError(f"cannot read auth file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise OptionsError(f"auth file {path}{where}: invalid YAML: {reason}") from None
     if not isinstance(data, dict):
         raise OptionsError(f"auth file {path} must be a mapping with users/public/user_namespaces")
     return data
@@ -106,8 +148,7 @@ def options_from_args(args: argparse.Namespace) -> MockOptions:
     users = dict(args.user)
     public = list(args.public)
     namespaces: dict[str, list[str]] = {}
-    for item in args.namespace:
-        user, _, namespace = item.partition(":")
+    for user, namespace in args.namespace:
         namespaces.setdefault(user, []).append(namespace)
     if args.auth_file is not None:
         data = _load_auth_file(args.auth_file)
@@ -141,6 +182,10 @@ def options_from_args(args: argparse.Namespace) -> MockOptions:
         port=args.port,
         storage_port=args.storage_port,
     )
+    if args.storage is not None and args.storage.exists() and not args.storage.is_dir():
+        raise OptionsError(f"--storage {args.storage}: not a directory")
+    if args.access_log is not None and not args.access_log.parent.is_dir():
+        raise OptionsError(f"--access-log {args.access_log}: no such directory {args.access_log.parent}")
     options.resolve_profile()  # validate now, for a one-line error
     return options
 
@@ -161,6 +206,14 @@ async def run(options: MockOptions) -> None:
                 break
 
 
+def _os_error_line(exc: OSError, args: argparse.Namespace) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.filename:
+        return f"{exc.filename}: {reason}"
+    # No file: binding the listening socket failed (address in use, unknown host...).
+    return f"cannot listen on {args.host}:{args.port}: {reason}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -173,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ocync-mockregistry: error: {exc}", file=sys.stderr)
         return 3
     except OSError as exc:
-        print(f"ocync-mockregistry: error: {exc}", file=sys.stderr)
+        print(f"ocync-mockregistry: error: {_os_error_line(exc, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0

@@ -24,6 +24,7 @@ import math
 import os
 import random
 import sys
+import textwrap
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -510,7 +511,7 @@ def plot(result: ScenarioResult, path: Path) -> Path:
     top.axhline(result.numbers["cap_rate"], linestyle="--", color="grey", label="cap")
     top.set_ylabel("requests per second")
     top.legend(loc="lower right")
-    top.set_title(result.title)
+    top.set_title("\n".join(textwrap.wrap(result.title, 90)), fontsize=10)
     for key, series in sorted(samples.windows.items()):
         bottom.plot(samples.t, series, label=f"window '{key}'")
     bottom.set_ylabel("AIMD window (concurrency)")

@@ -184,7 +184,7 @@ def _print_report(report: RunReport, args: argparse.Namespace) -> None:
 
 def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
     loaded = load_config_file(args.config)
-    live = sys.stderr.isatty() and not args.json and not args.quiet
+    live = sys.stderr.isatty() and sys.stdout.isatty() and not args.json and not args.quiet
     progress = _LiveProgress() if live else None
     options = RunOptions(
         dry_run=bool(getattr(args, "dry_run", False)),

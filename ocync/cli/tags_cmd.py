@@ -22,7 +22,7 @@ from ocync.cli.copy_cmd import check_timeout
 from ocync.config import MappingConfig, RegistrySettings, load_config
 from ocync.engine.runner import client_settings
 from ocync.errors import ConfigError
-from ocync.oci.reference import parse_repository
+from ocync.oci.reference import is_valid_tag, parse_repository
 from ocync.oci.tagfilter import TagFilter, TagSelection, apply_filter
 from ocync.oci.version import parse_range
 from ocync.registry.client import ClientPool, ClientSettings
@@ -67,6 +67,9 @@ def build_filter(args: argparse.Namespace, base: TagFilter | None = None) -> Tag
     """The command-line flags over ``base`` (a mapping's effective filter), field by field."""
     flt = base or TagFilter()
     changes: dict[str, Any] = {}
+    for flag in ("glob", "exclude", "include"):
+        if any(not p.strip() for p in getattr(args, flag) or ()):
+            raise ConfigError(f"--{flag}: empty pattern")
     if args.glob:
         changes["glob"] = tuple(args.glob)
     if args.semver is not None:
@@ -86,6 +89,8 @@ def build_filter(args: argparse.Namespace, base: TagFilter | None = None) -> Tag
             raise ConfigError("--latest must be at least 1")
         changes["latest"] = args.latest
     if args.min_tags is not None:
+        if args.min_tags < 0:
+            raise ConfigError("--min-tags must be 0 or more")
         changes["min_tags"] = args.min_tags
     if args.no_builtin_excludes:
         changes["builtin_soft_excludes"] = False
@@ -118,10 +123,22 @@ def render_text(repo: str, selection: TagSelection, verbose: int = 0) -> str:
 def read_tag_lines(path: str) -> list[str]:
     """Tags from a file or stdin: one per line, blank lines and ``#`` comments ignored."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"--tags-from {path}: {exc.strerror or exc}") from None
-    return [t.strip() for t in text.splitlines() if t.strip() and not t.startswith("#")]
+    except UnicodeDecodeError:
+        raise ConfigError(f"--tags-from {path}: not UTF-8 text (one tag per line)") from None
+    tags = []
+    for number, line in enumerate(text.splitlines(), 1):
+        tag = line.strip()
+        if not tag or tag.startswith("#"):
+            continue
+        if not is_valid_tag(tag):
+            raise ConfigError(f"--tags-from {path}:{number}: {tag[:60]!r} is not a tag "
+                              "(letters, digits, '_', '.', '-', at most 128)")
+        tags.append(tag)
+    return tags
 
 
 def client_address(registry: RegistrySettings | None, host: str) -> str:

@@ -97,6 +97,11 @@ def normalise_registry(host: str) -> str:
     return host
 
 
+def is_valid_tag(tag: str) -> bool:
+    """A tag per the distribution spec: ``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``."""
+    return _TAG_RE.fullmatch(tag) is not None
+
+
 def parse_reference(text: str) -> Reference:
     """Parse ``text`` into a normalised :class:`Reference`; one-line error on bad input."""
     if not text or text != text.strip():
@@ -120,7 +125,7 @@ def parse_reference(text: str) -> Reference:
     colon = remainder.rfind(":")
     if colon > last_slash:
         remainder, tag = remainder[:colon], remainder[colon + 1 :]
-        if not _TAG_RE.match(tag):
+        if not is_valid_tag(tag):
             raise ReferenceError_(
                 f"invalid reference {text!r}: bad tag {tag!r} "
                 "(letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-')"
@@ -168,6 +173,7 @@ __all__ = [
     "DOCKER_HUB_API",
     "Reference",
     "is_loopback_host",
+    "is_valid_tag",
     "normalise_registry",
     "parse_reference",
     "parse_repository",

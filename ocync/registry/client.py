@@ -533,7 +533,11 @@ class RegistryClient:
             if stale is not None:
                 self._tokens.invalidate(stale)
             assert self._challenge is not None
-            request = token_request(self._challenge, scopes, self.credential)
+            failed = f"authentication to {self.name} failed ({self.credential.source})"
+            try:
+                request = token_request(self._challenge, scopes, self.credential)
+            except Unauthorized as exc:
+                raise Unauthorized(f"{failed}: {exc}") from None
             response = await self._exchange(
                 "token",
                 request.method,
@@ -545,14 +549,16 @@ class RegistryClient:
             )
             if response.status != 200:
                 raise Unauthorized(
-                    f"authentication to {self.name} failed ({self.credential.source}): token endpoint "
-                    f"answered HTTP {response.status}",
+                    f"{failed}: token endpoint answered HTTP {response.status}",
                     status=response.status,
                     method=request.method,
                     url=redact_url(request.url),
                     errors=parse_oci_errors(response.body),
                 )
-            token, lifetime = parse_token_response(response.body)
+            try:
+                token, lifetime = parse_token_response(response.body)
+            except Unauthorized as exc:
+                raise Unauthorized(f"{failed}: {exc} ({redact_url(request.url)})") from None
             self._tokens.put(scopes, token, lifetime, trio.current_time())
             return token
 

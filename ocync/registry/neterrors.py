@@ -110,8 +110,9 @@ def describe(exc: BaseException, timeouts: tuple[float, float] | None = None) ->
             if "illegal status line" in text or "malformed" in text.lower():
                 return "the answer is not HTTP (is this a registry port?)"
             return f"invalid HTTP from the server ({text[:120]})"
-        if isinstance(e, trio.BrokenResourceError | trio.ClosedResourceError | httpx.ReadError):
-            return "the connection broke"
+        if isinstance(e, trio.BrokenResourceError | trio.ClosedResourceError | httpx.NetworkError):
+            text = str(e)[:120]
+            return f"the connection broke ({text})" if text else "the connection broke"
     text = str(exc)[:160]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

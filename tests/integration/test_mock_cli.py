@@ -46,12 +46,19 @@ def test_serve_prints_url_and_stops_cleanly(signum: signal.Signals, tmp_path: Pa
         pytest.param(["--fault-rate", "2"], id="bad-probability"),
         pytest.param(["--user", "nocolon"], id="bad-user"),
         pytest.param(["--latency", "x"], id="bad-latency"),
+        pytest.param(["--latency", "-5"], id="negative-latency"),
+        pytest.param(["--port", "99999"], id="port-out-of-range"),
+        pytest.param(["--namespace", "nocolon"], id="bad-namespace"),
+        pytest.param(["--tags-page-size", "-1"], id="bad-page-size"),
+        pytest.param(["--profile", "nope"], id="bad-profile"),
     ],
 )
 def test_serve_rejects_bad_arguments(args: list[str]) -> None:
     result = subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=20)
-    assert result.returncode == 2 and result.stdout == ""
-    assert "error" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 3 and result.stdout == ""
+    assert result.stderr.startswith("ocync-mockregistry") and ": error: " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr  # one line, no usage dump
 
 
 def test_serve_missing_auth_file_is_one_line(tmp_path: Path) -> None:

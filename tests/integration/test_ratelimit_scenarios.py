@@ -37,7 +37,7 @@ async def test_known_cap_zero_429s_at_90_percent() -> None:
 async def test_unknown_cap_few_429s_high_utilisation(tmp_path: Path) -> None:
     # The first wall costs one volley of 429s (the requests in flight when it is met), so this
     # one runs a little longer than the others for the 2% to mean something.
-    result = await scenario_unknown_cap(operations=500, tasks=8, cap="200/2s", seed=1)
+    result = await scenario_unknown_cap(operations=700, tasks=8, cap="200/2s", seed=1)
     assert not result.numbers["errors"], _explain(result)
     assert result.numbers["throttled"] > 0  # the client was not told: it met the cap
     assert result.numbers["throttled_pct"] <= 2.0, _explain(result)
@@ -49,7 +49,7 @@ async def test_unknown_cap_few_429s_high_utilisation(tmp_path: Path) -> None:
 
 async def test_unknown_cap_estimated_when_the_announcement_is_ignored() -> None:
     result = await scenario_unknown_cap(
-        operations=500, tasks=8, cap="200/2s", seed=2, learning="estimated"
+        operations=800, tasks=8, cap="200/2s", seed=2, learning="estimated"
     )
     assert not result.numbers["errors"], _explain(result)
     assert result.numbers["cap_source"] == "estimated", _explain(result)

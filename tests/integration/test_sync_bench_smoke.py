@@ -85,6 +85,17 @@ def test_ratios_per_phase() -> None:
     assert got["cold_wall_ratio"] == 0.25
     assert got["ocync_warm_requests_per_tag"] == 1.5
     assert "warm_request_ratio" not in got  # no skopeo warm run to compare with
+    assert "cold_wall_ratio_median" not in got  # one cold sample only
+
+
+def test_ratios_median_of_cold_samples() -> None:
+    runs = []
+    for phase, ocync_wall in (("cold", 3.0), ("cold#2", 1.0), ("cold#3", 2.0)):
+        runs.append(ToolRun("ocync", phase, ocync_wall, 0, 1.0, tags=4, requests=50))
+        runs.append(ToolRun("skopeo", phase, 4.0, 0, 1.0, tags=4, requests=100))
+    got = ratios(runs)
+    assert got["cold_wall_ratio_median"] == 0.5
+    assert got["cold_request_ratio_median"] == 0.5
 
 
 def test_cold_sync_ocync_fewer_requests_than_skopeo(tmp_path: Path, skopeo: str) -> None:

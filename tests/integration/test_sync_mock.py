@@ -348,3 +348,31 @@ async def test_cli_unreachable_registry_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
     [line] = out.stderr.strip().splitlines()
     assert line.startswith(("ocync: error: registry src (http://127.0.0.1:", "ocync: error: registry dst (http://127.0.0.1:"))
+
+
+async def test_ghcr_cross_namespace_uploads_per_namespace_pulls_once(tmp_path: Path) -> None:
+    """GHCR mounts only inside one namespace: the same repositories mirrored into two orgs
+    upload each blob once per org, never try a cross-org mount, and pull each blob from the
+    source once (staged between the two uploads)."""
+    corpus = build_corpus(CorpusSpec(seed=19, repositories=2, tags_per_repo=1, shared_base_layers=1))
+    async with mock_pair() as pair:
+        await push_corpus(corpus, pair.src.url)
+        pair.src.reset_stats()
+        repos = sorted(corpus.repos)
+        maps = corpus_mappings(repos, "mirror") + [
+            MappingSpec(name=f"{r} other", source="src", source_repo=r,
+                        targets=(TargetRepo("dst", f"other/{r.split('/', 1)[1]}"),))
+            for r in repos
+        ]
+        report = await engine_sync(pair.src.url, pair.dst.url, maps, cache=TransferCache(),
+                                   stage_dir=tmp_path / "stage")
+        assert report.count(ImageStatus.FAILED) == 0, report.render_text()
+        for ns in ("mirror", "other"):
+            repo_map = {r: f"{ns}/{r.split('/', 1)[1]}" for r in repos}
+            assert await verify_corpus(corpus, pair.dst.url, username="alice", password=TOKEN,
+                                       repo_map=repo_map) == []
+        dst = pair.dst.stats()["by_kind"]
+        assert dst["upload_patch"] == 2 * len(corpus.blobs)  # once per namespace
+        per_repo = sum(len(corpus.repo_blobs(r)) for r in repos)
+        assert dst["mount"] == 2 * (per_repo - len(corpus.blobs))  # only inside a namespace
+        assert pair.src.stats()["by_kind"]["blob_get"] == len(corpus.blobs)  # pulled once

@@ -153,6 +153,7 @@ async def _check(spec: CorpusSpec, flt: dict[str, Any], source_url: str | None) 
         seed_note = f"corpus seed {spec.seed}, filter {flt}"
         assert report.count(ImageStatus.FAILED) == 0, report.render_text() + seed_note
         store = dst.store
+        expected_tags: dict[str, set[str]] = {}
         for image in corpus.images:
             target_repo = f"mirror/{image.repo.split('/', 1)[1]}"
             wanted = any(fnmatch.fnmatchcase(image.tag, g) for g in flt["glob"]) and not any(
@@ -164,6 +165,7 @@ async def _check(spec: CorpusSpec, flt: dict[str, Any], source_url: str | None) 
                 assert got is None, f"{target_repo}:{image.tag} should not be there ({seed_note})"
                 continue
             assert got is not None, f"{target_repo}:{image.tag} missing ({seed_note})"
+            expected_tags.setdefault(target_repo, set()).add(image.tag)
             source_bytes = corpus.manifests[image.digest].data
             target_bytes = store.read_content(got)
             assert sha256_digest(target_bytes) == got
@@ -176,7 +178,10 @@ async def _check(spec: CorpusSpec, flt: dict[str, Any], source_url: str | None) 
                 for ref in image.referrers:  # referrers follow an untouched subject
                     assert ref in repo.manifests and store.read_content(ref) == corpus.manifests[ref].data
                 if image.referrers:  # ghcr: no referrers API -> the tag-schema fallback
-                    assert "sha256-" + image.digest[7:] in repo.tags
+                    expected_tags[target_repo].add("sha256-" + image.digest[7:])
+        # exactly the expected tags, nothing more, in exactly the expected repositories
+        actual_tags = {n: set(store.repos[n].tags) for n in store.repository_names() if store.repos[n].tags}
+        assert actual_tags == expected_tags, seed_note
         assert dangling(store) == [], seed_note
         # every unique blob the target holds was fetched from the source exactly once
         held = {b for name in store.repository_names() for b in store.repos[name].blobs}

@@ -25,8 +25,9 @@ from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.plan import MountScope
 from ocync.engine.report import ImageStatus
 from ocync.engine.staging import BlobStage
-from ocync.errors import NotFound, RegistryError, TransportError
+from ocync.errors import NotFound, OCIErrorEntry, RegistryError, TransportError
 from ocync.oci import mediatypes as mt
+from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
 from ocync.oci.platform import Platform
 from ocync.oci.tagfilter import TagFilter
@@ -66,8 +67,6 @@ class FakeRegistry:
         d = _digest(data)
         self.blobs[d] = data
         self.links.setdefault(repo, set()).add(d)
-        from ocync.oci.digest import Digest
-
         return Descriptor(mt.OCI_LAYER_GZIP, Digest.parse(d), len(data))
 
     def add_manifest(self, repo: str, raw: bytes, media_type: str, tag: str | None = None) -> str:
@@ -146,7 +145,7 @@ class FakeRegistry:
             if str(b.digest) not in self.links.get(repo, set()):
                 raise RegistryError(
                     "blob unknown", status=400, method="PUT",
-                    errors=[__import__("ocync.errors").errors.OCIErrorEntry("MANIFEST_BLOB_UNKNOWN")],
+                    errors=[OCIErrorEntry("MANIFEST_BLOB_UNKNOWN")],
                 )
         for c in m.manifests:
             assert str(c.digest) in self.manifests.get(repo, {}), "child pushed after parent"
@@ -543,3 +542,17 @@ async def test_platform_missing_warns_and_no_match_fails(autojump_clock: trio.te
     assert failed.status is ImageStatus.FAILED
     assert "linux/amd64" in failed.reason and "linux/arm64" in failed.reason
     assert eng.report.exit_code() == 1
+
+
+async def test_tag_deleted_at_target_is_restored_despite_cache(autojump_clock: trio.testing.MockClock) -> None:
+    src = FakeRegistry("src")
+    image(src, "lib/a", "1", [BASE])
+    dst = FakeRegistry("dst")
+    m = mapping("m", "lib/a", [("dst", "lib/a")])
+    cache = TransferCache()
+    await run([m], src, dst, cache=cache)
+    del dst.tags["lib/a"]["1"]  # someone deleted the tag at the target
+    eng = await run([m], src, dst, cache=cache)
+    assert eng.report.count(ImageStatus.SYNCED) == 1
+    assert dst.holds_tag("lib/a", "1") == src.holds_tag("lib/a", "1")
+    assert eng.report.blobs_transferred == 0  # the blobs are still there: cache hits

@@ -1,0 +1,461 @@
+"""Hardening: every command, fed what a careless or unlucky user feeds it, answers with one
+line naming the culprit, the documented exit code (0 ok, 1 partial, 2 failure, 3 invalid
+config/arguments, 4 auth, 130 interrupted), never a traceback and never a secret.
+
+Most cases run in-process through ``ocync.cli.main.main`` (fast); a few run the real console
+script in a subprocess to prove what the user's terminal shows (closed stdout, Ctrl-C, -vv).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from ocync.cli.main import _report, main
+from ocync.errors import NotFound, TransportError, Unauthorized
+from ocync.registry.auth import AuthSettings
+from ocync.registry.client import ClientSettings, RegistryClient
+from stress.mockproc import MockProcess
+
+sys.path.insert(0, str(Path(__file__).parent))
+from imageseed import make_index, push_image  # noqa: E402
+
+PAT = "PAT-alice-0123456789-SECRET"
+WRONG = "WRONG-password-SECRET"
+OCYNC = [sys.executable, "-m", "ocync"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``ocync ARGV`` in-process -> (exit code, stdout, stderr)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse usage errors exit through parser.exit()
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error(err: str, *fragments: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ocync: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- servers that are not registries ------------------------------------------------------------
+
+
+class OddServer:
+    """A loopback TCP server answering every connection the same odd way (in a thread)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = int(self.sock.getsockname()[1])
+        self.host = f"127.0.0.1:{self.port}"
+        self.accepted = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                request = conn.recv(65536)
+                self.accepted.set()
+                if self.mode == "hang":
+                    self.stop.wait(30)
+                elif self.mode == "garbage":
+                    conn.sendall(b"\x00\x01 SSH-2.0-not-http\r\n\r\n")
+                elif self.mode == "html":
+                    body = b"<html><body>Welcome to nginx!</body></html>"
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (len(body), body))
+                elif self.mode == "badrealm" and not request.startswith(b"GET /token"):
+                    challenge = f'Bearer realm="http://{self.host}/token",service="x"'.encode()
+                    conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: %s\r\nContent-Length: 0\r\n\r\n"
+                                 % challenge)
+                elif self.mode == "badrealm":  # the token endpoint is a login page
+                    body = b"<html>Sign in</html>"
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (len(body), body))
+                elif self.mode == "denied":
+                    body = b'{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}'
+                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                # "close": say nothing at all
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def odd() -> Iterator[dict[str, OddServer]]:
+    servers = {m: OddServer(m) for m in ("hang", "garbage", "html", "denied", "close", "badrealm")}
+    yield servers
+    for server in servers.values():
+        server.close()
+
+
+# -- a token-auth mock registry with one image, in its own process --------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[str]:
+    """host:port of a ghcr-profile mock (token auth, alice's PAT) holding alice/app:1.0."""
+    with MockProcess(["--profile", "ghcr", "--auth", "token", "--user", f"alice:{PAT}", "--public", "pub/*"]) as mock:
+        host = mock.url.removeprefix("http://")
+
+        async def seed() -> None:
+            auth = AuthSettings(kind="basic", username="alice", password=PAT)
+            async with RegistryClient(host, ClientSettings(auth=auth)) as client:
+                await push_image(client, "alice/app", make_index(random.Random(7), "1.0"))
+
+        trio.run(seed)
+        yield host
+
+
+def docker_config(tmp_path: Path, host: str, password: str) -> Path:
+    auth = base64.b64encode(f"alice:{password}".encode()).decode()
+    path = tmp_path / "docker" / "config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+    return path
+
+
+# -- arguments -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        pytest.param(["copy"], ["required: SRC, DST"], id="copy-no-args"),
+        pytest.param(["copy", "--bogus", "a", "b"], ["unrecognized arguments: --bogus"], id="unknown-flag"),
+        pytest.param(["bogus"], ["invalid choice: 'bogus'"], id="unknown-command"),
+        pytest.param(["copy", "a:b:c", "x"], ["invalid reference 'a:b:c'"], id="two-colons"),
+        pytest.param(["copy", "a@sha256:zz", "x"], ["invalid digest 'sha256:zz'"], id="bad-digest"),
+        pytest.param(["copy", "Bad//ref", "x"], ["invalid reference 'Bad//ref'"], id="empty-component"),
+        pytest.param(["copy", "https://ghcr.io/o/a:1", "x"], ["no https://", "'ghcr.io/o/a:1'"], id="url-not-reference"),
+        pytest.param(["copy", "--retries", "0", "a", "b"], ["--retries must be at least 1"], id="retries-0"),
+        pytest.param(["copy", "--timeout", "nan", "a", "b"], ["--timeout must be a positive"], id="timeout-nan"),
+        pytest.param(["copy", "--authfile", "/nonexistent/auth.json", "a", "b"],
+                     ["--authfile /nonexistent/auth.json: no such file"], id="authfile-missing"),
+        pytest.param(["copy", "--platform", "Linux", "a", "b"], ["invalid platform 'Linux'"], id="bad-platform"),
+        pytest.param(["tags", "x", "--latest", "2"], ["--latest needs --sort"], id="latest-without-sort"),
+        pytest.param(["tags", "x", "--semver", ">>1"], ["--semver: invalid semver range"], id="bad-semver"),
+        pytest.param(["tags", "x:tag"], ["must not have a tag"], id="tags-with-tag"),
+        pytest.param(["tags", "x", "--min-tags", "-1", "--tags-from", "/dev/null"], ["--min-tags must be 0"],
+                     id="negative-min-tags"),
+        pytest.param(["tags", "x", "--exclude", " ", "--tags-from", "/dev/null"], ["--exclude: empty pattern"],
+                     id="empty-exclude"),
+        pytest.param(["tags", "x", "--tags-from", "/"], ["--tags-from /: Is a directory"], id="tags-from-dir"),
+        pytest.param(["validate", "/nonexistent.yaml"], ["/nonexistent.yaml: no such file"], id="missing-config"),
+        pytest.param(["sync", "-c", "/nonexistent.yaml"], ["/nonexistent.yaml: no such file"], id="sync-missing"),
+        pytest.param(["analyze", "-c", "/"], ["/: cannot read"], id="analyze-directory"),
+    ],
+)
+def test_bad_arguments_are_one_line_exit_3(
+    capsys: pytest.CaptureFixture[str], argv: list[str], fragments: list[str]
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 3 and out == ""
+    one_error(err, *fragments)
+
+
+def test_group_command_without_subcommand_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "auth")
+    assert code == 3 and out == ""
+    assert err.startswith("ocync: error: 'auth' needs a subcommand\nusage: ocync auth ")
+    assert "check" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        pytest.param(b"v1\n\xe4\xff\x00\n", "not UTF-8 text", id="binary"),
+        pytest.param(b"v1\n# comment\n\n v2 \nbad tag\n", ":5: 'bad tag' is not a tag", id="bad-tag"),
+    ],
+)
+def test_tags_from_a_garbage_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, fragment: str
+) -> None:
+    path = tmp_path / "tags.txt"
+    path.write_bytes(content)
+    code, out, err = run(capsys, "tags", "x", "--tags-from", str(path))
+    assert code == 3 and out == ""
+    one_error(err, f"--tags-from {path}", fragment)
+
+
+# -- config files --------------------------------------------------------------------------------
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments", "secret"),
+    [
+        pytest.param(b"\x8f\x00\xff" * 100, ["cannot read", "utf-8"], None, id="binary"),
+        pytest.param(BOMB.encode(), ["more than 200000 values", "alias bomb"], None, id="alias-bomb"),
+        pytest.param(b"- a\n- b\n", ["must be a mapping"], None, id="a-list"),
+        pytest.param(b"registries: {r: {url: 'https://bob:hunter2-SECRET@quay.io'}}\nmappings: []\n",
+                     ["registries.r.url", "credentials in the url"], "hunter2-SECRET", id="url-userinfo"),
+        pytest.param(b"registries: {r: {url: quay.io, credentials: 'bob:hunter2-SECRET'}}\nmappings: []\n",
+                     ["registries.r.credentials"], "hunter2-SECRET", id="credentials-as-string"),
+        pytest.param(b"registries: {r: {url: quay.io, token: [tok-SECRET]}}\nmappings: []\n",
+                     ["registries.r.token"], "tok-SECRET", id="token-as-list"),
+    ],
+)
+def test_garbage_config_is_one_line_exit_3(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, fragments: list[str],
+    secret: str | None,
+) -> None:
+    path = tmp_path / "ocync.yaml"
+    path.write_bytes(content)
+    started = time.monotonic()
+    for command in (["validate", str(path)], ["sync", "--dry-run", "-c", str(path)]):
+        code, out, err = run(capsys, *command)
+        assert code == 3 and out == "", (command, out)
+        one_error(err, *fragments)
+        if secret is not None:
+            assert secret not in err
+    assert time.monotonic() - started < 20  # the alias bomb is refused, not expanded
+
+
+def test_a_file_that_is_no_config_at_all_gives_a_bounded_answer(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "passwd"
+    path.write_text("".join(f"user{i}:x:{i}:{i}::\n" for i in range(500)))  # shadow-like: keys
+    code, out, err = run(capsys, "validate", str(path))
+    lines = err.strip().splitlines()
+    assert code == 3 and out == "" and len(lines) == 21 and "Traceback" not in err
+    assert lines[-1] == f"ocync: error: {path}: ... and 480 more problems (is this an ocync config?)"
+
+
+# -- the network ---------------------------------------------------------------------------------
+
+
+def test_connection_refused_names_the_host(capsys: pytest.CaptureFixture[str]) -> None:
+    port = closed_port()
+    code, out, err = run(capsys, "copy", "--retries", "1", f"127.0.0.1:{port}/a/b:1", "127.0.0.1:1/c/d")
+    assert code == 2 and out == ""
+    one_error(err, f"127.0.0.1:{port}: connection refused (GET /v2/a/b/manifests/1)")
+
+
+def test_unresolvable_host_names_the_host(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "copy", "--retries", "1", "no-such-host.invalid/a/b:1", "127.0.0.1:1/c/d")
+    assert code == 2 and out == ""
+    one_error(err, "no-such-host.invalid: cannot resolve the host name")
+
+
+@pytest.mark.parametrize(
+    ("mode", "code", "fragment"),
+    [
+        pytest.param("garbage", 2, "the answer is not HTTP", id="not-http"),
+        pytest.param("html", 2, "the registry answered text/html, not a manifest", id="html"),
+        pytest.param("denied", 4, "HTTP 403 (DENIED: requested access to the resource is denied)", id="denied"),
+        pytest.param("close", 2, "closed the connection without answering", id="silent-close"),
+        pytest.param("hang", 2, "no answer within 0.3 s", id="hang"),
+        pytest.param("badrealm", 4, "failed (anonymous): token endpoint answered something that is not JSON",
+                     id="token-endpoint-html"),
+    ],
+)
+def test_copy_from_a_server_that_is_no_registry(
+    capsys: pytest.CaptureFixture[str], odd: dict[str, OddServer], mode: str, code: int, fragment: str
+) -> None:
+    host = odd[mode].host
+    started = time.monotonic()
+    got, out, err = run(capsys, "copy", "--retries", "2", "--timeout", "0.3", f"{host}/a/b:1", "127.0.0.1:1/c/d")
+    assert got == code and out == ""
+    line = one_error(err, fragment)
+    assert host in line
+    assert time.monotonic() - started < 10  # a hung server costs two timeouts, not five
+
+
+@pytest.mark.parametrize(
+    ("mode", "code", "fragment"),
+    [
+        pytest.param("html", 2, "the answer is not JSON (text/html) (is this a registry?)", id="html"),
+        pytest.param("denied", 4, "listing tags of", id="denied"),
+    ],
+)
+def test_tags_from_a_server_that_is_no_registry(
+    capsys: pytest.CaptureFixture[str], odd: dict[str, OddServer], mode: str, code: int, fragment: str
+) -> None:
+    host = odd[mode].host
+    got, out, err = run(capsys, "tags", f"{host}/a/b", "--timeout", "2")
+    assert got == code and out == ""
+    one_error(err, fragment, f"{host}/a/b")
+
+
+def test_sync_with_an_unreachable_source_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, odd: dict[str, OddServer]
+) -> None:
+    port = closed_port()
+    config = tmp_path / "ocync.yaml"
+    config.write_text(
+        f"global: {{cache_dir: {tmp_path / 'cache'}}}\n"
+        f"registries:\n  src: {{url: '127.0.0.1:{port}'}}\n  dst: {{url: '{odd['html'].host}'}}\n"
+        "mappings:\n  - {from: a/b, source: src, targets: [dst]}\n"
+    )
+    code, out, err = run(capsys, "sync", "--dry-run", "-c", str(config))
+    assert code == 2 and out == ""
+    one_error(err, "registry src", f"127.0.0.1:{port}: connection refused")
+
+
+# -- a real registry: auth failures, missing things, secrets ---------------------------------------
+
+
+def test_registry_answers_map_to_exit_codes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = registry
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "empty"))
+    code, _, err = run(capsys, "copy", f"{host}/alice/app:1.0", f"{host}/alice/copy")  # anonymous push
+    assert code == 4
+    one_error(err, f"authentication to {host} failed (anonymous)")
+
+    code, _, err = run(capsys, "copy", f"{host}/pub/nothing:1", f"{host}/alice/copy")
+    assert code == 2
+    one_error(err, f"manifest {host}/pub/nothing:1: HTTP 404")
+
+    good = docker_config(tmp_path / "good", host, PAT)
+    code, _, err = run(capsys, "copy", "--authfile", str(good), f"{host}/alice/app:nope", f"{host}/alice/copy")
+    assert code == 2
+    one_error(err, "MANIFEST_UNKNOWN")
+
+    code, _, err = run(capsys, "copy", "--authfile", str(good), f"{host}/alice/app:1.0", f"{host}/bob/copy")
+    assert code == 4  # alice may not push into bob's namespace
+    one_error(err, f"{host}/bob/copy@sha256:", "HTTP 403")
+
+
+def test_secrets_never_reach_the_terminal(tmp_path: Path, registry: str) -> None:
+    """Wrong and right passwords, from a docker config and from a config file, with -vv and
+    --json: neither the password nor any bearer token shows up anywhere."""
+    host = registry
+    env = dict(os.environ, DOCKER_CONFIG=str(docker_config(tmp_path / "bad", host, WRONG).parent))
+    bad = subprocess.run([*OCYNC, "copy", "-vv", f"{host}/alice/app:1.0", f"{host}/alice/copy"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 4, bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith(f"ocync: error: authentication to {host} failed")
+
+    good = docker_config(tmp_path / "good", host, PAT)
+    ok = subprocess.run([*OCYNC, "copy", "-vv", "--json", "--authfile", str(good), f"{host}/alice/app:1.0",
+                         f"{host}/alice/copy:1.0"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["destination"] == f"{host}/alice/copy:1.0"
+    assert "HTTP Request: GET" in ok.stderr  # -vv really logged the requests
+
+    config = tmp_path / "ocync.yaml"
+    config.write_text(f"registries:\n  r: {{url: '{host}', token: '${{TOKEN}}'}}\n"
+                      "mappings:\n  - {from: alice/app, to: alice/other, source: r, targets: [r]}\n")
+    env = dict(os.environ, TOKEN=PAT)
+    tags = subprocess.run([*OCYNC, "tags", "-vv", "--json", "-c", str(config), f"{host}/alice/app"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert tags.returncode == 0 and json.loads(tags.stdout)["tags"] == ["1.0"], tags.stderr
+    expand = subprocess.run([*OCYNC, "expand", str(config), "--json"], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert expand.returncode == 0 and json.loads(expand.stdout)["registries"]["r"]["token"] == "${TOKEN}"
+
+    for result in (bad, ok, tags, expand):
+        text = result.stdout + result.stderr
+        assert PAT not in text and WRONG not in text
+        assert "Bearer " not in text and "Authorization" not in text
+        assert "Traceback" not in text
+
+
+# -- the terminal: closed stdout, Ctrl-C ----------------------------------------------------------
+
+
+def test_closed_stdout_is_one_line_not_a_traceback() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `ocync ... | head -1` once head has exited
+    try:
+        result = subprocess.run([*OCYNC, "schema"], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 2
+    assert result.stderr == "ocync: error: the output was closed before everything was written (broken pipe)\n"
+
+
+def test_ctrl_c_while_a_registry_hangs(odd: dict[str, OddServer]) -> None:
+    server = odd["hang"]
+    proc = subprocess.Popen([*OCYNC, "copy", f"{server.host}/a/b:1", "127.0.0.1:1/c/d"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.accepted.wait(30), "ocync never reached the registry"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and out == ""
+    assert err == "ocync: interrupted\n"
+
+
+# -- the one place errors become lines -------------------------------------------------------------
+
+
+def test_errors_from_a_nursery_are_unwrapped(capsys: pytest.CaptureFixture[str]) -> None:
+    group = ExceptionGroup("nursery", [
+        NotFound("manifest r/a:1: HTTP 404 (not found)"),
+        ExceptionGroup("inner", [Unauthorized("r: HTTP 401"), NotFound("manifest r/a:1: HTTP 404 (not found)")]),
+        TransportError("r: connection refused (GET /v2/)"),
+    ])
+    assert _report(group) == 4  # the most severe exit code wins
+    assert capsys.readouterr().err.splitlines() == [
+        "ocync: error: manifest r/a:1: HTTP 404 (not found)",
+        "ocync: error: r: HTTP 401",
+        "ocync: error: r: connection refused (GET /v2/)",
+    ]
+    assert _report(BaseExceptionGroup("x", [KeyboardInterrupt()])) == 130
+    assert capsys.readouterr().err == "ocync: interrupted\n"
+
+
+def test_a_bug_is_one_line_without_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OCYNC_TRACEBACK", raising=False)
+    assert _report(ValueError("boom\nsecond line")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ocync: internal error: ValueError: boom (a bug: please report it;")
+    assert err.count("\n") == 1 and "Traceback" not in err
