@@ -42,6 +42,7 @@ from ocync.oci.platform import Platform
 from ocync.oci.reference import DOCKER_HUB, DOCKER_HUB_API, is_loopback_host, normalise_registry
 from ocync.oci.tagfilter import TagFilter
 from ocync.oci.version import parse_range
+from ocync.registry.auth import docker_config_path
 from ocync.registry.profiles import PROFILES
 
 log = logging.getLogger("ocync.config")
@@ -1199,12 +1200,6 @@ def json_schema() -> dict[str, Any]:
     schema = Config.model_json_schema(by_alias=True)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
-
-def docker_config_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json`` (docker CLI rules)."""
-    env = os.environ if environ is None else environ
-    base = env.get("DOCKER_CONFIG")
-    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
 
 
 __all__ = [

@@ -11,9 +11,12 @@ tools run one after the other, ocync first, in every phase):
                      cold, warm, and ocync's peak RSS against the number of repositories
 Every request is counted from the registries' own access logs (stress/registries.py), so
 both tools are measured by the same witness: requests by kind, bytes, source blob GETs,
-duplicate blob GETs (the same digest fetched more than once), mounts answered 201, 429s. A
-tag is "failed" when, after the run, the target's manifest HEAD does not answer the source
-digest. Peak RSS is the tool process's ru_maxrss (os.wait4).
+duplicate blob GETs (the same digest fetched more than once), cross-repository mounts answered
+201, 429s. A tag is "failed" when, after the run, the target's manifest HEAD does not answer
+the source digest. Peak RSS and CPU time are the tool process's own (getrusage via wait4 in a
+small wrapper). The docker-registry pair repeats the cold run on fresh targets (COLD_SAMPLES)
+and reports the median ratio; on the ghcr-profile mock every run starts with an empty rate
+window (the bench waits one window first).
 
 skopeo runs as a user would run it for a set of repositories: one process,
 `skopeo --insecure-policy sync --all --preserve-digests --keep-going --src yaml --dest docker
@@ -33,6 +36,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -198,15 +202,19 @@ def measure(
         tempfile.NamedTemporaryFile(suffix=".txt") as report,
     ):
         start = time.monotonic()
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-S", "-c", _WRAPPER, report.name, *cmd],
             stdout=out,
             stderr=err,
             env=dict(env) if env else None,
             cwd=ROOT,
-            timeout=timeout,
-            check=False,
+            start_new_session=True,  # on a timeout, the wrapper and the tool go together
         )
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         wall = time.monotonic() - start
         fields = Path(report.name).read_text().split()
         rss_kib, cpu = 0, 0.0

@@ -164,15 +164,19 @@ def _render_dry_run(report: RunReport) -> str:
 
 
 def _print_report(report: RunReport, args: argparse.Namespace) -> None:
+    # Failures go to stderr in every mode: whoever pipes stdout (or reads --json) still sees
+    # them; stdout carries the report itself.
+    for problem in report.problem_lines():
+        print(f"ocync: error: {problem}", file=sys.stderr)
+    if not args.quiet:
+        for warning in dict.fromkeys(report.warnings):
+            print(f"ocync: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return
     if report.dry_run:
         print(_render_dry_run(report))
         return
-    if not args.quiet:
-        for warning in dict.fromkeys(report.warnings):
-            print(f"ocync: warning: {warning}", file=sys.stderr)
     print(report.render_text(quiet=args.quiet))
     if args.verbose and report.controllers:
         for name, stats in report.controllers.items():
@@ -180,6 +184,12 @@ def _print_report(report: RunReport, args: argparse.Namespace) -> None:
                 continue
             controller = stats.get("controller", {}) if isinstance(stats, dict) else {}
             print(f"  {name}: {json.dumps(controller, sort_keys=True)}", file=sys.stderr)
+
+
+def _fatal_json(exc: OcyncError) -> None:
+    """With --json, a run that could not start still prints a JSON document."""
+    doc = {"ok": False, "exit_code": exc.exit_code, "errors": str(exc).splitlines()}
+    print(json.dumps(doc, indent=2))
 
 
 def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
@@ -201,7 +211,12 @@ def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
 
 
 def run_sync_command(args: argparse.Namespace) -> int:
-    report = _run_once(args, handle_signals=True)
+    try:
+        report = _run_once(args, handle_signals=True)
+    except OcyncError as exc:
+        if args.json:
+            _fatal_json(exc)
+        raise  # ocync.cli.main prints the one line and returns its exit code
     _print_report(report, args)
     return report.exit_code()
 
@@ -209,13 +224,20 @@ def run_sync_command(args: argparse.Namespace) -> int:
 def run_analyze_command(args: argparse.Namespace) -> int:
     from ocync.engine.analyze import analyze
 
-    loaded = load_config_file(args.config)
-    result = trio.run(analyze, loaded.config)
+    try:
+        loaded = load_config_file(args.config)
+        result = trio.run(analyze, loaded.config)
+    except OcyncError as exc:
+        if args.json:
+            _fatal_json(exc)
+        raise
+    for error in result.errors:
+        print(f"ocync: error: {error}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(result.render_text())
-    return 2 if result.errors and not result.tags else (1 if result.errors else 0)
+    return result.exit_code()
 
 
 def run_watch_command(args: argparse.Namespace) -> int:

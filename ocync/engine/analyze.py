@@ -25,7 +25,7 @@ from ocync.engine.plan import MountScope, mount_group
 from ocync.engine.report import redact
 from ocync.engine.runner import client_settings, mapping_specs, used_registries
 from ocync.engine.tasks import run_all
-from ocync.errors import OcyncError
+from ocync.errors import OcyncError, Unauthorized
 from ocync.ratelimit.bucket import parse_rate
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.client import RegistryClient
@@ -67,6 +67,16 @@ class Analysis:
     source_requests: int = 0
     targets: list[TargetAnalysis] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    auth_errors: int = 0
+
+    def exit_code(self) -> int:
+        """0 clean; 1 some tags or mappings failed; 2 nothing could be read; 4 when every
+        error was an authentication failure (as ``sync`` and ``auth check`` say)."""
+        if not self.errors:
+            return 0
+        if self.auth_errors == len(self.errors):
+            return 4
+        return 1 if self.tags else 2
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,7 +111,6 @@ class Analysis:
             lines.append("most shared layers:")
             for s in self.shared_layers:
                 lines.append(f"  {s['digest'][:19]} {s['size'] / mib:.1f} MiB in {s['images']} images")
-        lines.extend(f"error: {e}" for e in self.errors)
         return "\n".join(lines)
 
 
@@ -129,6 +138,7 @@ async def analyze(config: Config, *, concurrency: int = 16) -> Analysis:
                     )
                 except OcyncError as exc:
                     result.errors.append(f"{spec.source_label(tag)}: {redact(str(exc))}")
+                    result.auth_errors += isinstance(exc, Unauthorized)
                     return
             trees.append((spec, tag, tree))
 
@@ -138,6 +148,7 @@ async def analyze(config: Config, *, concurrency: int = 16) -> Analysis:
                     _, selection, _ = await select_tags(spec, endpoints[spec.source])
             except OcyncError as exc:
                 result.errors.append(f"mapping {spec.name}: {redact(str(exc))}")
+                result.auth_errors += isinstance(exc, Unauthorized)
                 return
             await run_all(functools.partial(one_tag, spec, t) for t in selection.tags)
 

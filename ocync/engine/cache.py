@@ -201,8 +201,16 @@ class CacheFile:
         """Take the advisory lock without waiting; False (and a warning) if another run holds it."""
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.lock_path, "a+")  # noqa: SIM115 - held for the run
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.lock_path, "a+")  # noqa: SIM115 - held for the run
+        except OSError as exc:
+            log.warning(
+                "cache_dir %s is not writable (%s); the transfer cache will not be saved",
+                self.path.parent,
+                exc.strerror or exc,
+            )
+            return False
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

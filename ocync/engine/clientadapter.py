@@ -89,7 +89,7 @@ class ClientEndpoint:
         try:
             await self.client.ping()
         except OcyncError as exc:
-            exc.args = (f"registry {self._name} ({self.client.base_url}): {exc}",)
+            exc.args = (f"registry {self._name}: {exc}",)
             raise
 
     def __repr__(self) -> str:

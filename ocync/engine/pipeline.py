@@ -89,6 +89,15 @@ class SyncEngine:
             stage=stage,
             blob_concurrency=options.blob_concurrency,
         )
+        # Targets no single mount can reach all of (several registries, or several GHCR
+        # namespaces): a blob may be wanted by a group discovered only after its first upload,
+        # so every blob is staged (pulled once into cache_dir, pushed from there).
+        groups = {
+            mount_group(targets[t.registry].mount_scope, targets[t.registry].host, t.repo)
+            for m in self.mappings
+            for t in m.targets
+        }
+        self.ctx.stage_all = len(groups) > 1
         self.report = RunReport(dry_run=options.dry_run)
         self.discoveries: list[MappingDiscovery] = []
         self.on_result = on_result

@@ -1,7 +1,7 @@
 """The results of a sync run: one record per (image, target), counters, and their rendering.
 
-Silence means success: the text form is one line per image synced or failed, then one
-summary line. The JSON form carries per-image results, statistics, errors and controller
+Silence means success: the text form is one line per image synced, then one summary line
+(failures are separate lines the CLI prints on stderr). The JSON form carries per-image results, statistics, errors and controller
 statistics. Secrets never reach either: errors are stored as their one-line message, and
 URLs are stripped of any query string and userinfo before they are recorded.
 """
@@ -139,8 +139,8 @@ class RunReport:
             line += f"; interrupted, {self.undone} left undone"
         return line
 
-    def image_lines(self) -> list[str]:
-        """One line per image synced or failed (skipped ones stay silent)."""
+    def synced_lines(self) -> list[str]:
+        """One line per image synced (skipped ones stay silent): the report's stdout part."""
         lines = []
         for r in self.results:
             if r.status is ImageStatus.SYNCED:
@@ -150,15 +150,25 @@ class RunReport:
                     f"[{r.blobs_transferred} copied, {r.blobs_mounted} mounted, "
                     f"{r.blobs_skipped} present]{extra}"
                 )
-            elif r.status is ImageStatus.FAILED:
-                lines.append(f"FAILED {r.source} -> {r.target}: {r.reason}")
-        lines.extend(f"error: {e}" for e in self.errors)
         return lines
 
+    def problem_lines(self) -> list[str]:
+        """One line per image failed and per run-level error (the CLI prints them on stderr)."""
+        lines = [
+            f"{r.source} -> {r.target}: {r.reason}"
+            for r in self.results
+            if r.status is ImageStatus.FAILED
+        ]
+        lines.extend(self.errors)
+        return lines
+
+    def describe(self) -> str:
+        """Everything in one text: failures, synced images, summary (logs and test messages)."""
+        return "\n".join([*(f"FAILED {p}" for p in self.problem_lines()), self.render_text()])
+
     def render_text(self, *, quiet: bool = False) -> str:
-        lines = [] if quiet else self.image_lines()
-        if quiet:
-            lines = [ln for ln in self.image_lines() if not ln.startswith("synced ")]
+        """Synced images (unless ``quiet``) and the summary line."""
+        lines = [] if quiet else self.synced_lines()
         lines.append(self.summary_line())
         return "\n".join(lines)
 

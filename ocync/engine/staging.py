@@ -11,6 +11,7 @@ source: correct, one extra pull per extra registry). Whatever is left is removed
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +20,8 @@ from pathlib import Path
 import trio
 
 from ocync.oci.manifest import Descriptor
+
+log = logging.getLogger("ocync.engine.staging")
 
 
 class BlobStage:
@@ -42,6 +45,7 @@ class BlobStage:
         self._reuses = 0
         self._refused = 0
         self._evicted = 0
+        self._unwritable = False
 
     def _path_for(self, digest: str) -> Path:
         algorithm, _, encoded = digest.partition(":")
@@ -99,7 +103,14 @@ class BlobStage:
         tmp = final.with_name(f"{final.name}.{os.getpid()}.partial")
         ok = False
         try:
-            await trio.Path(final.parent).mkdir(parents=True, exist_ok=True)
+            try:
+                await trio.Path(final.parent).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                if not self._unwritable:
+                    log.warning("cannot stage blobs under %s (%s): streaming instead",
+                                self.directory, exc.strerror or exc)
+                self._unwritable = True
+                return None
             await download(tmp)
             await trio.Path(tmp).rename(final)
             self._ready[key] = final

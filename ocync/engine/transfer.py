@@ -73,12 +73,13 @@ class TransferContext:
     spread: dict[str, set[str]] = field(default_factory=dict)
     # (target host, repository) -> absent when first asked (True) / present (False) / asking
     fresh: dict[tuple[str, str], bool | trio.Event] = field(default_factory=dict)
+    stage_all: bool = False  # the run's targets span several mount groups
 
     def note_need(self, digest: str, group: str) -> None:
         self.spread.setdefault(digest, set()).add(group)
 
     def needs_staging(self, digest: str) -> bool:
-        return len(self.spread.get(digest, ())) > 1
+        return self.stage_all or len(self.spread.get(digest, ())) > 1
 
     def __repr__(self) -> str:
         return (

@@ -1,12 +1,13 @@
 """Manifests, indexes and descriptors (OCI image-spec manifest.md, image-index.md,
 descriptor.md; Docker schema 2). The raw bytes are kept bit-for-bit: the digest is over
 them, so we never re-serialise a manifest we copy. Parsing lists the blobs and child
-manifests a manifest references, its ``subject`` and ``artifactType``; platforms match."""
+manifests a manifest references, its ``subject`` and ``artifactType``; descriptor platforms
+are :class:`ocync.oci.platform.Platform` (the one platform type; trimming lives there)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,16 +255,6 @@ def verify_manifest(raw: bytes, expected: Digest, what: str) -> None:
         raise IntegrityError(f"{what}: digest mismatch: expected {expected}, computed {actual}")
 
 
-def trimmed_index(index: Manifest, keep: Iterable[Descriptor]) -> bytes:
-    """New index bytes holding only ``keep`` of ``index``'s children, other fields intact.
-
-    Used when a platform filter pushes a subset: the result has a new digest."""
-    wanted = {d.digest for d in keep}
-    doc = json.loads(index.raw)
-    doc["manifests"] = [c for c in doc["manifests"] if Digest.parse(c["digest"]) in wanted]
-    return json.dumps(doc, indent=3, ensure_ascii=False).encode()
-
-
 __all__ = [
     "MAX_MANIFEST_SIZE",
     "Descriptor",
@@ -272,6 +263,5 @@ __all__ = [
     "Platform",
     "parse_descriptor",
     "parse_manifest",
-    "trimmed_index",
     "verify_manifest",
 ]

@@ -98,10 +98,12 @@ ANONYMOUS = Credential("anonymous", source="anonymous")
 _ghcr_alias_warned = False
 
 
-def docker_config_path(override: Path | None = None) -> Path:
+def docker_config_path(override: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """``override`` (a file, or a directory holding config.json), else
+    ``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json`` (docker CLI rules)."""
     if override is not None:
         return override if override.suffix == ".json" else override / "config.json"
-    env = os.environ.get("DOCKER_CONFIG")
+    env = (os.environ if environ is None else environ).get("DOCKER_CONFIG")
     base = Path(env) if env else Path.home() / ".docker"
     return base / "config.json"
 

@@ -77,6 +77,8 @@ MAX_REDIRECTS = 5
 # Backoff for 5xx / connection errors: 0.2 s doubling to 10 s, "full jitter" half of it.
 RETRY_BASE = 0.2
 RETRY_MAX = 10.0
+# A hinted throttle wait this long is worth a warning (once per client): the run goes quiet.
+LONG_THROTTLE_WAIT = 5.0
 # Attempts for a request that timed out (a hung registry should fail in minutes, not ten).
 TIMEOUT_ATTEMPTS = 2
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -411,6 +413,7 @@ class RegistryClient:
         self._extra_pull: dict[str, set[str]] = {}
         self._rng = random.Random(seed)
         self.counters = RequestCounters()
+        self._warned_throttle = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -578,6 +581,15 @@ class RegistryClient:
         self._challenge = chosen
         return True
 
+    def _note_throttle(self, reason: str, retry_after: float | None) -> None:
+        """Say why a run went quiet: every throttle at -v, a long wait once as a warning."""
+        wait = f"retry after {retry_after:g} s" if retry_after is not None else "backing off"
+        if retry_after is not None and retry_after >= LONG_THROTTLE_WAIT and not self._warned_throttle:
+            self._warned_throttle = True
+            log.warning("%s is throttling us (%s); waiting as told (%s)", self.host, reason, wait)
+        else:
+            log.info("%s throttled a request (%s); %s", self.host, reason, wait)
+
     def _backoff(self, attempt: int) -> float:
         ceiling = min(RETRY_MAX, RETRY_BASE * 2.0 ** (attempt - 1))
         return ceiling / 2 + self._rng.random() * ceiling / 2
@@ -607,6 +619,7 @@ class RegistryClient:
         if http is None:
             raise RuntimeError("RegistryClient used outside 'async with'")
         replayable = content is None or isinstance(content, bytes)
+        _check_url(url)
         attempt = 0
         throttles = 0
         refreshed = False
@@ -691,12 +704,13 @@ class RegistryClient:
             status = response.status
             if signal is not None:
                 throttles += 1
+                self._note_throttle(signal.reason, signal.retry_after)
                 if not replayable and throttles <= MAX_THROTTLE_RETRIES:
                     # the body is gone: wait here, the caller restarts the transfer
                     await self.controller.wait_after_throttle(signal, throttles)
                 if not replayable or throttles > MAX_THROTTLE_RETRIES:
                     raise Throttled(
-                        f"{method} {redact_url(url)}: throttled ({signal.reason})",
+                        f"{redact_url(url)}: still throttled after {throttles} waits ({signal.reason}) ({method})",
                         retry_after=signal.retry_after,
                         status=status,
                         method=method,
@@ -731,7 +745,8 @@ class RegistryClient:
                     raise RegistryError(f"{method} {redact_url(url)}: too many redirects", status=status)
                 if stream:
                     await response.aclose()
-                url = str(httpx.URL(url).join(response.headers["location"]))
+                url = _join_url(url, response.headers["location"])
+                _check_url(url)
                 if kind == "blob_get" or _origin(url) != _origin(self.base_url):
                     kind = "storage_get"
                 continue
@@ -892,11 +907,11 @@ class RegistryClient:
             ok=(200, 201, 202),
         )
         if response.status not in (200, 201, 202):
-            raise registry_error("PUT", url, response.status, response.body, f"pushing manifest {repository}:{reference}")
+            raise registry_error("PUT", url, response.status, response.body, f"pushing {self._manifest_what(repository, reference)}")
         returned = response.headers.get("docker-content-digest")
         if returned and returned != str(digest):
             raise IntegrityError(
-                f"pushing manifest {repository}:{reference}: registry stored {returned}, expected {digest}"
+                f"pushing {self._manifest_what(repository, reference)}: registry stored {returned}, expected {digest}"
             )
         return digest
 
@@ -931,7 +946,7 @@ class RegistryClient:
             if response.status in (404, 405, 400) and not out:
                 return None
             if response.status != 200:
-                raise registry_error("GET", url, response.status, response.body, f"referrers of {digest.short}")
+                raise registry_error("GET", url, response.status, response.body, f"referrers of {self.name}/{repository}@{digest.short}")
             if not mt.is_index(response.headers.get("content-type", "")):
                 return None
             try:
@@ -955,7 +970,7 @@ class RegistryClient:
         if response.status == 404:
             return None
         if response.status != 200:
-            raise registry_error("HEAD", url, response.status, b"", f"blob {digest.short} in {repository}")
+            raise registry_error("HEAD", url, response.status, b"", f"blob {digest.short} in {self.name}/{repository}")
         size = response.headers.get("content-length", "")
         return int(size) if size.isdigit() else 0
 
@@ -967,7 +982,7 @@ class RegistryClient:
             "upload_post", "POST", url, scopes=self._scopes(repository, push=True), content=b"", ok=(202,)
         )
         if response.status != 202:
-            raise registry_error("POST", url, response.status, response.body, f"starting an upload to {repository}")
+            raise registry_error("POST", url, response.status, response.body, f"starting an upload to {self.name}/{repository}")
         return UploadSession(repository, self._location(response, url))
 
     async def mount_blob(self, repository: str, digest: Digest, from_repository: str) -> MountResult:
@@ -986,7 +1001,7 @@ class RegistryClient:
             return MountResult(True)
         if response.status == 202:
             return MountResult(False, UploadSession(repository, self._location(response, url)))
-        raise registry_error("POST", url, response.status, response.body, f"mounting {digest.short} into {repository}")
+        raise registry_error("POST", url, response.status, response.body, f"mounting {digest.short} into {self.name}/{repository}")
 
     async def cancel_upload(self, session: UploadSession) -> None:
         """Best-effort ``DELETE`` of an upload session we abandon (errors are logged only)."""
@@ -1007,7 +1022,9 @@ class RegistryClient:
         location = response.headers.get("location")
         if not location:
             raise RegistryError(f"{redact_url(request_url)}: HTTP {response.status} without a Location header")
-        return str(httpx.URL(request_url).join(location)) if "://" not in location else location
+        url = _join_url(request_url, location) if "://" not in location else location
+        _check_url(url)
+        return url
 
     @asynccontextmanager
     async def open_blob(self, repository: str, digest: Digest) -> AsyncIterator[BlobStream]:
@@ -1154,6 +1171,25 @@ class ClientPool:
         return f"<ClientPool clients={len(self._clients)} {self.controllers!r}>"
 
 
+def _join_url(base: str, reference: str) -> str:
+    try:
+        return str(httpx.URL(base).join(reference))
+    except httpx.InvalidURL as exc:
+        raise RegistryError(f"{redact_url(base)}: the registry sent an invalid URL ({exc})") from None
+
+
+def _check_url(url: str) -> None:
+    """A URL a registry handed us (Location, Link) must be one we can request."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise RegistryError(f"{redact_url(url)}: the registry sent an invalid URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise RegistryError(f"{redact_url(url)}: the registry sent a URL that is not http(s)://host/...")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise RegistryError(f"{redact_url(url)}: the registry sent a URL with port {parsed.port}")
+
+
 def _next_link(headers: httpx.Headers, current: str) -> str | None:
     """The ``rel="next"`` target of a Link header (RFC 8288), resolved against ``current``."""
     for value in headers.get_list("link"):
@@ -1163,7 +1199,7 @@ def _next_link(headers: httpx.Headers, current: str) -> str | None:
             if target.startswith("<") and target.endswith(">") and 'rel="next"' in params.replace(" ", "") or (
                 target.startswith("<") and "rel=next" in params.replace(" ", "")
             ):
-                return str(httpx.URL(current).join(target[1:-1]))
+                return _join_url(current, target[1:-1])
     return None
 
 

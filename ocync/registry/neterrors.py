@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -22,13 +23,20 @@ import trio
 
 from ocync.errors import TransportError
 
+# h11: "peer closed connection without sending complete message body (received 2590 bytes,
+# expected 4514)".
+_CUT_SHORT = re.compile(r"received (\d+) bytes, expected (\d+)")
 # How deep to follow __cause__/__context__ and exception groups (the chains seen are <= 5).
 _MAX_CHAIN = 16
 
 
 def redact_url(url: str) -> str:
     """A URL for messages and logs: scheme, host and path only (no query, no userinfo)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "http://[::1/x": cut by hand, printable characters only
+        text = re.sub(r"//[^/@]*@", "//", url.split("?", 1)[0].split("#", 1)[0])
+        return "".join(c for c in text if c.isprintable())[:200]
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
@@ -85,11 +93,11 @@ def describe(exc: BaseException, timeouts: tuple[float, float] | None = None) ->
         if isinstance(e, socket.gaierror):
             return "cannot resolve the host name (DNS)"
         if isinstance(e, ssl.SSLCertVerificationError):
-            reason = e.verify_message or "certificate verify failed"
+            reason = getattr(e, "verify_message", None) or "certificate verify failed"
             return f"TLS certificate not trusted ({reason})"
         if isinstance(e, ssl.SSLError):
-            reason = e.reason or "handshake failed"
-            if reason == "WRONG_VERSION_NUMBER":
+            reason = getattr(e, "reason", None) or str(e)[:120] or "handshake failed"
+            if "WRONG_VERSION_NUMBER" in reason:
                 return "TLS handshake failed: the server speaks plain HTTP? (write http://host)"
             return f"TLS handshake failed ({reason})"
         if isinstance(e, ConnectionRefusedError):
@@ -105,6 +113,9 @@ def describe(exc: BaseException, timeouts: tuple[float, float] | None = None) ->
             return f"no answer within {read_s:g} s" if read_s else "timed out"
         if isinstance(e, h11.RemoteProtocolError | httpx.RemoteProtocolError):
             text = str(e)
+            cut = _CUT_SHORT.search(text)
+            if cut is not None:
+                return f"the connection closed mid-body ({cut.group(1)} of {cut.group(2)} bytes)"
             if "disconnected" in text.lower() or "without a response" in text.lower():
                 return "the server closed the connection without answering"
             if "illegal status line" in text or "malformed" in text.lower():
@@ -125,7 +136,7 @@ def transport_error(
     parts = urlsplit(url)
     host = redact_url(f"{parts.scheme}://{parts.netloc}").split("://", 1)[-1] or url
     what = describe(exc, timeouts)
-    suffix = f" {during}" if during else ""
+    suffix = f" {during}" if during and "body" not in what else ""
     return TransportError(f"{host}: {what}{suffix} ({method} {parts.path or '/'})")
 
 

@@ -428,8 +428,7 @@ def test_ctrl_c_while_a_registry_hangs(odd: dict[str, OddServer]) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130 and out == ""
-    assert err == "ocync: interrupted\n"
+    assert (proc.returncode, out, err) == (130, "", "ocync: interrupted\n")
 
 
 # -- the one place errors become lines -------------------------------------------------------------

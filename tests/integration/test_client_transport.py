@@ -12,7 +12,15 @@ import pytest
 import trio
 import trio.testing
 
-from ocync.errors import IntegrityError, ManifestError, NotFound, TransportError, Unauthorized
+from ocync.errors import (
+    IntegrityError,
+    ManifestError,
+    NotFound,
+    ReferenceError_,
+    RegistryError,
+    TransportError,
+    Unauthorized,
+)
 from ocync.oci import mediatypes as mt
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor
@@ -372,3 +380,88 @@ async def test_throttled_streamed_upload_restarts_without_counting_a_failure(
         await copy_blob_to(s, "o/a", Descriptor(mt.OCI_LAYER, Digest.of(data), len(data)), d, "o/a")
         assert d.controller.statistics().to_dict()["throttles"] == 1
     assert state["puts"] == 2 and d.statistics().throttled == 1
+
+
+async def test_long_throttle_wait_is_said_once(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            return httpx.Response(429, headers={"Retry-After": "30"})
+        return httpx.Response(200, json={"name": "o/a", "tags": ["a"]})
+
+    with caplog.at_level("INFO", logger="ocync.registry.client"):
+        async with client(handler) as c:
+            assert await c.list_tags("o/a") == ["a"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["reg.test is throttling us (429 Too Many Requests); waiting as told (retry after 30 s)"]
+    assert sum("throttled a request" in r.getMessage() for r in caplog.records) == 2
+
+
+@pytest.mark.parametrize(
+    ("response", "error", "message"),
+    [
+        pytest.param(httpx.Response(200, content=b"<html>hi</html>", headers={"Content-Type": "text/html"}),
+                     ManifestError, "manifest reg.test/o/a:v1: the registry answered text/html, not a manifest",
+                     id="html-page"),
+        pytest.param(httpx.Response(200, content=b"{", headers={"Content-Type": mt.OCI_INDEX}),
+                     ManifestError, "manifest reg.test/o/a:v1: not valid JSON", id="broken-json"),
+        pytest.param(httpx.Response(200, content=MANIFEST, headers={"Content-Type": mt.OCI_INDEX,
+                                                                    "Docker-Content-Digest": "sha256:nope"}),
+                     RegistryError, "manifest reg.test/o/a:v1: the registry sent an invalid Docker-Content-Digest",
+                     id="bad-digest-header"),
+        pytest.param(httpx.Response(404), NotFound, "manifest reg.test/o/a:v1: HTTP 404 (not found)", id="bare-404"),
+        pytest.param(httpx.Response(403), Unauthorized, "manifest reg.test/o/a:v1: HTTP 403 (access denied)",
+                     id="bare-403"),
+    ],
+)
+async def test_odd_manifest_answers_name_the_manifest(
+    response: httpx.Response, error: type[Exception], message: str
+) -> None:
+    async with client(lambda r: response, attempts=1) as c:
+        with pytest.raises(error) as info:
+            await c.get_manifest("o/a", "v1")
+    assert str(info.value).startswith(message), str(info.value)
+    assert not isinstance(info.value, ReferenceError_)  # the registry's fault is not exit 3
+
+
+async def test_tag_list_that_is_not_json_says_so() -> None:
+    page = httpx.Response(200, content=b"<html>login</html>", headers={"Content-Type": "text/html; charset=utf-8"})
+    async with client(lambda r: page) as c:
+        with pytest.raises(RegistryError, match=r"^listing tags of reg\.test/o/a: the answer is not JSON "
+                                                r"\(text/html\) \(is this a registry\?\)$"):
+            await c.list_tags("o/a")
+
+
+async def test_a_timeout_is_retried_once_not_attempts_times(autojump_clock: trio.testing.MockClock) -> None:
+    calls = {"n": 0}
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    async with client(hang, attempts=5, read_timeout=7.0) as c:
+        with pytest.raises(TransportError, match=r"^reg\.test: no answer within 7 s \(GET /v2/o/a/tags/list\)$"):
+            await c.list_tags("o/a")
+    assert calls["n"] == 2
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        pytest.param("http://[::1/upload", id="broken-ipv6"),
+        pytest.param("http://reg.test:99999/upload", id="port-out-of-range"),
+        pytest.param("ftp://reg.test/upload", id="not-http"),
+        pytest.param("\x00", id="nul"),
+    ],
+)
+async def test_garbage_location_is_a_registry_error(location: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(202, headers={"Location": location})
+
+    async with client(handler) as c:
+        with pytest.raises(RegistryError, match="the registry sent a"):
+            await c.start_upload("o/a")

@@ -63,7 +63,7 @@ async def test_distribution_as_source(distribution: Any) -> None:
                                   profile="ghcr", rate_limit="300/3s")
         cache = TransferCache()
         report, _ = await sync(distribution.url, dst.url, maps_for(repos, "mirror"), cache, settings)
-        assert report.count(ImageStatus.FAILED) == 0, report.render_text()
+        assert report.count(ImageStatus.FAILED) == 0, report.describe()
         repo_map = {r: f"mirror/{r.split('/', 1)[1]}" for r in repos}
         assert await verify_corpus(corpus, dst.url, username="alice", password=TOKEN, repo_map=repo_map) == []
         assert dst.stats()["throttled"] == 0
@@ -81,7 +81,7 @@ async def test_distribution_as_target(distribution: Any) -> None:
         src.reset_stats()
         settings = ClientSettings(auth=AuthSettings(kind="anonymous"))
         report, by_kind = await sync(src.url, distribution.url, maps_for(repos, "copy"), TransferCache(), settings)
-        assert report.count(ImageStatus.FAILED) == 0, report.render_text()
+        assert report.count(ImageStatus.FAILED) == 0, report.describe()
         repo_map = {r: f"copy/{r.split('/', 1)[1]}" for r in repos}
         assert await verify_corpus(corpus, distribution.url, repo_map=repo_map) == []
         assert src.stats()["by_kind"]["blob_get"] == len(corpus.blobs)  # each blob pulled once

@@ -118,7 +118,7 @@ async def test_cold_warm_bit_for_bit_ghcr_target() -> None:
         maps = corpus_mappings(repos)
         cache = TransferCache()
         report = await engine_sync(pair.src.url, pair.dst.url, maps, cache=cache)
-        assert report.count(ImageStatus.FAILED) == 0, report.render_text()
+        assert report.count(ImageStatus.FAILED) == 0, report.describe()
         assert report.count(ImageStatus.SYNCED) == len(corpus.images)
         repo_map = {r: f"mirror/{r.split('/', 1)[1]}" for r in repos}
         problems = await verify_corpus(
@@ -140,7 +140,7 @@ async def test_cold_warm_bit_for_bit_ghcr_target() -> None:
         pair.src.reset_stats()
         pair.dst.reset_stats()
         warm = await engine_sync(pair.src.url, pair.dst.url, maps, cache=cache)
-        assert warm.count(ImageStatus.SKIPPED) == len(corpus.images), warm.render_text()
+        assert warm.count(ImageStatus.SKIPPED) == len(corpus.images), warm.describe()
         assert warm.blobs_transferred == 0
         s, d = pair.src.stats(), pair.dst.stats()
         wire = s["requests_total"] + d["requests_total"]
@@ -175,7 +175,7 @@ async def test_platform_filter_and_multi_target_staging(tmp_path: Path) -> None:
             engine = SyncEngine([m], {"src": eps["src"]}, {"t1": eps["t1"], "t2": eps["t2"]},
                                 TransferCache(), EngineOptions(), stage=stage)
             report = await engine.run()
-            assert report.count(ImageStatus.SYNCED) == 4, report.render_text()
+            assert report.count(ImageStatus.SYNCED) == 4, report.describe()
             # two target registries, one pull per blob
             assert src.stats()["by_kind"]["blob_get"] == len(corpus.blobs)
             assert stage.statistics()["staged_blobs"] == len(corpus.blobs)
@@ -262,7 +262,7 @@ async def test_faults_converge(seed: int, tmp_path: Path) -> None:
             report = await engine_sync(src.url, dst.url, maps, cache=cache)
             if report.count(ImageStatus.FAILED) == 0 and not report.errors:
                 break
-        assert report.count(ImageStatus.FAILED) == 0, f"seed {seed}: " + report.render_text()
+        assert report.count(ImageStatus.FAILED) == 0, f"seed {seed}: " + report.describe()
         injected = sum(
             m.stats()["by_status"].get(code, 0) for m in (src, dst) for code in ("500", "502", "503")
         )
@@ -347,7 +347,11 @@ async def test_cli_unreachable_registry_is_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     [line] = out.stderr.strip().splitlines()
-    assert line.startswith(("ocync: error: registry src (http://127.0.0.1:", "ocync: error: registry dst (http://127.0.0.1:"))
+    assert line.startswith(("ocync: error: registry src: 127.0.0.1:", "ocync: error: registry dst: 127.0.0.1:"))
+    # --json still prints a JSON document on stdout
+    out = await _cli("sync", "-c", str(cfg), "--json")
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is False and doc["exit_code"] == 2 and doc["errors"]
 
 
 async def test_ghcr_cross_namespace_uploads_per_namespace_pulls_once(tmp_path: Path) -> None:
@@ -366,7 +370,7 @@ async def test_ghcr_cross_namespace_uploads_per_namespace_pulls_once(tmp_path: P
         ]
         report = await engine_sync(pair.src.url, pair.dst.url, maps, cache=TransferCache(),
                                    stage_dir=tmp_path / "stage")
-        assert report.count(ImageStatus.FAILED) == 0, report.render_text()
+        assert report.count(ImageStatus.FAILED) == 0, report.describe()
         for ns in ("mirror", "other"):
             repo_map = {r: f"{ns}/{r.split('/', 1)[1]}" for r in repos}
             assert await verify_corpus(corpus, pair.dst.url, username="alice", password=TOKEN,

@@ -151,7 +151,7 @@ async def _check(spec: CorpusSpec, flt: dict[str, Any], source_url: str | None) 
         cache = TransferCache()
         report = await sync_once(src_url, dst.url, maps, cache)
         seed_note = f"corpus seed {spec.seed}, filter {flt}"
-        assert report.count(ImageStatus.FAILED) == 0, report.render_text() + seed_note
+        assert report.count(ImageStatus.FAILED) == 0, report.describe() + seed_note
         store = dst.store
         expected_tags: dict[str, set[str]] = {}
         for image in corpus.images:
@@ -192,7 +192,7 @@ async def _check(spec: CorpusSpec, flt: dict[str, Any], source_url: str | None) 
         assert dst.stats()["throttled"] == 0, seed_note
         # second run: nothing moves
         again = await sync_once(src_url, dst.url, maps, cache)
-        assert again.blobs_transferred == 0 and again.count(ImageStatus.SYNCED) == 0, again.render_text()
+        assert again.blobs_transferred == 0 and again.count(ImageStatus.SYNCED) == 0, again.describe()
 
 
 @pytest.mark.real_registry
@@ -241,7 +241,7 @@ async def _check_distribution_target(spec: CorpusSpec, flt: dict[str, Any], url:
                 return await engine.run()
 
         report = await sync()
-        assert report.count(ImageStatus.FAILED) == 0, report.render_text() + note
+        assert report.count(ImageStatus.FAILED) == 0, report.describe() + note
         needed: set[str] = set()
         accept = {"Accept": ", ".join(sorted({m.media_type for m in corpus.manifests.values()}))}
         async with httpx.AsyncClient(base_url=url) as http:
@@ -274,4 +274,4 @@ async def _check_distribution_target(spec: CorpusSpec, flt: dict[str, Any], url:
                 needed |= blobs
         assert src.stats()["by_kind"]["blob_get"] == len(needed), note
         again = await sync()
-        assert again.blobs_transferred == 0 and again.count(ImageStatus.SYNCED) == 0, again.render_text()
+        assert again.blobs_transferred == 0 and again.count(ImageStatus.SYNCED) == 0, again.describe()

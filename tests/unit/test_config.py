@@ -233,8 +233,8 @@ registries:
 
 
 def test_docker_config_path() -> None:
-    assert docker_config_path({"DOCKER_CONFIG": "/etc/dc"}) == Path("/etc/dc/config.json")
-    assert docker_config_path({}).name == "config.json"
+    assert docker_config_path(environ={"DOCKER_CONFIG": "/etc/dc"}) == Path("/etc/dc/config.json")
+    assert docker_config_path(environ={}).name == "config.json"
 
 
 def test_yaml_anchors_and_merge_keys() -> None:

@@ -98,3 +98,15 @@ def test_lock_excludes_second_run(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     with second.locked_for_run() as got:
         assert got
     assert not second.locked
+
+
+def test_unwritable_cache_dir_warns_and_runs_without_saving(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    f = CacheFile(blocker / "cache", ttl=None)
+    with caplog.at_level(logging.WARNING, logger="ocync.engine.cache"):
+        assert not f.acquire()
+    assert "not writable" in caplog.text
+    assert f.load(now=0).statistics().blob_entries == 0

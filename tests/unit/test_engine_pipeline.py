@@ -276,7 +276,7 @@ async def test_cold_then_warm_dedup_and_mount(autojump_clock: trio.testing.MockC
     cache = TransferCache()
     eng = await run(maps, src, dst, cache=cache)
     rep = eng.report
-    assert rep.count(ImageStatus.SYNCED) == 6, rep.render_text()
+    assert rep.count(ImageStatus.SYNCED) == 6, rep.describe()
     for r in "abc":
         for t in ("1", "2"):
             assert dst.holds_tag(f"org/{r}", t) == src.holds_tag(f"lib/{r}", t)
@@ -318,7 +318,7 @@ async def test_multi_target_pulls_once_via_staging(
     t1, t2 = FakeRegistry("t1"), FakeRegistry("t2")
     stage = BlobStage(tmp_path / "staging", size_limit=None)
     eng = await run([mapping("m", "lib/a", [("t1", "lib/a"), ("t2", "mirror/a")])], src, t1, t2, stage=stage)
-    assert eng.report.count(ImageStatus.SYNCED) == 2, eng.report.render_text()
+    assert eng.report.count(ImageStatus.SYNCED) == 2, eng.report.describe()
     assert max(src.blob_gets.values()) == 1
     assert t1.holds_tag("lib/a", "1") == t2.holds_tag("mirror/a", "1") == src.holds_tag("lib/a", "1")
     assert stage.statistics()["reuses"] > 0
@@ -358,7 +358,7 @@ async def test_referrers_follow_subject(autojump_clock: trio.testing.MockClock, 
     m = mapping("m", "lib/a", [("dst", "lib/a")], tag_filter=TagFilter(glob=("1",)),
                 artifacts=ArtifactPolicy(exclude=("application/spdx*",)))
     eng = await run([m], src, dst)
-    assert eng.report.count(ImageStatus.SYNCED) == 1, eng.report.render_text()
+    assert eng.report.count(ImageStatus.SYNCED) == 1, eng.report.describe()
     assert sig in dst.manifests["lib/a"]
     fallback = json.loads(dst.holds_tag("lib/a", "sha256-" + subject[7:]) or b"{}")
     assert [e["digest"] for e in fallback["manifests"]] == [sig]
@@ -376,7 +376,7 @@ async def test_require_artifacts_fails_image(autojump_clock: trio.testing.MockCl
     by_tag = {r.source: r.status for r in eng.report.results}
     assert by_tag == {"src/lib/a:1": ImageStatus.FAILED, "src/lib/a:2": ImageStatus.SYNCED}
     assert dst.holds_tag("lib/a", "1") is None  # failed before anything was written
-    assert "require_artifacts" in eng.report.render_text()
+    assert "require_artifacts" in eng.report.describe()
     assert eng.report.exit_code() == 1
 
 
@@ -390,7 +390,7 @@ async def test_one_failure_does_not_stop_others(autojump_clock: trio.testing.Moc
     statuses = {r.source: r.status for r in eng.report.results}
     assert statuses == {"src/lib/a:good": ImageStatus.SYNCED, "src/lib/a:bad": ImageStatus.FAILED}
     assert dst.holds_tag("lib/a", "bad") is None  # never a tag pointing at missing content
-    assert "connection reset" in eng.report.render_text()
+    assert "connection reset" in eng.report.describe()
     assert eng.report.exit_code() == 1
 
 
@@ -402,7 +402,7 @@ async def test_stale_cache_is_invalidated(autojump_clock: trio.testing.MockClock
     for d in src.blobs:
         cache.record_blob(dst.host, "lib/a", d)  # lies: the target has nothing
     eng = await run([mapping("m", "lib/a", [("dst", "lib/a")])], src, dst, cache=cache)
-    assert eng.report.count(ImageStatus.SYNCED) == 1, eng.report.render_text()
+    assert eng.report.count(ImageStatus.SYNCED) == 1, eng.report.describe()
     assert dst.holds_tag("lib/a", "1") == src.holds_tag("lib/a", "1")
     assert cache.statistics().invalidations >= 1
 
@@ -472,7 +472,7 @@ async def test_cross_namespace_shared_blob_pulled_once(
     ]
     stage = BlobStage(tmp_path / "stage", size_limit=None)
     eng = await run(maps, src, dst, stage=stage)
-    assert eng.report.count(ImageStatus.SYNCED) == 2, eng.report.render_text()
+    assert eng.report.count(ImageStatus.SYNCED) == 2, eng.report.describe()
     assert src.blob_gets[_digest(BASE)] == 1
     assert {"org1/a", "org2/b"} <= {r for r, links in dst.links.items() if _digest(BASE) in links}
     assert dst.calls["mount"] == 0  # a cross-namespace mount cannot succeed: never tried

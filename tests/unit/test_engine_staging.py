@@ -105,3 +105,13 @@ async def test_failed_download_leaves_nothing(tmp_path: Path, autojump_clock: tr
 @pytest.fixture
 def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_unwritable_staging_dir_streams_instead(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    await trio.Path(blocker).write_text("x")
+    stage = BlobStage(blocker / "stage", size_limit=None)
+    data = b"z" * 10
+    async with stage.use(desc(data), writer(data)) as path:
+        assert path is None
+    assert stage.statistics()["held_bytes"] == 0

@@ -13,7 +13,6 @@ from ocync.oci.manifest import (
     MAX_MANIFEST_SIZE,
     Platform,
     parse_manifest,
-    trimmed_index,
     verify_manifest,
 )
 
@@ -63,16 +62,6 @@ def test_index_children_and_platforms() -> None:
     assert [d.digest for d in m.select_platforms([Platform.parse("linux/arm/v7")])] == [Digest.of(b"armv7")]
     assert m.select_platforms([Platform.parse("linux/arm/v6")]) == ()
     assert len(m.select_platforms([])) == 4
-
-
-def test_trimmed_index_keeps_other_fields() -> None:
-    doc = dict(INDEX, annotations={"k": "v"})
-    m = parse_manifest(json.dumps(doc).encode())
-    keep = m.select_platforms([Platform.parse("linux/amd64")])
-    trimmed = parse_manifest(trimmed_index(m, keep))
-    assert [d.digest for d in trimmed.children()] == [Digest.of(b"amd")]
-    assert trimmed.annotations == (("k", "v"),)
-    assert trimmed.digest != m.digest
 
 
 @pytest.mark.parametrize(

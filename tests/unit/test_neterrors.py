@@ -1,0 +1,80 @@
+"""ocync.registry.neterrors: foreign network exceptions -> one line; URLs redacted."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+import h11
+import httpx
+import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ocync.errors import TransportError
+from ocync.registry.neterrors import describe, is_timeout, redact_url, transport_error
+
+
+def chained(outer: BaseException, *inner: BaseException) -> BaseException:
+    """``outer`` raised from ``inner[0]`` raised from ``inner[1]``... as httpx/httpcore chain them."""
+    current = outer
+    for exc in inner:
+        current.__cause__ = exc
+        current = exc
+    return outer
+
+
+REFUSED = ConnectionRefusedError(111, "Connection refused")
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        pytest.param(
+            chained(httpx.ConnectError("all attempts failed"), OSError("all attempts failed"),
+                    ExceptionGroup("all attempts failed", [REFUSED])),
+            "connection refused", id="trio-happy-eyeballs-refused",
+        ),
+        pytest.param(chained(httpx.ConnectError("x"), socket.gaierror(-2, "Name or service not known")),
+                     "cannot resolve the host name (DNS)", id="dns"),
+        pytest.param(chained(httpx.ConnectError(""), trio.BrokenResourceError(),
+                             ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")),
+                     "TLS handshake failed", id="tls-to-plain-http"),
+        pytest.param(httpx.ConnectTimeout("t"), "no connection within 10 s", id="connect-timeout"),
+        pytest.param(httpx.ReadTimeout("t"), "no answer within 60 s", id="read-timeout"),
+        pytest.param(trio.TooSlowError(), "no answer within 60 s", id="wire-timeout"),
+        pytest.param(h11.RemoteProtocolError("illegal status line: bytearray(b'SSH-2.0')"),
+                     "the answer is not HTTP (is this a registry port?)", id="not-http"),
+        pytest.param(httpx.RemoteProtocolError("Server disconnected without sending a response."),
+                     "the server closed the connection without answering", id="silent-close"),
+        pytest.param(h11.RemoteProtocolError("peer closed connection without sending complete message body "
+                                             "(received 9 bytes, expected 4514)"),
+                     "the connection closed mid-body (9 of 4514 bytes)", id="cut-short"),
+        pytest.param(ConnectionResetError(104, "reset"), "connection reset by the server", id="reset"),
+        pytest.param(RuntimeError("odd"), "RuntimeError: odd", id="unknown"),
+    ],
+)
+def test_describe(exc: BaseException, expected: str) -> None:
+    assert describe(exc, (10.0, 60.0)).startswith(expected)
+
+
+def test_transport_error_names_host_and_request_without_secrets() -> None:
+    error = transport_error("GET", "https://user:pw@storage.test:8443/b/sha256:x?X-Amz-Signature=SECRET",
+                            REFUSED)
+    assert isinstance(error, TransportError) and error.temporary
+    assert str(error) == "storage.test:8443: connection refused (GET /b/sha256:x)"
+
+
+def test_is_timeout() -> None:
+    assert is_timeout(chained(TransportError("x"), trio.TooSlowError()))
+    assert is_timeout(httpx.ReadTimeout("t"))
+    assert not is_timeout(chained(httpx.ConnectError("x"), REFUSED))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_redact_url_never_raises_nor_leaks(text: str) -> None:
+    url = f"https://bob:SECRET@{text}?token=SECRET#frag"
+    shown = redact_url(url)
+    assert "SECRET" not in shown or "SECRET" in text
