@@ -240,7 +240,7 @@ def check_manifest(body: bytes, content_type: str | None) -> ManifestCheck | Res
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # Go's decoder also refuses deep nesting (depth 10000)
         return error(400, "MANIFEST_INVALID", "manifest is not valid JSON")
     if not isinstance(doc, dict):
         return error(400, "MANIFEST_INVALID", "manifest is not a JSON object")
@@ -364,7 +364,7 @@ def _state_offset(state: str) -> int | None:
     try:
         data = json.loads(base64.urlsafe_b64decode(state.encode()))
         offset = data["offset"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
     return offset if isinstance(offset, int) else None
 

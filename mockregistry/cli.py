@@ -10,7 +10,7 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,31 @@ from .quirks import MockOptions, OptionsError, parse_rate
 from .server import serve_mock
 
 
-def _user(text: str) -> tuple[str, str]:
-    name, sep, token = text.partition(":")
-    if not sep or not name or not token:
-        raise argparse.ArgumentTypeError(f"expected NAME:TOKEN, got {text!r}")
-    return name, token
+def _pair(shape: str) -> Callable[[str], tuple[str, str]]:
+    """An argument type for ``A:B`` with both parts non-empty (NAME:TOKEN, USER:NAMESPACE)."""
+
+    def parse(text: str) -> tuple[str, str]:
+        first, sep, second = text.partition(":")
+        if not sep or not first or not second:
+            raise argparse.ArgumentTypeError(f"expected {shape}, got {text!r}")
+        return first, second
+
+    return parse
+
+
+def _whole(low: int, high: int | None, what: str) -> Callable[[str], int]:
+    """An argument type for a whole number in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _latency(text: str) -> tuple[float, float]:
@@ -36,33 +56,6 @@ def _latency(text: str) -> tuple[float, float]:
     if not all(0.0 <= v < float("inf") for v in values):
         raise argparse.ArgumentTypeError(f"expected MS or MS:JITTER (>= 0), got {text!r}")
     return values
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
-def _namespace(text: str) -> tuple[str, str]:
-    user, sep, namespace = text.partition(":")
-    if not sep or not user or not namespace:
-        raise argparse.ArgumentTypeError(f"expected USER:NAMESPACE, got {text!r}")
-    return user, namespace
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,12 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     serve = sub.add_parser("serve", help="run a mock registry in the foreground")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=0, help="0 picks a free port")
-    serve.add_argument("--storage-port", type=_port, default=0)
+    port = _whole(0, 65535, "a port from 0 to 65535")
+    serve.add_argument("--port", type=port, default=0, help="0 picks a free port")
+    serve.add_argument("--storage-port", type=port, default=0)
     serve.add_argument("--profile", choices=["generic", "ghcr"], default="generic")
     serve.add_argument("--auth", choices=["none", "token"], default="none")
-    serve.add_argument("--user", type=_user, action="append", default=[], metavar="NAME:TOKEN")
-    serve.add_argument("--namespace", type=_namespace, action="append", default=[], metavar="USER:NAMESPACE",
+    serve.add_argument("--user", type=_pair("NAME:TOKEN"), action="append", default=[], metavar="NAME:TOKEN")
+    serve.add_argument("--namespace", type=_pair("USER:NAMESPACE"), action="append", default=[], metavar="USER:NAMESPACE",
                        help="let USER push under NAMESPACE too")
     serve.add_argument("--public", action="append", default=[], metavar="GLOB")
     serve.add_argument("--auth-file", type=Path, help="YAML with users, user_namespaces, public")
@@ -114,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--retry-after-header", action="store_true", default=None)
     serve.add_argument("--referrers-api", action="store_true", default=None)
     serve.add_argument("--count-rejected", action="store_true", default=None)
-    serve.add_argument("--tags-page-size", type=_positive_int)
+    serve.add_argument("--tags-page-size", type=_whole(1, None, "a whole number >= 1"))
     serve.add_argument("--fault-rate", type=_probability, default=0.0, metavar="P")
     serve.add_argument("--reset-rate", type=_probability, default=0.0, metavar="P")
     serve.add_argument("--truncate-rate", type=_probability, default=0.0, metavar="P")
@@ -141,6 +135,19 @@ def _load_auth_file(path: Path) -> dict[str, Any]:
         raise OptionsError(f"auth file {path}{where}: invalid YAML: {reason}") from None
     if not isinstance(data, dict):
         raise OptionsError(f"auth file {path} must be a mapping with users/public/user_namespaces")
+    shapes = {"users": dict, "user_namespaces": dict, "public": list}
+    for key, value in data.items():
+        if key not in shapes:
+            raise OptionsError(f"auth file {path}: unknown key {key!r} (expected users, user_namespaces, public)")
+        if value is not None and not isinstance(value, shapes[key]):
+            kind = "a mapping" if shapes[key] is dict else "a list"
+            raise OptionsError(f"auth file {path}: {key} must be {kind}")
+    for user, token in (data.get("users") or {}).items():
+        if not isinstance(token, str | int) or isinstance(token, bool) or not str(token):
+            raise OptionsError(f"auth file {path}: users.{user} must be a token string")  # never echo it
+    for user, spaces in (data.get("user_namespaces") or {}).items():
+        if not isinstance(spaces, list):
+            raise OptionsError(f"auth file {path}: user_namespaces.{user} must be a list of namespaces")
     return data
 
 

@@ -741,6 +741,9 @@ def _compose(text: str, filename: str) -> _Document:
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{filename}:1: invalid YAML: {first}") from None
+    except RecursionError:
+        # PyYAML composes nested flow collections recursively ("[[[[...").
+        raise ConfigError(f"{filename}: invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
 

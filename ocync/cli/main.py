@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 from ocync import __version__
@@ -76,13 +77,13 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 def _report(exc: BaseException) -> int:
     """One line per distinct error on stderr (config errors carry one per problem)."""
     leaves = _leaves(exc)
-    if all(isinstance(e, KeyboardInterrupt) for e in leaves):
+    if any(isinstance(e, KeyboardInterrupt) for e in leaves):
         print("ocync: interrupted", file=sys.stderr)
         return 130
+    foreign = [e for e in leaves if not isinstance(e, OcyncError)]
+    if foreign:
+        return _report_foreign(foreign[0])
     ours = [e for e in leaves if isinstance(e, OcyncError)]
-    if len(ours) != len(leaves):
-        other = next(e for e in leaves if not isinstance(e, OcyncError | KeyboardInterrupt))
-        return _report_foreign(other)
     lines: dict[str, None] = {}
     for error in ours:
         for line in str(error).splitlines() or [type(error).__name__]:
@@ -122,7 +123,20 @@ def _silence_stdout() -> None:
         pass
 
 
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """After Ctrl-C, async generators abandoned inside ``trio.run`` are finalised once the
+    run is over; trio then says RunFinishedError ("Exception ignored in ..."): not news."""
+    if type(unraisable.exc_value).__name__ == "RunFinishedError":
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Ctrl-C can land inside a third-party coroutine (httpcore's tracing context managers);
+    # the half-run coroutine then warns "was never awaited" when collected: noise, not news.
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
+    if sys.unraisablehook is sys.__unraisablehook__:  # the real CLI, not a test harness
+        sys.unraisablehook = _unraisable
     try:
         parser = build_parser()  # imports every command module: Ctrl-C may land here
         args = parser.parse_args(argv)

@@ -116,8 +116,8 @@ def trim_index(index_bytes: bytes, requested: Sequence[Platform]) -> IndexTrim:
     """
     try:
         doc = json.loads(index_bytes)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"index is not valid JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ManifestError(f"index is not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("manifests"), list):
         raise ManifestError("not an image index: no manifests list")
     entries: list[dict[str, Any]] = [e for e in doc["manifests"] if isinstance(e, dict)]

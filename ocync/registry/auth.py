@@ -38,6 +38,8 @@ DEFAULT_TOKEN_LIFETIME = 60.0
 TOKEN_EXPIRY_MARGIN = 0.1
 # docker/cli config/credentials: the key Docker Hub credentials are stored under.
 DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
+# A credential helper waiting on a locked keychain or a GUI prompt must not hang a run forever.
+CREDENTIAL_HELPER_TIMEOUT = 30.0
 # docker-credential-helpers: Username "<token>" means Secret is an identity token.
 IDENTITY_TOKEN_USERNAME = "<token>"
 
@@ -117,7 +119,7 @@ def _load_docker_config(path: Path) -> dict[str, object]:
         raise ConfigError(f"cannot read docker config {path}: {exc.strerror}") from None
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ConfigError(f"docker config {path} is not valid JSON") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"docker config {path} is not a JSON object")
@@ -198,11 +200,16 @@ async def run_credential_helper(name: str, server: str) -> Credential | None:
     if path is None:
         raise ConfigError(f"credential helper {program} is not on PATH")
     try:
-        result = await trio.run_process(
-            [path, "get"], stdin=server.encode(), capture_stdout=True, capture_stderr=True, check=False
-        )
+        with trio.fail_after(CREDENTIAL_HELPER_TIMEOUT):
+            result = await trio.run_process(
+                [path, "get"], stdin=server.encode(), capture_stdout=True, capture_stderr=True, check=False
+            )
     except OSError as exc:
         raise ConfigError(f"credential helper {program} failed to start: {exc.strerror}") from None
+    except trio.TooSlowError:
+        raise ConfigError(
+            f"credential helper {program} did not answer within {CREDENTIAL_HELPER_TIMEOUT:g} s for {server}"
+        ) from None
     if result.returncode != 0:
         message = result.stdout.decode(errors="replace").strip() + result.stderr.decode(errors="replace")
         if "credentials not found" in message.lower():
@@ -210,7 +217,7 @@ async def run_credential_helper(name: str, server: str) -> Credential | None:
         raise ConfigError(f"credential helper {program} exited with {result.returncode} for {server}")
     try:
         doc = json.loads(result.stdout)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ConfigError(f"credential helper {program} printed no JSON for {server}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"credential helper {program} printed unexpected JSON for {server}")
@@ -307,7 +314,7 @@ def parse_token_response(body: bytes) -> tuple[str, float]:
     """-> (token, lifetime seconds). ``token`` or ``access_token`` (token.md)."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Unauthorized("token endpoint answered something that is not JSON") from None
     if not isinstance(doc, dict):
         raise Unauthorized("token endpoint answered unexpected JSON")

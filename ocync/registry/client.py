@@ -50,7 +50,7 @@ from ocync.oci.manifest import (
 from ocync.oci.reference import DOCKER_HUB, is_loopback_host, normalise_registry
 from ocync.ratelimit.bucket import parse_rate
 from ocync.ratelimit.limiter import ControllerRegistry, PrincipalController
-from ocync.ratelimit.signals import budget_from_headers, throttle_signal
+from ocync.ratelimit.signals import ThrottleSignal, budget_from_headers, throttle_signal
 from ocync.registry.auth import (
     ANONYMOUS,
     AuthSettings,
@@ -681,7 +681,7 @@ class RegistryClient:
                             await response.aclose()
                     if error is None:
                         self.counters.record(method, kind, status, len(body), body_out)
-                        signal = throttle_signal(status, response.headers, body)
+                        signal = _throttle_signal(status, response.headers, body)
                         if signal is not None:
                             permit.throttled(signal)
                             self.counters.throttled += 1
@@ -1169,6 +1169,14 @@ class ClientPool:
 
     def __repr__(self) -> str:
         return f"<ClientPool clients={len(self._clients)} {self.controllers!r}>"
+
+
+def _throttle_signal(status: int, headers: httpx.Headers, body: bytes) -> ThrottleSignal | None:
+    """throttle_signal, with a body too deeply nested to parse read as no body at all."""
+    try:
+        return throttle_signal(status, headers, body)
+    except RecursionError:
+        return throttle_signal(status, headers, b"")
 
 
 def _join_url(base: str, reference: str) -> str:

@@ -197,6 +197,43 @@ def test_bad_arguments_are_one_line_exit_3(
     one_error(err, *fragments)
 
 
+def test_garbage_docker_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for name, content in (("deep.json", b'{"auths": ' + b"[" * 100000 + b"]" * 100000 + b"}"),
+                          ("garbage.json", b"{not json SECRET-ish")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        code, out, err = run(capsys, "copy", "--authfile", str(path), "127.0.0.1:1/a/b:1", "127.0.0.1:1/c/d")
+        assert code == 3 and out == ""
+        assert "SECRET" not in one_error(err, f"docker config {path} is not valid JSON")
+
+
+@pytest.mark.parametrize(
+    ("script", "fragment"),
+    [
+        pytest.param("sleep 30", "did not answer within 0.5 s for 127.0.0.1:1", id="hangs"),
+        pytest.param("echo 'keychain locked SECRET' >&2; exit 1", "exited with 1 for 127.0.0.1:1", id="fails"),
+        pytest.param("echo 'not json SECRET'", "printed no JSON for 127.0.0.1:1", id="garbage"),
+    ],
+)
+def test_misbehaving_credential_helper(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str,
+    fragment: str,
+) -> None:
+    helper = tmp_path / "bin" / "docker-credential-odd"
+    helper.parent.mkdir()
+    helper.write_text(f"#!/bin/sh\n{script}\n")
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{helper.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr("ocync.registry.auth.CREDENTIAL_HELPER_TIMEOUT", 0.5)
+    config = tmp_path / "docker" / "config.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps({"credHelpers": {"127.0.0.1:1": "odd"}}))
+    started = time.monotonic()
+    code, out, err = run(capsys, "copy", "--authfile", str(config), "127.0.0.1:1/a/b:1", "127.0.0.1:2/c/d")
+    assert code == 3 and out == "" and time.monotonic() - started < 10
+    assert "SECRET" not in one_error(err, "credential helper docker-credential-odd", fragment)
+
+
 def test_group_command_without_subcommand_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "auth")
     assert code == 3 and out == ""
@@ -235,6 +272,8 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         pytest.param(b"\x8f\x00\xff" * 100, ["cannot read", "utf-8"], None, id="binary"),
         pytest.param(BOMB.encode(), ["more than 200000 values", "alias bomb"], None, id="alias-bomb"),
         pytest.param(b"- a\n- b\n", ["must be a mapping"], None, id="a-list"),
+        pytest.param(b"a: " + b"[" * 20000 + b"]" * 20000 + b"\n", ["invalid YAML: nested too deeply"], None,
+                     id="nesting-bomb"),
         pytest.param(b"registries: {r: {url: 'https://bob:hunter2-SECRET@quay.io'}}\nmappings: []\n",
                      ["registries.r.url", "credentials in the url"], "hunter2-SECRET", id="url-userinfo"),
         pytest.param(b"registries: {r: {url: quay.io, credentials: 'bob:hunter2-SECRET'}}\nmappings: []\n",
@@ -448,6 +487,10 @@ def test_errors_from_a_nursery_are_unwrapped(capsys: pytest.CaptureFixture[str])
     ]
     assert _report(BaseExceptionGroup("x", [KeyboardInterrupt()])) == 130
     assert capsys.readouterr().err == "ocync: interrupted\n"
+    assert _report(BaseExceptionGroup("x", [NotFound("gone"), KeyboardInterrupt()])) == 130
+    assert capsys.readouterr().err == "ocync: interrupted\n"
+    assert _report(ExceptionGroup("x", [NotFound("gone"), BrokenPipeError(32, "Broken pipe")])) == 2
+    assert "broken pipe" in capsys.readouterr().err
 
 
 def test_a_bug_is_one_line_without_traceback(

@@ -465,3 +465,32 @@ async def test_garbage_location_is_a_registry_error(location: str) -> None:
     async with client(handler) as c:
         with pytest.raises(RegistryError, match="the registry sent a"):
             await c.start_upload("o/a")
+
+
+async def test_nesting_bombs_from_the_registry_are_plain_errors(autojump_clock: trio.testing.MockClock) -> None:
+    bomb = b"[" * 30000
+    calls = {"n": 0}
+
+    def throttled_then_ok(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return httpx.Response(429, content=bomb, headers={"Content-Type": "application/json"})
+        return httpx.Response(200, json={"name": "o/a", "tags": ["a"]})
+
+    async with client(throttled_then_ok) as c:
+        assert await c.list_tags("o/a") == ["a"]
+        assert c.statistics().throttled == 1
+
+    def bad_token(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.test":
+            return httpx.Response(200, content=bomb)
+        return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="https://auth.test/token"'})
+
+    async with client(bad_token) as c:
+        with pytest.raises(Unauthorized, match=r"^authentication to reg\.test failed \(anonymous\): token endpoint "
+                                               r"answered something that is not JSON \(https://auth\.test/token\)$"):
+            await c.list_tags("o/a")
+
+    async with client(lambda r: httpx.Response(200, content=bomb, headers={"Content-Type": "application/json"})) as c:
+        with pytest.raises(RegistryError, match="the answer is not JSON"):
+            await c.list_tags("o/a")

@@ -66,3 +66,23 @@ def test_serve_missing_auth_file_is_one_line(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=20)
     assert result.returncode == 3
     assert result.stderr.strip().count("\n") == 0 and "nope.yaml" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        pytest.param("users: [a, b]\n", "users must be a mapping", id="users-list"),
+        pytest.param("user_namespaces: {alice: 5}\n", "user_namespaces.alice must be a list", id="namespaces-int"),
+        pytest.param("public: 5\n", "public must be a list", id="public-int"),
+        pytest.param("users: {alice: null}\n", "users.alice must be a token string", id="null-token"),
+        pytest.param("usrs: {}\n", "unknown key 'usrs'", id="typo"),
+        pytest.param("users: [\n", "invalid YAML", id="broken-yaml"),
+    ],
+)
+def test_serve_rejects_a_bad_auth_file(tmp_path: Path, content: str, fragment: str) -> None:
+    path = tmp_path / "auth.yaml"
+    path.write_text(content)
+    result = subprocess.run([*SERVE, "--auth-file", str(path)], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 3 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and fragment in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -168,6 +168,7 @@ def test_parse_content_range(header: str, expected: tuple[int, int] | None) -> N
     [
         pytest.param(b"{nope", OCI_MANIFEST, "MANIFEST_INVALID", id="bad-json"),
         pytest.param(b"[]", OCI_MANIFEST, "MANIFEST_INVALID", id="not-object"),
+        pytest.param(b"[" * 100000, OCI_MANIFEST, "MANIFEST_INVALID", id="nesting-bomb"),
         pytest.param(image(b"c", []), None, "MANIFEST_INVALID", id="no-content-type"),
         pytest.param(image(b"c", []), "text/plain", "MANIFEST_INVALID", id="unknown-type"),
         pytest.param(image(b"c", []), OCI_INDEX, "MANIFEST_INVALID", id="type-mismatch"),
