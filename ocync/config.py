@@ -1153,6 +1153,10 @@ def parse_config_text(
     return LoadedConfig(config, filename, dict(doc.raw_secrets), tuple(warnings))
 
 
+# A config with thousands of mappings is well under a MiB; 16 MiB leaves room for generated ones.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     """Load and validate a config file (ConfigError, exit 3, on any problem)."""
     return load_config_file(path, environ).config
@@ -1161,7 +1165,11 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
 def load_config_file(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)  # bounded: /dev/zero or a wrong file is no config
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{name}: larger than {format_size(MAX_CONFIG_BYTES)}; not a config file?")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{name}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -83,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
     if args.retries < 1:
         raise ConfigError("--retries must be at least 1")
     connect_timeout, read_timeout = check_timeout(args.timeout)
-    if args.authfile is not None and not docker_config_path(args.authfile).is_file():
-        raise ConfigError(f"--authfile {args.authfile}: no such file")
+    if args.authfile is not None and not docker_config_path(args.authfile).exists():
+        resolved = docker_config_path(args.authfile)
+        shown = "" if resolved == args.authfile else f" ({resolved})"
+        raise ConfigError(f"--authfile {args.authfile}: no such file{shown}")
     auth = AuthSettings(docker_config=args.authfile)
     common = ClientSettings(
         auth=auth, insecure=args.insecure, attempts=args.retries,

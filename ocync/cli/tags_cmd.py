@@ -29,6 +29,8 @@ from ocync.registry.client import ClientPool, ClientSettings
 
 # Dropped tags shown per stage without -v; the rest is summarised as "(+N more)".
 _SHOWN = 8
+# The same bound as a registry's tag list (RegistryClient.list_tags reads at most 64 MiB).
+MAX_TAG_FILE_BYTES = 64 * 1024 * 1024
 
 
 def register(subparsers: Any) -> None:
@@ -123,7 +125,13 @@ def render_text(repo: str, selection: TagSelection, verbose: int = 0) -> str:
 def read_tag_lines(path: str) -> list[str]:
     """Tags from a file or stdin: one per line, blank lines and ``#`` comments ignored."""
     try:
-        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        if path == "-":
+            raw = sys.stdin.buffer.read(MAX_TAG_FILE_BYTES + 1)
+        else:
+            with Path(path).open("rb") as f:
+                raw = f.read(MAX_TAG_FILE_BYTES + 1)
+        if len(raw) > MAX_TAG_FILE_BYTES:
+            raise ConfigError(f"--tags-from {path}: larger than {MAX_TAG_FILE_BYTES >> 20} MiB")
         text = raw.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"--tags-from {path}: {exc.strerror or exc}") from None

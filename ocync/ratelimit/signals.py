@@ -113,7 +113,7 @@ def _body_text(body: bytes) -> tuple[str, tuple[str, ...]]:
     parts: list[str] = []
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # garbage or absurdly nested JSON: search the raw text
         return raw, ()
     errors = doc.get("errors") if isinstance(doc, dict) else None
     if isinstance(errors, list):

@@ -38,6 +38,8 @@ DEFAULT_TOKEN_LIFETIME = 60.0
 TOKEN_EXPIRY_MARGIN = 0.1
 # docker/cli config/credentials: the key Docker Hub credentials are stored under.
 DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
+# docker/cli config files are a few KiB; anything this big is not one.
+MAX_DOCKER_CONFIG_BYTES = 4 * 1024 * 1024
 # A credential helper waiting on a locked keychain or a GUI prompt must not hang a run forever.
 CREDENTIAL_HELPER_TIMEOUT = 30.0
 # docker-credential-helpers: Username "<token>" means Secret is an identity token.
@@ -112,7 +114,11 @@ def docker_config_path(override: Path | None = None, environ: Mapping[str, str] 
 
 def _load_docker_config(path: Path) -> dict[str, object]:
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            raw = f.read(MAX_DOCKER_CONFIG_BYTES + 1)
+        if len(raw) > MAX_DOCKER_CONFIG_BYTES:
+            raise ConfigError(f"docker config {path} is larger than {MAX_DOCKER_CONFIG_BYTES >> 20} MiB")
+        text = raw.decode("utf-8", errors="replace")
     except FileNotFoundError:
         return {}
     except OSError as exc:

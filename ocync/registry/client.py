@@ -790,6 +790,7 @@ class RegistryClient:
         n = page_size or self.profile.tags_page_size
         url = self.url(f"{repository}/tags/list") + (f"?n={n}" if n else "")
         tags: list[str] = []
+        known: set[str] = set()
         seen: set[str] = set()
         while url and url not in seen:
             seen.add(url)
@@ -804,8 +805,12 @@ class RegistryClient:
             except (ValueError, RecursionError):
                 raise _not_json(what, response) from None
             page = doc.get("tags") if isinstance(doc, dict) else None
-            tags += [t for t in page or [] if isinstance(t, str)]
-            url = _next_link(response.headers, url) or ""
+            found = [t for t in page or [] if isinstance(t, str) and t not in known]
+            known.update(found)
+            tags += found
+            # A page with nothing new that still points further is a Link loop with fresh
+            # URLs each time (a broken registry): stop rather than page forever.
+            url = (_next_link(response.headers, url) or "") if found else ""
         return tags
 
     # -- API: manifests ----------------------------------------------------------------------
@@ -937,6 +942,7 @@ class RegistryClient:
         if artifact_type:
             url += "?" + urlencode({"artifactType": artifact_type})
         out: list[Descriptor] = []
+        known: set[Digest] = set()
         seen: set[str] = set()
         while url and url not in seen:
             seen.add(url)
@@ -953,10 +959,10 @@ class RegistryClient:
                 index = parse_manifest(response.body, mt.OCI_INDEX)
             except ManifestError:
                 return None
-            out += [
-                d for d in index.manifests if artifact_type is None or d.artifact_type == artifact_type
-            ]
-            url = _next_link(response.headers, url) or ""
+            fresh = [d for d in index.manifests if d.digest not in known]
+            known.update(d.digest for d in fresh)
+            out += [d for d in fresh if artifact_type is None or d.artifact_type == artifact_type]
+            url = (_next_link(response.headers, url) or "") if fresh else ""  # nothing new: a Link loop
         return out
 
     # -- API: blobs --------------------------------------------------------------------------

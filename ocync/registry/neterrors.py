@@ -133,11 +133,16 @@ def transport_error(
     during: str = "",
 ) -> TransportError:
     """``host: what went wrong (METHOD /path)``, chained to ``exc`` by the caller's ``from``."""
-    parts = urlsplit(url)
-    host = redact_url(f"{parts.scheme}://{parts.netloc}").split("://", 1)[-1] or url
+    shown = redact_url(url)
+    _, sep, rest = shown.partition("://")
+    if sep:
+        host, _, path = rest.partition("/")
+        path = "/" + path
+    else:
+        host, path = "registry", shown or "/"
     what = describe(exc, timeouts)
     suffix = f" {during}" if during and "body" not in what else ""
-    return TransportError(f"{host}: {what}{suffix} ({method} {parts.path or '/'})")
+    return TransportError(f"{host}: {what}{suffix} ({method} {path})")
 
 
 __all__ = ["RedactedURLs", "describe", "is_timeout", "redact_url", "transport_error"]

@@ -175,6 +175,8 @@ def docker_config(tmp_path: Path, host: str, password: str) -> Path:
         pytest.param(["copy", "--timeout", "nan", "a", "b"], ["--timeout must be a positive"], id="timeout-nan"),
         pytest.param(["copy", "--authfile", "/nonexistent/auth.json", "a", "b"],
                      ["--authfile /nonexistent/auth.json: no such file"], id="authfile-missing"),
+        pytest.param(["copy", "--authfile", "/nonexistent", "a", "b"],
+                     ["--authfile /nonexistent: no such file (/nonexistent/config.json)"], id="authfile-dir-missing"),
         pytest.param(["copy", "--platform", "Linux", "a", "b"], ["invalid platform 'Linux'"], id="bad-platform"),
         pytest.param(["tags", "x", "--latest", "2"], ["--latest needs --sort"], id="latest-without-sort"),
         pytest.param(["tags", "x", "--semver", ">>1"], ["--semver: invalid semver range"], id="bad-semver"),
@@ -185,6 +187,9 @@ def docker_config(tmp_path: Path, host: str, password: str) -> Path:
                      id="empty-exclude"),
         pytest.param(["tags", "x", "--tags-from", "/"], ["--tags-from /: Is a directory"], id="tags-from-dir"),
         pytest.param(["validate", "/nonexistent.yaml"], ["/nonexistent.yaml: no such file"], id="missing-config"),
+        pytest.param(["validate", "/dev/zero"], ["/dev/zero: larger than 16MiB"], id="endless-config"),
+        pytest.param(["tags", "x", "--tags-from", "/dev/zero"], ["--tags-from /dev/zero: larger than"],
+                     id="endless-tags-file"),
         pytest.param(["sync", "-c", "/nonexistent.yaml"], ["/nonexistent.yaml: no such file"], id="sync-missing"),
         pytest.param(["analyze", "-c", "/"], ["/: cannot read"], id="analyze-directory"),
     ],
@@ -210,7 +215,7 @@ def test_garbage_docker_config(capsys: pytest.CaptureFixture[str], tmp_path: Pat
 @pytest.mark.parametrize(
     ("script", "fragment"),
     [
-        pytest.param("sleep 30", "did not answer within 0.5 s for 127.0.0.1:1", id="hangs"),
+        pytest.param("exec sleep 30", "did not answer within 0.5 s for 127.0.0.1:1", id="hangs"),
         pytest.param("echo 'keychain locked SECRET' >&2; exit 1", "exited with 1 for 127.0.0.1:1", id="fails"),
         pytest.param("echo 'not json SECRET'", "printed no JSON for 127.0.0.1:1", id="garbage"),
     ],

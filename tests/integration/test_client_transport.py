@@ -494,3 +494,20 @@ async def test_nesting_bombs_from_the_registry_are_plain_errors(autojump_clock: 
     async with client(lambda r: httpx.Response(200, content=bomb, headers={"Content-Type": "application/json"})) as c:
         with pytest.raises(RegistryError, match="the answer is not JSON"):
             await c.list_tags("o/a")
+
+
+async def test_endless_link_pagination_stops(autojump_clock: trio.testing.MockClock) -> None:
+    """Broken registries whose pages always point to a fresh next page: empty pages, or the
+    same tags again and again."""
+    for repeat in ([], ["a", "b"]):
+        calls = {"n": 0}
+
+        def handler(request: httpx.Request, repeat: list[str] = repeat, calls: dict[str, int] = calls) -> httpx.Response:
+            calls["n"] += 1
+            tags = ["a", "b"] if calls["n"] == 1 else repeat
+            link = f'</v2/o/a/tags/list?n=2&last=x{calls["n"]}>; rel="next"'
+            return httpx.Response(200, json={"name": "o/a", "tags": tags}, headers={"Link": link})
+
+        async with client(handler) as c:
+            assert await c.list_tags("o/a") == ["a", "b"]
+        assert calls["n"] == 2

@@ -78,3 +78,12 @@ def test_redact_url_never_raises_nor_leaks(text: str) -> None:
     url = f"https://bob:SECRET@{text}?token=SECRET#frag"
     shown = redact_url(url)
     assert "SECRET" not in shown or "SECRET" in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80), st.sampled_from(["http", "https", ""]))
+def test_transport_error_never_raises_nor_leaks(text: str, scheme: str) -> None:
+    url = f"{scheme}://bob:SECRET@{text}?sig=SECRET" if scheme else f"{text}?sig=SECRET"
+    message = str(transport_error("GET", url, REFUSED))
+    assert "connection refused (GET " in message
+    assert "SECRET" not in message or "SECRET" in text

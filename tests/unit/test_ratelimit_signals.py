@@ -182,3 +182,10 @@ def test_parse_retry_after_http_date_against_now_and_garbage() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT") is None  # no reference clock
     assert parse_retry_after("soon") is None
     assert parse_retry_after("-5") == 0.0
+
+
+def test_deeply_nested_429_body_is_still_a_throttle() -> None:
+    # A hostile or broken body must not escape as RecursionError (found by hardening).
+    signal = throttle_signal(429, {}, b"[" * 30000)
+    assert signal is not None
+    assert signal.retry_after is None
