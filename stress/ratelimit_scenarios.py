@@ -8,8 +8,10 @@
    the cap (as GHCR's does), so the scenario also runs with the announcement ignored (2b: the
    controller estimates the cap from its first hinted 429) and, for comparison, with neither
    (2c: only the AIMD windows and the hint pauses act);
-3. shared principal: two OS processes with the same credentials, each with --rate-share 0.5
-   -> zero 429s.
+3. shared principal: two real ``ocync sync -c FILE --rate-share 0.5`` processes at once with the
+   same credentials, each mirroring its own repositories from a seeded source mock to one capped
+   ghcr-profile mock -> zero 429s, both exit 0 (3c, the comparison: both with --rate-share 1.0,
+   which together exceed the cap).
 
 ``python -m stress.ratelimit_scenarios`` prints JSON and a Markdown table and writes them, with
 a PNG of scenario 2's window size and request rate over time, to ``stress/results/``.
@@ -19,11 +21,13 @@ a PNG of scenario 2's window size and request rate over time, to ``stress/result
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import random
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -44,6 +48,7 @@ from ocync.registry.auth import AuthSettings
 from ocync.registry.blobs import copy_blob_to, upload_blob
 from ocync.registry.client import ClientSettings, RegistryClient
 from ocync.registry.profiles import profile_named
+from stress.corpus import CorpusSpec, build_corpus, push_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "stress" / "results"
@@ -384,68 +389,235 @@ async def scenario_unknown_cap(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SharedSizes:
+    """Scenario 3: the corpus on the source mock and the target mock's cap."""
+
+    repositories: int  # split between the processes, round robin
+    tags_per_repo: int
+    layers_per_image: int
+    cap: str
+
+
+SHARED_FULL = SharedSizes(repositories=32, tags_per_repo=5, layers_per_image=3, cap="600/6s")
+SHARED_QUICK = SharedSizes(repositories=8, tags_per_repo=3, layers_per_image=2, cap="120/4s")
+
+
+def shared_corpus_spec(sizes: SharedSizes, seed: int) -> CorpusSpec:
+    """Small single-platform images (a few KiB per layer, one base layer shared by all): the
+    scenario is about request counts, not bytes."""
+    return CorpusSpec(
+        seed=seed,
+        repositories=sizes.repositories,
+        namespace="corpus",
+        tags_per_repo=sizes.tags_per_repo,
+        platforms=("linux/amd64",),
+        layers_per_image=sizes.layers_per_image,
+        layer_size=(512, 4096),
+        shared_base_layers=1,
+    )
+
+
+def write_sync_config(
+    path: Path, source: str, target: str, repos: Sequence[str], cache_dir: Path, cap: str
+) -> Path:
+    """One process's config: an anonymous source, the capped ghcr-profile target with the one
+    shared credential (basic: the PAT is exchanged for a bearer token, as on GHCR) and its cap
+    stated (``rate_limit``, as GHCR documents 2000/60s; the mock's is smaller to keep it short)."""
+    lines = [
+        "global:",
+        f"  cache_dir: {cache_dir}",
+        "registries:",
+        "  src:",
+        f"    url: {source}",
+        "  dst:",
+        f"    url: {target}",
+        "    profile: ghcr",
+        f"    credentials: {{username: {USER}, password: {PASSWORD}}}",
+        f"    rate_limit: {cap}",
+        "defaults:",
+        "  source: src",
+        "  targets: dst",
+        "mappings:",
+    ]
+    lines += [f"  - {{from: {repo}, to: {USER}/{repo.rsplit('/', 1)[-1]}}}" for repo in repos]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass(slots=True)
+class SyncProcess:
+    """One `ocync sync` run of scenario 3: its command, exit code, output and when it ended."""
+
+    index: int
+    command: list[str]
+    returncode: int = -1
+    stdout: str = ""
+    stderr: str = ""
+    ended: float = 0.0  # seconds since the mock's stats were reset
+
+    def report(self) -> dict[str, Any] | None:
+        """The `--json` report, or None (text output, or no JSON)."""
+        if "--json" not in self.command:
+            return None
+        try:
+            doc = json.loads(self.stdout)
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+
+def pending_utilisation(
+    timeline: Sequence[dict[str, int]], cap_rate: float, until: float
+) -> tuple[float, int]:
+    """Accepted requests per second against the cap over the whole seconds from the first
+    second with a request (excluded: it is partial) up to ``until`` (exclusive, partial second
+    left out). Returns (utilisation, seconds measured)."""
+    active = [row["t"] for row in timeline if row["requests"]]
+    if not active:
+        return 0.0, 0
+    rows = [row for row in timeline if active[0] < row["t"] < math.floor(until)]
+    if not rows:
+        return 0.0, 0
+    accepted = sum(row["requests"] - row["throttled"] for row in rows)
+    return round(accepted / len(rows) / cap_rate, 4), len(rows)
+
+
 async def scenario_shared_principal(
-    *, operations: int, tasks: int, cap: str, seed: int = 1, processes: int = 2
+    *,
+    sizes: SharedSizes = SHARED_QUICK,
+    rate_share: float = 0.5,
+    processes: int = 2,
+    outputs: Sequence[str] = ("json", "json"),
+    seed: int = 1,
+    workdir: Path | None = None,
 ) -> ScenarioResult:
-    """The mock runs here; ``processes`` worker processes share its one principal."""
-    rate = parse_rate(cap)
-    share = 1.0 / processes
-    async with serve_mock(_mock_options("ghcr", cap, seed)) as mock:
-        mock.reset_stats()
-        started = trio.current_time()
-        outputs: list[dict[str, Any]] = []
-
-        async def worker(i: int) -> None:
-            cmd = [
-                sys.executable,
-                "-m",
-                "stress.ratelimit_scenarios",
-                "worker",
-                "--url",
-                mock.url,
-                "--profile",
-                "ghcr",
-                "--rate-limit",
-                cap,
-                "--rate-share",
-                str(share),
-                "--operations",
-                str(operations // processes),
-                "--tasks",
-                str(tasks),
-                "--prefix",
-                f"shared{i}",
-                "--seed",
-                str(seed + i),
-            ]
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            proc = await trio.run_process(
-                cmd, capture_stdout=True, capture_stderr=True, check=False, env=env
-            )
-            if proc.returncode != 0:
-                raise RuntimeError(
-                    f"worker {i} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}"
-                )
-            outputs.append(json.loads(proc.stdout.decode().strip().splitlines()[-1]))
-
-        async with trio.open_nursery() as nursery:
+    """``processes`` real ``ocync sync -c FILE --rate-share F`` processes at once, each
+    mirroring its own repositories from an uncapped source mock to one capped ghcr-profile
+    mock with the same credentials (one principal there). ``outputs[i]`` is "json" (the run
+    prints ``--json``) or "verbose" (``-v``: the text report, controller statistics on stderr).
+    With ``rate_share`` 1.0 (the control) the processes together would exceed the cap."""
+    rate = parse_rate(sizes.cap)
+    corpus = build_corpus(shared_corpus_spec(sizes, seed))
+    repos = sorted(corpus.repos)
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ocync-rl3-")))
+        async with (
+            serve_mock(MockOptions(profile="generic", seed=seed)) as source,
+            serve_mock(_mock_options("ghcr", sizes.cap, seed)) as target,
+        ):
+            await push_corpus(corpus, source.url)
+            runs: list[SyncProcess] = []
             for i in range(processes):
-                nursery.start_soon(worker, i)
-        seconds = trio.current_time() - started
-        numbers = measure(mock.stats(), rate.count, rate.period, seconds)
-    numbers["processes"] = processes
-    numbers["rate_share"] = share
-    numbers["worker_operations"] = [o["operations"] for o in outputs]
-    numbers["worker_errors"] = sum(len(o["errors"]) for o in outputs)
-    numbers["errors"] = [e for o in outputs for e in o["errors"]][:5]
-    numbers["seconds"] = round(seconds, 2)
-    numbers["client_requests"] = sum(numbers["worker_operations"])
-    checks = {
-        "all operations completed": numbers["worker_errors"] == 0,
-        "zero 429s": numbers["throttled"] == 0,
-    }
-    title = f"shared principal ({processes} processes x --rate-share {share:g}, {cap})"
-    return ScenarioResult("shared_principal", title, all(checks.values()), checks, numbers)
+                config = write_sync_config(
+                    workdir / f"sync{i}.yaml",
+                    source.url,
+                    target.url,
+                    repos[i::processes],
+                    workdir / f"cache{i}",
+                    sizes.cap,
+                )
+                mode = outputs[i % len(outputs)]
+                flags = ["--json"] if mode == "json" else ["-v"]
+                command = [
+                    sys.executable, "-m", "ocync", "sync", "-c", str(config),
+                    "--rate-share", f"{rate_share:g}", *flags,
+                ]  # fmt: skip
+                runs.append(SyncProcess(i, command))
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+            target.reset_stats()
+            started = trio.current_time()
+
+            async def run(proc: SyncProcess) -> None:
+                done = await trio.run_process(
+                    proc.command,
+                    capture_stdout=True,
+                    capture_stderr=True,
+                    check=False,
+                    env=env,
+                    cwd=str(workdir),
+                )
+                proc.ended = trio.current_time() - started
+                proc.returncode = done.returncode
+                proc.stdout = done.stdout.decode(errors="replace")
+                proc.stderr = done.stderr.decode(errors="replace")
+
+            async with trio.open_nursery() as nursery:
+                for proc in runs:
+                    nursery.start_soon(run, proc)
+            seconds = trio.current_time() - started
+            stats = target.stats()
+    numbers = measure(stats, rate.count, rate.period, seconds)
+    cap_rate = rate.count / rate.period
+    both, both_seconds = pending_utilisation(
+        stats["timeline"], cap_rate, min(p.ended for p in runs)
+    )
+    reports = [p.report() for p in runs]
+    numbers.update(
+        {
+            "processes": processes,
+            "rate_share": rate_share,
+            "corpus": corpus.summary(),
+            "commands": [" ".join(p.command[1:]) for p in runs],
+            "exit_codes": [p.returncode for p in runs],
+            "process_seconds": [round(p.ended, 2) for p in runs],
+            "seconds": round(seconds, 2),
+            "per_principal": stats.get("per_principal", {}),
+            "utilisation_both_running": both,
+            "seconds_both_running": both_seconds,
+            "errors": [line for p in runs for line in p.stderr.splitlines() if "error" in line][:5],
+            "process_reports": [_sync_summary(r) for r in reports],
+            "stderr_tails": [p.stderr[-1500:] for p in runs if p.returncode != 0],
+        }
+    )
+    # Controller statistics of each process for the target principal: from --json's
+    # "controllers", or from -v's stderr lines ("  NAME: {json}").
+    numbers["controllers"] = [
+        _target_controller(r) if r is not None else _verbose_controller(p.stderr)
+        for p, r in zip(runs, reports, strict=True)
+    ]
+    control = rate_share * processes > 1  # the comparison: 429s expected, not a failure
+    checks = {"every ocync sync exited 0": all(p.returncode == 0 for p in runs)}
+    if not control:
+        checks["zero 429s"] = numbers["throttled"] == 0
+    title = (
+        f"shared principal ({processes} x `ocync sync --rate-share {rate_share:g}`, {sizes.cap})"
+    )
+    name = "shared_principal_control" if control else "shared_principal"
+    return ScenarioResult(name, title, all(checks.values()), checks, numbers)
+
+
+def _sync_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    summary = report.get("summary", {})
+    keep = ("images_synced", "images_failed", "requests", "throttled", "elapsed")
+    return {k: summary.get(k) for k in keep}
+
+
+def _target_controller(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The controller of the capped target's principal in a --json report (None if absent)."""
+    for stats in report.get("controllers", {}).values():
+        controller = stats.get("controller") if isinstance(stats, dict) else None
+        if isinstance(controller, dict) and controller.get("cap"):
+            return controller
+    return None
+
+
+def _verbose_controller(stderr: str) -> dict[str, Any] | None:
+    """The capped principal's controller from ``ocync sync -v``'s ``  NAME: {json}`` lines."""
+    for line in stderr.splitlines():
+        name, sep, rest = line.strip().partition(": ")
+        if not sep or not rest.startswith("{"):
+            continue
+        try:
+            controller = json.loads(rest)
+        except ValueError:
+            continue
+        if isinstance(controller, dict) and controller.get("cap"):
+            return controller
+    return None
 
 
 def _workload_numbers(result: WorkloadResult) -> dict[str, Any]:
@@ -535,7 +707,9 @@ FULL = Sizes(operations=3000, tasks=8, cap="600/6s")
 QUICK = Sizes(operations=400, tasks=6, cap="100/2s")
 
 
-async def run_all(sizes: Sizes, which: Sequence[str], seed: int) -> list[ScenarioResult]:
+async def run_all(
+    sizes: Sizes, which: Sequence[str], seed: int, shared: SharedSizes = SHARED_FULL
+) -> list[ScenarioResult]:
     results: list[ScenarioResult] = []
     ops, tasks, cap = sizes.operations, sizes.tasks, sizes.cap
     for name in which:
@@ -554,57 +728,24 @@ async def run_all(sizes: Sizes, which: Sequence[str], seed: int) -> list[Scenari
                     operations=ops, tasks=tasks, cap=cap, seed=seed, learning=learning
                 )
             )
-        elif name == "3":
+        elif name in ("3", "3c"):
             results.append(
-                await scenario_shared_principal(operations=ops, tasks=tasks, cap=cap, seed=seed)
+                await scenario_shared_principal(
+                    sizes=shared, rate_share=0.5 if name == "3" else 1.0, seed=seed
+                )
             )
     return results
-
-
-def _worker_main(args: argparse.Namespace) -> int:
-    async def go() -> WorkloadResult:
-        return await run_workload(
-            args.url,
-            profile=args.profile,
-            operations=args.operations,
-            tasks=args.tasks,
-            rate_limit=args.rate_limit,
-            rate_share=args.rate_share,
-            prefix=args.prefix,
-            seed=args.seed,
-        )
-
-    result = trio.run(go)
-    out = {
-        "operations": result.operations,
-        "units": result.units,
-        "errors": result.errors,
-        "seconds": round(result.seconds, 3),
-        "controller": result.controller,
-    }
-    print(json.dumps(out))
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m stress.ratelimit_scenarios", description=__doc__.split("\n\n")[0]
     )
-    sub = parser.add_subparsers(dest="command")
-    worker = sub.add_parser("worker", help="one process of the shared-principal scenario")
-    worker.add_argument("--url", required=True)
-    worker.add_argument("--profile", default="ghcr")
-    worker.add_argument("--rate-limit", default=None)
-    worker.add_argument("--rate-share", type=float, default=1.0)
-    worker.add_argument("--operations", type=int, default=1000)
-    worker.add_argument("--tasks", type=int, default=4)
-    worker.add_argument("--prefix", default="w")
-    worker.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="the small versions (as in the tests)")
     parser.add_argument(
         "--scenarios",
-        default="1,2,2b,2c,3",
-        help="comma list of 1, 2, 2b (cap estimated), 2c (AIMD only), 3",
+        default="1,2,2b,2c,3,3c",
+        help="comma list of 1, 2, 2b (cap estimated), 2c (AIMD only), 3, 3c (share 1.0)",
     )
     parser.add_argument("--operations", type=int, default=None)
     parser.add_argument("--tasks", type=int, default=None)
@@ -612,17 +753,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    if args.command == "worker":
-        return _worker_main(args)
     base = QUICK if args.quick else FULL
     sizes = Sizes(
         args.operations or base.operations, args.tasks or base.tasks, args.cap or base.cap
     )
     which = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     wall = time.monotonic()
-    results = trio.run(run_all, sizes, which, args.seed)
+    shared = SHARED_QUICK if args.quick else SHARED_FULL
+    results = trio.run(run_all, sizes, which, args.seed, shared)
     report = {
         "sizes": asdict(sizes),
+        "shared_sizes": asdict(shared),
         "seed": args.seed,
         "wall_seconds": round(time.monotonic() - wall, 1),
         "scenarios": [r.summary() for r in results],
