@@ -85,6 +85,17 @@ def _probability(text: str) -> float:
     return value
 
 
+# Flags whose value is the MockOptions field of the same name (argparse dest == field name).
+_PROFILE_TOGGLES = ("retry_after_header", "referrers_api", "count_rejected")
+_FAULT_RATES = ("fault_rate", "reset_rate", "truncate_rate", "corrupt_rate")
+_SAME_NAME = ("profile", "auth", "rate_limit", "blob_redirect", "tags_page_size", *_PROFILE_TOGGLES,
+              *_FAULT_RATES, "seed", "access_log", "host", "port", "storage_port")
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ocync-mockregistry",
                                      description="A real OCI registry for tests, with GHCR's quirks.")
@@ -105,14 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     redirect = serve.add_mutually_exclusive_group()
     redirect.add_argument("--blob-redirect", dest="blob_redirect", action="store_true", default=None)
     redirect.add_argument("--no-blob-redirect", dest="blob_redirect", action="store_false")
-    serve.add_argument("--retry-after-header", action="store_true", default=None)
-    serve.add_argument("--referrers-api", action="store_true", default=None)
-    serve.add_argument("--count-rejected", action="store_true", default=None)
+    for toggle in _PROFILE_TOGGLES:  # None: the profile's default
+        serve.add_argument(_flag(toggle), action="store_true", default=None)
     serve.add_argument("--tags-page-size", type=_whole(1, None, "a whole number >= 1"))
-    serve.add_argument("--fault-rate", type=_probability, default=0.0, metavar="P")
-    serve.add_argument("--reset-rate", type=_probability, default=0.0, metavar="P")
-    serve.add_argument("--truncate-rate", type=_probability, default=0.0, metavar="P")
-    serve.add_argument("--corrupt-rate", type=_probability, default=0.0, metavar="P")
+    for rate in _FAULT_RATES:
+        serve.add_argument(_flag(rate), type=_probability, default=0.0, metavar="P")
     serve.add_argument("--latency", type=_latency, default=(0.0, 0.0), metavar="MS[:JITTER]")
     serve.add_argument("--storage", type=Path, metavar="DIR", help="keep content on disk")
     serve.add_argument("--access-log", type=Path, metavar="FILE", help="one JSON line per request")
@@ -165,29 +173,13 @@ def options_from_args(args: argparse.Namespace) -> MockOptions:
             namespaces.setdefault(str(user), []).extend(str(s) for s in spaces)
     latency, jitter = args.latency
     options = MockOptions(
-        profile=args.profile,
-        blob_redirect=args.blob_redirect,
-        retry_after_header=args.retry_after_header,
-        referrers_api=args.referrers_api,
-        count_rejected=args.count_rejected,
-        tags_page_size=args.tags_page_size,
-        rate_limit=args.rate_limit,
-        auth=args.auth,
+        **{name: getattr(args, name) for name in _SAME_NAME},
         users=users,
         user_namespaces=namespaces,
         public=public,
-        fault_rate=args.fault_rate,
-        reset_rate=args.reset_rate,
-        truncate_rate=args.truncate_rate,
-        corrupt_rate=args.corrupt_rate,
         latency_ms=latency,
         latency_jitter_ms=jitter,
-        seed=args.seed,
         storage_dir=args.storage,
-        access_log=args.access_log,
-        host=args.host,
-        port=args.port,
-        storage_port=args.storage_port,
     )
     if args.storage is not None and args.storage.exists() and not args.storage.is_dir():
         raise OptionsError(f"--storage {args.storage}: not a directory")

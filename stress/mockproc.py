@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -29,23 +30,75 @@ def mock_command() -> list[str]:
     return [sys.executable, "-m", "mockregistry.cli"]
 
 
-class MockProcess:
-    """`with MockProcess(["--profile", "ghcr"]) as mock: mock.url` -- stopped with SIGTERM on exit."""
+class ServerProcess:
+    """A server subprocess (`proc`, set by `start()`): `with` starts it, `stop()` sends SIGTERM and
+    kills it if it has not exited within 10 s. Shared by the mock and docker-registry harnesses."""
 
-    def __init__(self, args: Sequence[str] = (), *, startup_timeout: float = 20.0) -> None:
-        self.args = ["serve", "--host", "127.0.0.1", "--port", "0", *args]
-        self.startup_timeout = startup_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        self.returncode: int | None = None
-        self._stderr = tempfile.TemporaryFile()
+    proc: subprocess.Popen[bytes] | None = None
+    returncode: int | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self) -> MockProcess:
+    def _status_bytes(self, field: str) -> int:
+        """A `kB` field of the server's /proc status (Linux), in bytes."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no {field} in /proc status (not Linux?)")
+
+    def peak_rss_bytes(self) -> int:
+        """VmHWM of the server process (Linux /proc): its peak resident set size."""
+        return self._status_bytes("VmHWM")
+
+    def rss_bytes(self) -> int:
+        return self._status_bytes("VmRSS")
+
+    def _release(self) -> None:
+        """What a harness closes once its process has exited (pipes, files)."""
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._release()
+        self.returncode = self.proc.returncode
+        self.proc = None
+        return self.returncode
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class MockProcess(ServerProcess):
+    """`with MockProcess(["--profile", "ghcr"]) as mock: mock.url` -- stopped with SIGTERM on exit."""
+
+    def __init__(self, args: Sequence[str] = (), *, startup_timeout: float = 20.0) -> None:
+        self.args = ["serve", "--host", "127.0.0.1", "--port", "0", *args]
+        self.startup_timeout = startup_timeout
+        self.url = ""
+        self._stderr = tempfile.TemporaryFile()
+
+    def start(self) -> Self:
         self.proc = subprocess.Popen(
             [*mock_command(), *self.args], stdout=subprocess.PIPE, stderr=self._stderr
         )
@@ -82,43 +135,8 @@ class MockProcess:
         data: dict[str, object] = response.json()
         return data
 
-    def peak_rss_bytes(self) -> int:
-        """VmHWM of the server process (Linux /proc): its peak resident set size."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmHWM in /proc status (not Linux?)")
-
-    def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS in /proc status (not Linux?)")
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    def _release(self) -> None:
+        assert self.proc is not None
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-        self.returncode = self.proc.returncode
         self._stderr.close()
-        self.proc = None
-        return self.returncode
-
-    def __enter__(self) -> MockProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -313,23 +313,27 @@ def _mock_options(profile: str, cap: str, seed: int) -> MockOptions:
     )
 
 
-async def scenario_known_cap(
-    *, operations: int, tasks: int, cap: str, seed: int = 1
-) -> ScenarioResult:
+async def _measured_workload(
+    profile: str, cap: str, seed: int, **workload: Any
+) -> tuple[dict[str, Any], WorkloadResult]:
+    """`run_workload(**workload)` against a fresh token-auth mock enforcing ``cap``: the mock's
+    measures (counted from the workload's start) with the workload's numbers, and its result."""
     rate = parse_rate(cap)
-    async with serve_mock(_mock_options("ghcr", cap, seed)) as mock:
+    async with serve_mock(_mock_options(profile, cap, seed)) as mock:
         result = await run_workload(
-            mock.url,
-            profile="ghcr",
-            operations=operations,
-            tasks=tasks,
-            rate_limit=cap,
-            prefix="known",
-            seed=seed,
-            on_start=mock.reset_stats,
+            mock.url, profile=profile, seed=seed, on_start=mock.reset_stats, **workload
         )
         numbers = measure(mock.stats(), rate.count, rate.period, result.seconds)
     numbers.update(_workload_numbers(result))
+    return numbers, result
+
+
+async def scenario_known_cap(
+    *, operations: int, tasks: int, cap: str, seed: int = 1
+) -> ScenarioResult:
+    numbers, result = await _measured_workload(
+        "ghcr", cap, seed, operations=operations, tasks=tasks, rate_limit=cap, prefix="known"
+    )
     checks = {
         "all operations completed": not result.errors,
         f">= {operations} registry operations": numbers["requests"] >= operations,
@@ -352,21 +356,16 @@ async def scenario_unknown_cap(
     """``learning``: "announced" (the default controller: it adopts the cap the mock's 429
     message states), "estimated" (ignores the announcement and infers the cap from its first
     hinted 429), "aimd" (neither: only the AIMD windows and the hint pauses; informational)."""
-    rate = parse_rate(cap)
-    async with serve_mock(_mock_options("generic", cap, seed)) as mock:
-        result = await run_workload(
-            mock.url,
-            profile="generic",
-            operations=operations,
-            tasks=tasks,
-            rate_limit=None,
-            prefix="unknown",
-            seed=seed,
-            learning=learning,
-            on_start=mock.reset_stats,
-        )
-        numbers = measure(mock.stats(), rate.count, rate.period, result.seconds)
-    numbers.update(_workload_numbers(result))
+    numbers, result = await _measured_workload(
+        "generic",
+        cap,
+        seed,
+        operations=operations,
+        tasks=tasks,
+        rate_limit=None,
+        prefix="unknown",
+        learning=learning,
+    )
     checks = {"all operations completed": not result.errors}
     if learning != "aimd":
         checks["429s <= 2% of requests"] = numbers["throttled_pct"] <= 2.0

@@ -17,19 +17,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-import httpx
-
-from stress.mockproc import MockProcess
+from stress.mockproc import MockProcess, ServerProcess
 
 __all__ = [
     "DistributionProcess",
@@ -146,14 +142,13 @@ _COMBINED = re.compile(
 )
 
 
-class DistributionProcess:
+class DistributionProcess(ServerProcess):
     """`with DistributionProcess(workdir) as reg: reg.url, reg.take()` -- docker-registry 2.8."""
 
     def __init__(self, root: Path, *, startup_timeout: float = 15.0) -> None:
         self.root = root
         self.startup_timeout = startup_timeout
         self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
         self.access_log = root / "access.log"
         self._tail = _LogTail(self.access_log)
 
@@ -210,48 +205,19 @@ class DistributionProcess:
             )
         return out
 
-    def peak_rss_bytes(self) -> int:
-        assert self.proc is not None
-        return _vm_hwm(self.proc.pid)
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class MockRegistryProcess:
+class MockRegistryProcess(MockProcess):
     """`ocync-mockregistry serve ... --access-log FILE` as a subprocess (see stress/mockproc.py)."""
 
     def __init__(
         self, root: Path, args: Sequence[str] = (), *, startup_timeout: float = 20.0
     ) -> None:
         self.root = root
-        self.extra_args = list(args)
-        self.startup_timeout = startup_timeout
         self.access_log = root / "access.jsonl"
         self._tail = _LogTail(self.access_log)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._mock: MockProcess | None = None
-        self.url = ""
+        super().__init__(
+            [*args, "--access-log", str(self.access_log)], startup_timeout=startup_timeout
+        )
 
     @property
     def host(self) -> str:
@@ -260,14 +226,7 @@ class MockRegistryProcess:
     def start(self) -> Self:
         self.root.mkdir(parents=True, exist_ok=True)
         self.access_log.touch()
-        self._mock = MockProcess(
-            [*self.extra_args, "--access-log", str(self.access_log)],
-            startup_timeout=self.startup_timeout,
-        )
-        self._mock.start()
-        self.proc = self._mock.proc
-        self.url = self._mock.url
-        return self
+        return super().start()
 
     def take(self) -> list[LoggedRequest]:
         out: list[LoggedRequest] = []
@@ -288,37 +247,3 @@ class MockRegistryProcess:
                 )
             )
         return out
-
-    def stats(self) -> dict[str, object]:
-        response = httpx.get(f"{self.url}/_mock/stats", timeout=10)
-        response.raise_for_status()
-        data: dict[str, object] = response.json()
-        return data
-
-    def peak_rss_bytes(self) -> int:
-        assert self.proc is not None
-        return _vm_hwm(self.proc.pid)
-
-    def stop(self) -> None:
-        if self._mock is not None:
-            self._mock.stop()
-            self._mock = None
-            self.proc = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _vm_hwm(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0

@@ -42,8 +42,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -552,20 +554,22 @@ def _last_line(text: str) -> str:
 # Scenario groups
 
 
+@contextmanager
+def _targets(
+    make: Callable[[Path], AbstractContextManager[Endpoint]], workdir: Path, suffix: str = ""
+) -> Iterator[dict[str, Endpoint]]:
+    """A fresh target registry per tool, each in `workdir/t-<tool><suffix>`."""
+    with ExitStack() as stack:
+        yield {tool: stack.enter_context(make(workdir / f"t-{tool}{suffix}")) for tool in TOOLS}
+
+
 def scenario_distribution(quick: bool, workdir: Path) -> dict[str, Any]:
     corpus = build_corpus(pair_spec(quick))
     with (
         DistributionProcess(workdir / "source") as source,
-        DistributionProcess(workdir / "t-ocync") as t_ocync,
-        DistributionProcess(workdir / "t-skopeo") as t_skopeo,
+        _targets(DistributionProcess, workdir) as targets,
     ):
-        bench = SideBySide(
-            "docker-registry -> docker-registry",
-            workdir,
-            corpus,
-            source,
-            {"ocync": t_ocync, "skopeo": t_skopeo},
-        )
+        bench = SideBySide("docker-registry -> docker-registry", workdir, corpus, source, targets)
         bench.seed()
         bench.phase("cold", verify=True)
         bench.phase("warm")
@@ -573,11 +577,8 @@ def scenario_distribution(quick: bool, workdir: Path) -> dict[str, Any]:
         bench.phase("partial")
         # More cold samples (fresh targets and cache) for a steadier wall-time ratio.
         for i in range(2, (1 if quick else COLD_SAMPLES) + 1):
-            with (
-                DistributionProcess(workdir / f"t-ocync-{i}") as o,
-                DistributionProcess(workdir / f"t-skopeo-{i}") as k,
-            ):
-                bench.retarget({"ocync": o, "skopeo": k}, workdir / f"cache-{i}")
+            with _targets(DistributionProcess, workdir, f"-{i}") as fresh:
+                bench.retarget(fresh, workdir / f"cache-{i}")
                 bench.phase(f"cold#{i}")
         return bench.summary()
 
@@ -598,15 +599,14 @@ def scenario_ghcr_mock(quick: bool, workdir: Path) -> dict[str, Any]:
     ]
     with (
         MockRegistryProcess(workdir / "source", ["--profile", "generic"]) as source,
-        MockRegistryProcess(workdir / "t-ocync", ghcr) as t_ocync,
-        MockRegistryProcess(workdir / "t-skopeo", ghcr) as t_skopeo,
+        _targets(partial(MockRegistryProcess, args=ghcr), workdir) as targets,
     ):
         bench = SideBySide(
             f"mock -> ghcr-profile mock (token auth, cap {GHCR_CAP})",
             workdir,
             corpus,
             source,
-            {"ocync": t_ocync, "skopeo": t_skopeo},
+            targets,
             auth=(USER, TOKEN),
             profile="ghcr",
             rate_limit=GHCR_CAP,
@@ -625,15 +625,10 @@ def scenario_wan(quick: bool, workdir: Path, latency_ms: int = 20) -> dict[str, 
     args = ["--profile", "generic", "--latency", str(latency_ms)]
     with (
         MockRegistryProcess(workdir / "source", args) as source,
-        MockRegistryProcess(workdir / "t-ocync", args) as t_ocync,
-        MockRegistryProcess(workdir / "t-skopeo", args) as t_skopeo,
+        _targets(partial(MockRegistryProcess, args=args), workdir) as targets,
     ):
         bench = SideBySide(
-            f"WAN: generic mocks, --latency {latency_ms}",
-            workdir,
-            corpus,
-            source,
-            {"ocync": t_ocync, "skopeo": t_skopeo},
+            f"WAN: generic mocks, --latency {latency_ms}", workdir, corpus, source, targets
         )
         bench.seed()
         bench.phase("cold", verify=True)
@@ -655,12 +650,9 @@ def scenario_scale(
         sub = workdir / f"scale-{n}"
         with (
             DistributionProcess(sub / "source") as source,
-            DistributionProcess(sub / "t-ocync") as t_ocync,
-            DistributionProcess(sub / "t-skopeo") as t_skopeo,
+            _targets(DistributionProcess, sub) as targets,
         ):
-            bench = SideBySide(
-                f"scale {n}", sub, corpus, source, {"ocync": t_ocync, "skopeo": t_skopeo}
-            )
+            bench = SideBySide(f"scale {n}", sub, corpus, source, targets)
             bench.seed()
             bench.phase("cold")
             bench.phase("warm")

@@ -43,10 +43,17 @@ REQUEST_KINDS: tuple[str, ...] = (
 )
 
 
-def _groups(mapping: dict[str, str | None]) -> Mapping[str, str | None]:
-    unknown = set(mapping) - set(REQUEST_KINDS)
+def _windows(*, unmetered: tuple[str, ...] = (), **windows: tuple[str, ...]) -> Mapping[str, str | None]:
+    """Window key -> the request kinds it meters, as the kind -> key map the limiter reads.
+
+    Kinds in ``unmetered`` map to None, as does ``storage_get`` always (a redirect target such
+    as GHCR's blob storage host is not the registry's API). Kinds named nowhere use "default"."""
+    groups: dict[str, str | None] = {kind: key for key, kinds in windows.items() for kind in kinds}
+    groups.update(dict.fromkeys((*unmetered, "storage_get"), None))
+    unknown = set(groups) - set(REQUEST_KINDS)
     assert not unknown, unknown
-    return MappingProxyType(mapping)
+    assert len(groups) == sum(map(len, windows.values())) + len({*unmetered, "storage_get"}), windows
+    return MappingProxyType(groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,73 +85,36 @@ class RegistryProfile:
     monolithic_max_bytes: int = 4 * 1024 * 1024
 
 
-_GHCR_ONE_WINDOW: dict[str, str | None] = {kind: "all" for kind in REQUEST_KINDS}
-_GHCR_ONE_WINDOW["storage_get"] = None  # the storage host is not ghcr.io's API
-
+# Fields left out take the defaults above, which are CNCF distribution 2.8's behaviour.
 GHCR = RegistryProfile(
     name="ghcr",
     upload_strategy="single_patch",
     multi_patch_safe=False,
     mount_scope="namespace",
     mount_probe_ok=False,
-    window_groups=_groups(_GHCR_ONE_WINDOW),
+    window_groups=_windows(all=tuple(k for k in REQUEST_KINDS if k != "storage_get")),
     documented_cap="2000/60s",  # GHCR's 429 message: "allowed: 2000/minute"
     tags_page_size=100,  # GHCR's default page when no `n` is sent
     referrers_api=False,
 )
 
 # Docker Hub meters manifest GETs (its pull limit) and not HEADs (docs.docker.com
-# "Docker Hub rate limit": a HEAD does not count towards the limit).
+# "Docker Hub rate limit": a HEAD does not count towards the limit). No documented cap: the
+# budget comes from its ratelimit-remaining headers.
 DOCKERHUB = RegistryProfile(
     name="dockerhub",
-    upload_strategy="stream_put",
-    multi_patch_safe=True,
-    mount_scope="any",
-    mount_probe_ok=True,
-    window_groups=_groups(
-        {
-            "manifest_head": None,
-            "blob_head": None,
-            "manifest_get": "manifest_get",
-            "storage_get": None,
-        }
-    ),
-    documented_cap=None,  # budget comes from its ratelimit-remaining headers
-    tags_page_size=None,
-    referrers_api=None,
+    window_groups=_windows(manifest_get=("manifest_get",), unmetered=("manifest_head", "blob_head")),
 )
 
 GENERIC = RegistryProfile(
     name="generic",
-    upload_strategy="stream_put",
-    multi_patch_safe=True,
-    mount_scope="any",
-    mount_probe_ok=True,
-    window_groups=_groups(
-        {
-            "ping": "read",
-            "token": "read",
-            "blob_head": "head",
-            "manifest_head": "head",
-            "blob_get": "read",
-            "manifest_get": "read",
-            "referrers": "read",
-            "catalog": "read",
-            "upload_post": "upload",
-            "upload_patch": "upload",
-            "upload_put": "upload",
-            "upload_get": "upload",
-            "upload_delete": "upload",
-            "mount": "upload",
-            "manifest_put": "manifest_write",
-            "manifest_delete": "manifest_write",
-            "tags_list": "tags",
-            "storage_get": None,
-        }
+    window_groups=_windows(
+        read=("ping", "token", "blob_get", "manifest_get", "referrers", "catalog"),
+        head=("blob_head", "manifest_head"),
+        upload=("upload_post", "upload_patch", "upload_put", "upload_get", "upload_delete", "mount"),
+        manifest_write=("manifest_put", "manifest_delete"),
+        tags=("tags_list",),
     ),
-    documented_cap=None,
-    tags_page_size=None,
-    referrers_api=None,
 )
 
 PROFILES: Mapping[str, RegistryProfile] = MappingProxyType(
