@@ -2,7 +2,8 @@
 
 The CLI contract (see notes/common.md): the first stdout line is the base URL, logs go to
 stderr, SIGTERM exits 0. Running it out of process keeps the load generator's CPU apart from
-the server's and lets the benchmark read the server's peak RSS from /proc.
+the server's and lets the benchmark read the server's peak RSS from /proc. `ServerProcess` (stop
+with SIGTERM, RSS, `with`) also serves stress/registries.py's docker-registry and logged mock.
 """
 
 from __future__ import annotations

@@ -14,8 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REQUIRE_REAL = os.environ.get("OCYNC_REQUIRE_REAL") == "1"
+
+# CI replays the same examples on every run (derandomize) so a red build always points at a
+# change, never at a newly drawn example; local runs keep exploring (and print the seed / the
+# @reproduce_failure blob when something breaks).
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile("ci" if REQUIRE_REAL or os.environ.get("CI") else "dev")
 
 
 def require_binary(name: str) -> str:
