@@ -136,23 +136,20 @@ def summarise(raw: dict[str, Any], sha_mbs: float) -> dict[str, float]:
 
 def _pairs(kind: str, workdir: Path) -> tuple[Any, Any, list[Any]]:
     from stress.mockproc import MockProcess
-    from stress.sync_bench import Distribution
+    from stress.registries import DistributionProcess
 
     if kind == "mock":
-        a, b = MockProcess(["--profile", "generic"]), MockProcess(["--profile", "generic"])
-        a.__enter__()
-        b.__enter__()
-        return a, b, [a, b]
-    a, b = Distribution(workdir / "dist-a"), Distribution(workdir / "dist-b")
+        a = MockProcess(["--profile", "generic"]).start()
+        b = MockProcess(["--profile", "generic"]).start()
+    else:
+        a = DistributionProcess(workdir / "dist-a").start()
+        b = DistributionProcess(workdir / "dist-b").start()
     return a, b, [a, b]
 
 
 def _stop(items: list[Any]) -> None:
     for item in items:
-        if hasattr(item, "stop"):
-            item.stop()
-        else:
-            item.__exit__(None, None, None)
+        item.stop()
 
 
 def measure(kind: str, quick: bool, workdir: Path) -> dict[str, Any]:

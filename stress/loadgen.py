@@ -126,29 +126,29 @@ def upload_blob(
     start = conn.request("POST", f"/v2/{repo}/blobs/uploads/", body=b"")
     if start.status != 202:
         raise RuntimeError(f"POST upload -> {start.status}")
-    location = start.headers["location"]
-    if location.startswith("http"):
-        parts = urlsplit(location)
-        location = parts.path + (f"?{parts.query}" if parts.query else "")
-    sep = "&" if "?" in location else "?"
+    location = _request_target(start.headers["location"])
     octet = {"Content-Type": "application/octet-stream"}
     if streamed:
         patched = conn.request("PATCH", location, headers=octet, body=chunk, body_repeat=repeat)
         if patched.status != 202:
             raise RuntimeError(f"PATCH upload -> {patched.status}")
-        location = patched.headers.get("location", location)
-        if location.startswith("http"):
-            parts = urlsplit(location)
-            location = parts.path + (f"?{parts.query}" if parts.query else "")
-        sep = "&" if "?" in location else "?"
-        done = conn.request("PUT", f"{location}{sep}digest={digest}", headers=octet, body=b"")
-    else:
-        done = conn.request(
-            "PUT", f"{location}{sep}digest={digest}", headers=octet, body=chunk, body_repeat=repeat
-        )
+        location = _request_target(patched.headers.get("location", location))
+        chunk, repeat = b"", 1  # the body went with the PATCH
+    sep = "&" if "?" in location else "?"
+    done = conn.request(
+        "PUT", f"{location}{sep}digest={digest}", headers=octet, body=chunk, body_repeat=repeat
+    )
     if done.status != 201:
         raise RuntimeError(f"PUT upload -> {done.status}: {done.body[:200]!r}")
     return done
+
+
+def _request_target(location: str) -> str:
+    """An upload Location as a request target on this connection (absolute URL -> path?query)."""
+    if not location.startswith("http"):
+        return location
+    parts = urlsplit(location)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def repeated_digest(chunk: bytes, repeat: int) -> str:

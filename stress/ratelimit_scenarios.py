@@ -49,6 +49,7 @@ from ocync.registry.blobs import copy_blob_to, upload_blob
 from ocync.registry.client import ClientSettings, RegistryClient
 from ocync.registry.profiles import profile_named
 from stress.corpus import CorpusSpec, build_corpus, push_corpus
+from stress.sync_bench import write_ocync_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "stress" / "results"
@@ -423,24 +424,17 @@ def write_sync_config(
     """One process's config: an anonymous source, the capped ghcr-profile target with the one
     shared credential (basic: the PAT is exchanged for a bearer token, as on GHCR) and its cap
     stated (``rate_limit``, as GHCR documents 2000/60s; the mock's is smaller to keep it short)."""
-    lines = [
-        "global:",
-        f"  cache_dir: {cache_dir}",
-        "registries:",
-        "  src:",
-        f"    url: {source}",
-        "  dst:",
-        f"    url: {target}",
-        "    profile: ghcr",
-        f"    credentials: {{username: {USER}, password: {PASSWORD}}}",
-        f"    rate_limit: {cap}",
-        "defaults:",
-        "  source: src",
-        "  targets: dst",
-        "mappings:",
-    ]
-    lines += [f"  - {{from: {repo}, to: {USER}/{repo.rsplit('/', 1)[-1]}}}" for repo in repos]
-    path.write_text("\n".join(lines) + "\n")
+    write_ocync_config(
+        path,
+        source,
+        target,
+        repos,
+        cache_dir,
+        profile="ghcr",
+        auth=(USER, PASSWORD),
+        rate_limit=cap,
+        namespace=USER,
+    )
     return path
 
 

@@ -119,9 +119,9 @@ def scale_spec(repositories: int) -> CorpusSpec:
     )
 
 
-def target_repo(repo: str) -> str:
+def target_repo(repo: str, namespace: str = TARGET_NAMESPACE) -> str:
     """Where both tools put a source repository (skopeo sync without --scoped keeps the basename)."""
-    return f"{TARGET_NAMESPACE}/{repo.rsplit('/', 1)[-1]}"
+    return f"{namespace}/{repo.rsplit('/', 1)[-1]}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -313,7 +313,9 @@ def write_ocync_config(
     profile: str | None = None,
     auth: tuple[str, str] | None = None,
     rate_limit: str | None = None,
+    namespace: str = TARGET_NAMESPACE,
 ) -> None:
+    """An `ocync sync` config: every repo of `source` into `namespace/<basename>` on `target`."""
     lines = [
         "global:",
         f"  cache_dir: {cache}",
@@ -330,7 +332,7 @@ def write_ocync_config(
     if rate_limit:
         lines.append(f"    rate_limit: {rate_limit}")
     lines += ["defaults:", "  source: src", "  targets: dst", "mappings:"]
-    lines += [f"  - {{from: {repo}, to: {target_repo(repo)}}}" for repo in repos]
+    lines += [f"  - {{from: {repo}, to: {target_repo(repo, namespace)}}}" for repo in repos]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -220,32 +220,33 @@ def parse_manifest(
     artifact_type = _str(doc, "artifactType", what)
     annotations = _annotations(doc, what)
     if mt.is_index(resolved):
-        children = doc.get("manifests")
-        if not isinstance(children, list):
+        if not isinstance(doc.get("manifests"), list):
             raise ManifestError(f"{what}: an index needs a manifests list")
         return Manifest(
             raw,
             resolved,
             digest,
-            manifests=tuple(parse_descriptor(c, f"{what} manifests[{i}]") for i, c in enumerate(children)),
+            manifests=_descriptor_list(doc, "manifests", what),
             subject=subject,
             artifact_type=artifact_type,
             annotations=annotations,
         )
     if resolved == mt.OCI_ARTIFACT_MANIFEST:
-        blobs = doc.get("blobs") or []
-        if not isinstance(blobs, list):
-            raise ManifestError(f"{what}: blobs must be a list")
-        layers = tuple(parse_descriptor(b, f"{what} blobs[{i}]") for i, b in enumerate(blobs))
+        layers = _descriptor_list(doc, "blobs", what)
         return Manifest(raw, resolved, digest, None, layers, (), subject, artifact_type, annotations)
     if resolved not in mt.IMAGE_MANIFEST_TYPES:
         raise ManifestError(f"{what}: unsupported media type {resolved!r}")
     config = parse_descriptor(doc.get("config"), f"{what} config")
-    layer_list = doc.get("layers") or []
-    if not isinstance(layer_list, list):
-        raise ManifestError(f"{what}: layers must be a list")
-    layers = tuple(parse_descriptor(x, f"{what} layers[{i}]") for i, x in enumerate(layer_list))
+    layers = _descriptor_list(doc, "layers", what)
     return Manifest(raw, resolved, digest, config, layers, (), subject, artifact_type, annotations)
+
+
+def _descriptor_list(doc: dict[str, Any], key: str, what: str) -> tuple[Descriptor, ...]:
+    """``doc[key]`` as descriptors (``layers``, ``blobs``, ``manifests``); absent is none."""
+    items = doc.get(key) or []
+    if not isinstance(items, list):
+        raise ManifestError(f"{what}: {key} must be a list")
+    return tuple(parse_descriptor(x, f"{what} {key}[{i}]") for i, x in enumerate(items))
 
 
 def verify_manifest(raw: bytes, expected: Digest, what: str) -> None:

@@ -55,13 +55,7 @@ class Platform:
     def from_descriptor(cls, descriptor: Mapping[str, Any]) -> Platform | None:
         """The ``platform`` of an index entry, or None when it has none or it is malformed."""
         platform = descriptor.get("platform")
-        if not isinstance(platform, Mapping):
-            return None
-        os_, arch = platform.get("os"), platform.get("architecture")
-        if not isinstance(os_, str) or not isinstance(arch, str):
-            return None
-        variant = platform.get("variant")
-        return cls(os_, arch, variant if isinstance(variant, str) and variant else None)
+        return platform_from_config(platform) if isinstance(platform, Mapping) else None
 
     def matches(self, other: Platform) -> bool:
         """Whether an index entry's platform ``other`` satisfies this requested platform.
@@ -162,7 +156,8 @@ def trim_index(index_bytes: bytes, requested: Sequence[Platform]) -> IndexTrim:
 
 
 def platform_from_config(config: Mapping[str, Any]) -> Platform | None:
-    """The platform of a single-platform image, from its config blob (os, architecture)."""
+    """The platform of a single-platform image, from its config blob (os, architecture,
+    variant: image-spec config.md); an index entry's ``platform`` object has the same fields."""
     os_, arch = config.get("os"), config.get("architecture")
     if not isinstance(os_, str) or not isinstance(arch, str):
         return None

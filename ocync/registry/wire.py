@@ -130,19 +130,6 @@ class WireResponse:
                 await self._fail()
                 raise TransportError(f"{redact_url(self.url)}: connection closed mid-body")
 
-    async def read_all(self, cap: int) -> bytes:
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await self.read_some()
-            if not chunk:
-                return b"".join(parts)
-            size += len(chunk)
-            if size > cap:
-                await self.aclose()
-                return b"".join(parts)
-            parts.append(chunk)
-
     async def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
