@@ -237,6 +237,11 @@ class ArtifactsConfig(_Model):
     include: StrList | None = Field(default=None, description="artifact types (globs) to copy")
     exclude: StrList | None = Field(default=None, description="artifact types (globs) to skip")
     require_artifacts: bool | None = Field(default=None, description="an image without any is an error")
+    refresh: Literal["on_change", "always"] | None = Field(
+        default=None,
+        description="always (default): look for new referrers of unchanged tags too; "
+        "on_change: only with a copied image",
+    )
 
 
 class Credentials(_Model):
@@ -474,6 +479,7 @@ class Config(_Model):
             include=tuple(pick("include") or ()),
             exclude=tuple(pick("exclude") or ()),
             require_artifacts=bool(pick("require_artifacts")),
+            refresh=pick("refresh") or DEFAULT_ARTIFACTS_REFRESH,
         )
 
     def resolve_mapping(self, index: int) -> ResolvedMapping:
@@ -579,14 +585,20 @@ def effective_auth_type(model: RegistryConfig) -> str | None:
     return None  # auto: ~/.docker/config.json ($DOCKER_CONFIG) entry for the host, else anonymous
 
 
+# As regsync without fastCheck: a signature added after an image was mirrored must still arrive.
+DEFAULT_ARTIFACTS_REFRESH = "always"
+
+
 @dataclass(frozen=True, slots=True)
 class ArtifactPolicy:
-    """Which referrers to copy: ``include``/``exclude`` are globs over artifact types."""
+    """Which referrers to copy: ``include``/``exclude`` are globs over artifact types;
+    ``refresh`` says whether unchanged tags are checked for new referrers too."""
 
     enabled: bool = True
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     require_artifacts: bool = False
+    refresh: str = DEFAULT_ARTIFACTS_REFRESH  # "always" | "on_change"
 
     def allows(self, artifact_type: str) -> bool:
         if not self.enabled:

@@ -64,6 +64,9 @@ class TransferCache:
         self._where: dict[str, dict[str, set[str]]] = {}
         self._committed: dict[str, set[str]] = {}
         self._tags: dict[str, dict[str, str]] = {}  # registry -> "repo:tag" -> digest
+        # registry -> repo -> referrer manifest digests known present (artifacts.refresh: a
+        # warm run asks the target nothing about referrers it has already seen there)
+        self._referrers: dict[str, dict[str, set[str]]] = {}
         self._hits = 0
         self._misses = 0
         self._invalidations = 0
@@ -108,6 +111,7 @@ class TransferCache:
                 where.get(digest, set()).discard(repo)
             self._invalidations += 1
         self._committed.get(registry, set()).discard(repo)
+        self._referrers.get(registry, {}).pop(repo, None)
         tags = self._tags.get(registry, {})
         for key in [k for k in tags if k.rsplit(":", 1)[0] == repo]:
             del tags[key]
@@ -127,12 +131,19 @@ class TransferCache:
     def tag_digest(self, registry: str, repo: str, tag: str) -> str | None:
         return self._tags.get(registry, {}).get(f"{repo}:{tag}")
 
+    def record_referrer(self, registry: str, repo: str, digest: str) -> None:
+        """A referrer manifest is present in ``repo`` (pushed or seen by a HEAD)."""
+        self._referrers.setdefault(registry, {}).setdefault(repo, set()).add(digest)
+
+    def has_referrer(self, registry: str, repo: str, digest: str) -> bool:
+        return digest in self._referrers.get(registry, {}).get(repo, _NONE)
+
     # ---- persistence -------------------------------------------------------------------
     def to_payload(self) -> dict[str, Any]:
         """Only repositories with a committed manifest are persisted: a blob uploaded to a
         repository whose manifest never landed may be garbage-collected."""
         registries: dict[str, Any] = {}
-        for registry in sorted(set(self._blobs) | set(self._tags)):
+        for registry in sorted(set(self._blobs) | set(self._tags) | set(self._referrers)):
             committed = self._committed.get(registry, set())
             repos = {
                 repo: sorted(digests)
@@ -144,6 +155,13 @@ class TransferCache:
                 "committed": sorted(committed),
                 "tags": dict(sorted(self._tags.get(registry, {}).items())),
             }
+            referrers = {
+                repo: sorted(digests)
+                for repo, digests in sorted(self._referrers.get(registry, {}).items())
+                if repo in committed and digests
+            }
+            if referrers:
+                registries[registry]["referrers"] = referrers
         return {"registries": registries}
 
     @classmethod
@@ -158,6 +176,9 @@ class TransferCache:
                     cache.record_blob(registry, repo, str(d))
             cache._committed[registry] = {str(r) for r in entry.get("committed", [])}
             cache._tags[registry] = {str(k): str(v) for k, v in entry.get("tags", {}).items()}
+            for repo, digests in entry.get("referrers", {}).items():
+                for d in digests:
+                    cache.record_referrer(registry, str(repo), str(d))
         cache.loaded = True
         return cache
 

@@ -47,6 +47,8 @@ class ClientEndpoint:
         self.client = client
         self._rng = random.Random(seed)
         self._referrers_unsupported = False
+        self._referrers_supported = False
+        self._referrers_probe: trio.Event | None = None
 
     # ---- Endpoint ------------------------------------------------------------------------
     @property
@@ -113,11 +115,27 @@ class ClientEndpoint:
     async def list_referrers(self, repo: str, digest: str) -> list[Descriptor] | None:
         # Once a registry has shown it lacks the referrers API (distribution 2.8 answers
         # 404), stop asking: the tag-schema fallback is the answer for the rest of the run.
+        # Until the first answer, one request asks and concurrent callers wait for it
+        # (artifacts.refresh would otherwise send one doomed probe per tag in flight).
+        while not self._referrers_unsupported and not self._referrers_supported:
+            if self._referrers_probe is None:
+                break
+            await self._referrers_probe.wait()
         if self._referrers_unsupported:
             return None
-        found = await self.client.referrers(repo, Digest.parse(digest))
+        probing = not self._referrers_supported
+        if probing:
+            self._referrers_probe = trio.Event()
+        try:
+            found = await self.client.referrers(repo, Digest.parse(digest))
+        finally:
+            if probing and self._referrers_probe is not None:
+                self._referrers_probe.set()
+                self._referrers_probe = None
         if found is None:
             self._referrers_unsupported = True
+        else:
+            self._referrers_supported = True
         return found
 
     async def download_blob(self, repo: str, desc: Descriptor, path: Path) -> None:

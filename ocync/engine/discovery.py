@@ -40,12 +40,20 @@ class TargetRepo:
 
 @dataclass(frozen=True, slots=True)
 class ArtifactPolicy:
-    """``artifacts``: copy OCI 1.1 referrers, filtered by artifact type (globs)."""
+    """``artifacts``: copy OCI 1.1 referrers, filtered by artifact type (globs).
+
+    ``refresh``: ``"always"`` also lists the referrers of an unchanged tag at the source (one
+    request) and copies those the target lacks; ``"on_change"`` only with a copied subject."""
 
     enabled: bool = True
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     require: bool = False
+    refresh: str = "always"  # the config's default (ocync.config.DEFAULT_ARTIFACTS_REFRESH)
+
+    @property
+    def refresh_unchanged(self) -> bool:
+        return self.enabled and self.refresh == "always"
 
     def wants(self, artifact_type: str | None) -> bool:
         kind = artifact_type or ""

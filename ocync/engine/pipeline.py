@@ -4,6 +4,7 @@
     +-- signal watcher            SIGINT/SIGTERM -> stop discovery, drain within the deadline
     +-- work nursery
         +-- discovery             mappings -> tags (bounded) -> WorkItems -> memory channel
+        |                         (+ new referrers of unchanged tags, artifacts.refresh)
         +-- dispatcher            leaders first, at most max_concurrent_transfers in flight
             +-- item              one WorkItem, all its targets at once
                 +-- transfer      blobs, children, tag manifest, referrers (transfer.py)
@@ -28,6 +29,8 @@ from ocync.engine.cache import TransferCache
 from ocync.engine.discovery import (
     MappingDiscovery,
     MappingSpec,
+    TagOutcome,
+    TargetRepo,
     WorkItem,
     discover_tag,
     select_tags,
@@ -41,6 +44,7 @@ from ocync.engine.transfer import (
     TransferContext,
     failed_result,
     find_referrers,
+    refresh_referrers,
     transfer_image,
 )
 from ocync.errors import OcyncError, Unauthorized
@@ -229,17 +233,34 @@ class SyncEngine:
                     referrer_tags,
                     push_scope=not self.options.dry_run,
                 )
+                refreshed = await self._refresh_referrers(mapping, outcome, referrer_tags)
             if self.options.dry_run:  # kept for the dry-run report only: bounded memory
                 found.outcomes.append(outcome)
             for target, reason in outcome.skipped:
+                done = refreshed.get(target, 0)
+                if isinstance(done, OcyncError):
+                    self._record(
+                        ImageResult(
+                            mapping=mapping.name,
+                            source=mapping.source_label(tag),
+                            target=target.label(tag),
+                            status=ImageStatus.FAILED,
+                            digest=outcome.digest,
+                            reason="referrers: " + (redact(str(done)) or type(done).__name__),
+                            auth_failure=isinstance(done, Unauthorized),
+                        )
+                    )
+                    continue
                 self._record(
                     ImageResult(
                         mapping=mapping.name,
                         source=mapping.source_label(tag),
                         target=target.label(tag),
-                        status=ImageStatus.SKIPPED,
+                        # new referrers of an unchanged image were written: worth a line
+                        status=ImageStatus.SYNCED if done else ImageStatus.SKIPPED,
                         digest=outcome.digest,
-                        reason=reason,
+                        referrers=done,
+                        reason=f"{reason}; {done} new referrer(s) copied" if done else reason,
                     )
                 )
             if outcome.error is not None:
@@ -271,6 +292,22 @@ class SyncEngine:
                 await send.send(item)
 
         await run_all(functools.partial(one, tag) for tag in found.selection.tags)
+
+    async def _refresh_referrers(
+        self, mapping: MappingSpec, outcome: TagOutcome, referrer_tags: frozenset[str] | None
+    ) -> dict[TargetRepo, int | OcyncError]:
+        """``artifacts.refresh: always``: referrers added at the source to a tag that is
+        already in sync (its targets skipped as unchanged) are copied now."""
+        dests = [t for t, reason in outcome.skipped if reason == "unchanged"]
+        if not dests or not mapping.artifacts.refresh_unchanged or self.options.dry_run:
+            return {}
+        try:
+            copied = await refresh_referrers(
+                self.ctx, mapping, outcome.digest, dests, referrer_tags
+            )
+        except OcyncError as exc:
+            return {t: exc for t in dests}
+        return dict(copied)
 
     # ---- execution ---------------------------------------------------------------------
     async def _dispatch(self, recv: trio.MemoryReceiveChannel[WorkItem]) -> None:

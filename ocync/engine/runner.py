@@ -83,6 +83,7 @@ def mapping_specs(resolved: Iterable[ResolvedMapping]) -> list[MappingSpec]:
                     include=art.include,
                     exclude=art.exclude,
                     require=art.require_artifacts,
+                    refresh=art.refresh,
                 ),
                 head_first=True if m.source.head_first is None else m.source.head_first,
             )

@@ -8,7 +8,8 @@ and then mounts or skips. A tag's manifest is pushed only after every blob and c
 references is present, so an interrupted run never leaves a tag pointing at missing content
 (OCI distribution-spec "Pushing Manifests": the registry may reject unknown blobs, but not
 all do). OCI 1.1 referrers follow their subject: the referrers API, else the
-``sha256-<hex>`` tag schema.
+``sha256-<hex>`` tag schema; with ``artifacts.refresh: always`` the referrers of an unchanged
+tag are listed too and those a target lacks are copied (a signature added after mirroring).
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ import functools
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
 from ocync.engine.cache import TransferCache
-from ocync.engine.discovery import ImageTree, TargetRepo, WorkItem
+from ocync.engine.discovery import ImageTree, MappingSpec, TargetRepo, WorkItem
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.plan import BlobActionKind, BlobRefCounts, choose_blob_action
 from ocync.engine.report import ImageResult, ImageStatus, redact
@@ -296,31 +297,34 @@ class ReferrerSet:
     fallback: Manifest | None = None  # the source's tag-schema index, when that is how we found them
 
 
-async def find_referrers(item: WorkItem, source: SourceEndpoint) -> ReferrerSet:
-    """Look up and fetch the subject's referrers before anything is pushed, so that
-    ``require_artifacts`` fails an image without writing it."""
-    policy = item.mapping.artifacts
-    if not policy.enabled:
-        return ReferrerSet()
-    source_repo = item.mapping.source_repo
-    subject = Digest.parse(item.tree.digest)
+async def list_wanted_referrers(
+    mapping: MappingSpec,
+    subject: str,
+    source: SourceEndpoint,
+    referrer_tags: frozenset[str] | None,
+) -> tuple[tuple[Descriptor, ...], Manifest | None]:
+    """The subject's referrers the ``artifacts`` policy wants, and the source's tag-schema
+    index when that is how they were found. At most one request: the referrers API, else
+    the ``sha256-<hex>`` tag (none when the tag listing showed no such tag)."""
+    digest = Digest.parse(subject)
     fallback: Manifest | None = None
-    listed = await source.list_referrers(source_repo, str(subject))
-    if listed is None and item.referrer_tags is not None and (
-        subject.tag_fallback not in item.referrer_tags
-    ):
+    listed = await source.list_referrers(mapping.source_repo, subject)
+    if listed is None and referrer_tags is not None and digest.tag_fallback not in referrer_tags:
         listed = []  # the listing shows no fallback tag for this subject: nothing to fetch
     if listed is None:
         try:
-            fallback = await source.get_manifest(source_repo, subject.tag_fallback)
+            fallback = await source.get_manifest(mapping.source_repo, digest.tag_fallback)
             listed = list(fallback.manifests)
         except NotFound:
             listed = []
+    policy = mapping.artifacts
     wanted = tuple(d for d in listed if d.is_manifest and policy.wants(d.artifact_type))
-    if policy.require and not wanted:
-        raise ArtifactsMissing(
-            f"{item.mapping.source_label(item.tag)} has no artifacts (require_artifacts is set)"
-        )
+    return wanted, fallback
+
+
+async def fetch_referrer_trees(
+    source: SourceEndpoint, source_repo: str, wanted: Sequence[Descriptor]
+) -> tuple[ImageTree, ...]:
     trees = []
     for desc in wanted:
         manifest = await source.get_manifest(source_repo, str(desc.digest))
@@ -328,12 +332,30 @@ async def find_referrers(item: WorkItem, source: SourceEndpoint) -> ReferrerSet:
             await source.get_manifest(source_repo, str(c.digest)) for c in manifest.manifests
         ]
         trees.append(ImageTree(manifest, tuple(children)))
-    return ReferrerSet(tuple(trees), wanted, fallback)
+    return tuple(trees)
+
+
+async def find_referrers(item: WorkItem, source: SourceEndpoint) -> ReferrerSet:
+    """Look up and fetch the subject's referrers before anything is pushed, so that
+    ``require_artifacts`` fails an image without writing it."""
+    policy = item.mapping.artifacts
+    if not policy.enabled:
+        return ReferrerSet()
+    wanted, fallback = await list_wanted_referrers(
+        item.mapping, item.tree.digest, source, item.referrer_tags
+    )
+    if policy.require and not wanted:
+        raise ArtifactsMissing(
+            f"{item.mapping.source_label(item.tag)} has no artifacts (require_artifacts is set)"
+        )
+    trees = await fetch_referrer_trees(source, item.mapping.source_repo, wanted)
+    return ReferrerSet(trees, wanted, fallback)
 
 
 async def copy_referrers(
     ctx: TransferContext,
-    item: WorkItem,
+    source_repo: str,
+    subject: str,
     found: ReferrerSet,
     target: TargetEndpoint,
     repo: str,
@@ -342,16 +364,17 @@ async def copy_referrers(
     *,
     stage_hint: bool = False,
 ) -> None:
-    """Push the referrers after their subject; keep the tag-schema index where needed."""
+    """Push ``found.trees`` after their subject; keep the tag-schema index (listing every
+    wanted referrer) where the target has no referrers API."""
     if not found.wanted:
         return
-    source_repo = item.mapping.source_repo
     for tree in found.trees:
         await push_tree(
             ctx, tree, None, target, repo, source, source_repo, tally, stage_hint=stage_hint
         )
+        ctx.cache.record_referrer(target.host, repo, tree.digest)
         tally.referrers += 1
-    if target.referrers_api is not True:
+    if target.referrers_api is not True and found.trees:
         # Registries without the referrers API: maintain the tag-schema fallback index.
         fallback = found.fallback
         if fallback is not None and len(found.wanted) == len(fallback.manifests):
@@ -363,7 +386,64 @@ async def copy_referrers(
                 "manifests": [d.to_json() for d in found.wanted],
             }
             index = parse_manifest(json.dumps(doc, separators=(",", ":")).encode(), mt.OCI_INDEX)
-        await target.put_manifest(repo, Digest.parse(item.tree.digest).tag_fallback, index)
+        await target.put_manifest(repo, Digest.parse(subject).tag_fallback, index)
+    for desc in found.wanted:
+        ctx.cache.record_referrer(target.host, repo, str(desc.digest))
+
+
+async def refresh_referrers(
+    ctx: TransferContext,
+    mapping: MappingSpec,
+    subject: str,
+    dests: Sequence[TargetRepo],
+    referrer_tags: frozenset[str] | None,
+) -> dict[TargetRepo, int]:
+    """``artifacts.refresh: always`` for a tag already in sync at ``dests``: copy the
+    referrers the source has and a target lacks (a signature added after the image was
+    mirrored). Requests: one at the source (:func:`list_wanted_referrers`); at a target
+    only a manifest HEAD per referrer the transfer cache has not seen there, then the
+    copy of the missing ones. Returns the referrers copied per target."""
+    source = ctx.sources[mapping.source]
+    wanted, fallback = await list_wanted_referrers(mapping, subject, source, referrer_tags)
+    copied: dict[TargetRepo, int] = {t: 0 for t in dests}
+    if not wanted:
+        return copied
+    missing: dict[TargetRepo, list[Descriptor]] = {t: [] for t in dests}
+
+    async def check(dest: TargetRepo, desc: Descriptor) -> None:
+        target = ctx.targets[dest.registry]
+        digest = str(desc.digest)
+        if ctx.cache.has_referrer(target.host, dest.repo, digest):
+            return
+        if await target.head_manifest(dest.repo, digest) == digest:
+            ctx.cache.record_referrer(target.host, dest.repo, digest)
+        else:
+            missing[dest].append(desc)
+
+    await run_all(functools.partial(check, t, d) for t in dests for d in wanted)
+    needed = {str(d.digest): d for t in dests for d in missing[t]}
+    if not needed:
+        return copied
+    trees = {
+        t.digest: t
+        for t in await fetch_referrer_trees(source, mapping.source_repo, list(needed.values()))
+    }
+    stage_hint = len({ctx.targets[t.registry].host for t in dests}) > 1
+
+    async def copy(dest: TargetRepo) -> None:
+        order = {str(d.digest) for d in missing[dest]}
+        found = ReferrerSet(
+            tuple(tree for digest, tree in trees.items() if digest in order), wanted, fallback
+        )
+        tally = Tally()
+        await copy_referrers(
+            ctx, mapping.source_repo, subject, found, ctx.targets[dest.registry], dest.repo,
+            source, tally, stage_hint=stage_hint,
+        )
+        copied[dest] = tally.referrers
+
+    await run_all(functools.partial(copy, t) for t in dests if missing[t])
+    return copied
 
 
 def failed_result(item: WorkItem, dest: TargetRepo, exc: OcyncError, seconds: float = 0.0) -> ImageResult:
@@ -420,7 +500,15 @@ async def transfer_image(
                 raise
         if referrers is not None:
             await copy_referrers(
-                ctx, item, referrers, target, dest.repo, source, tally, stage_hint=stage_hint
+                ctx,
+                item.mapping.source_repo,
+                item.tree.digest,
+                referrers,
+                target,
+                dest.repo,
+                source,
+                tally,
+                stage_hint=stage_hint,
             )
     except OcyncError as exc:
         return ImageResult(
@@ -471,7 +559,10 @@ __all__ = [
     "copy_referrers",
     "ensure_blob",
     "failed_result",
+    "fetch_referrer_trees",
     "find_referrers",
+    "list_wanted_referrers",
+    "refresh_referrers",
     "repository_is_fresh",
     "push_tree",
     "transfer_image",

@@ -23,14 +23,29 @@ import trio
 from mockregistry import MockOptions, serve_mock
 from ocync.engine.cache import TransferCache
 from ocync.engine.clientadapter import ClientEndpoint
-from ocync.engine.discovery import MappingSpec, TargetRepo
+from ocync.engine.discovery import ArtifactPolicy, MappingSpec, TargetRepo
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.report import ImageStatus, RunReport
 from ocync.engine.staging import BlobStage
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
-from stress.corpus import CorpusSpec, build_corpus, push_corpus, verify_corpus
+from stress.corpus import (
+    MANIFEST_ACCEPT,
+    OCI_EMPTY,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Blob,
+    CorpusPusher,
+    CorpusSpec,
+    Manifest,
+    build_corpus,
+    make_client,
+    push_corpus,
+    referrers_tag,
+    sha256_digest,
+    verify_corpus,
+)
 
 TOKEN = "pat-alice"
 
@@ -66,11 +81,12 @@ async def engine_sync(
     *,
     cache: TransferCache,
     dst_profile: str = "ghcr",
+    src_profile: str = "generic",
     stage_dir: Path | None = None,
     concurrency: int = 4,
 ) -> RunReport:
     controllers = ControllerRegistry()
-    src_settings = ClientSettings(auth=AuthSettings(kind="anonymous"), profile="generic")
+    src_settings = ClientSettings(auth=AuthSettings(kind="anonymous"), profile=src_profile)
     dst_settings = ClientSettings(
         auth=AuthSettings(kind="basic", username="alice", password=TOKEN), profile=dst_profile
     )
@@ -146,6 +162,11 @@ async def test_cold_warm_bit_for_bit_ghcr_target() -> None:
         wire = s["requests_total"] + d["requests_total"]
         wire -= s["by_kind"]["tags_list"] + s["by_kind"]["token"] + d["by_kind"]["token"]
         wire -= s["by_kind"]["ping"] + d["by_kind"]["ping"]
+        # artifacts.refresh: always (default): one referrers listing per unchanged tag at the
+        # source; the target is not asked (the cache knows its referrers)
+        assert s["by_kind"]["referrers"] == len(corpus.images)
+        assert d["by_kind"].get("manifest_head", 0) == len(corpus.images)
+        wire -= s["by_kind"]["referrers"]
         assert wire <= 2 * len(corpus.images), ({k: v for k, v in s["by_kind"].items() if v}, {k: v for k, v in d["by_kind"].items() if v}, d["by_status"])
 
 
@@ -380,3 +401,164 @@ async def test_ghcr_cross_namespace_uploads_per_namespace_pulls_once(tmp_path: P
         per_repo = sum(len(corpus.repo_blobs(r)) for r in repos)
         assert dst["mount"] == 2 * (per_repo - len(corpus.blobs))  # only inside a namespace
         assert pair.src.stats()["by_kind"]["blob_get"] == len(corpus.blobs)  # pulled once
+
+
+# ---- artifacts.refresh: referrers added at the source after the image was mirrored --------
+
+LATE_TYPE = "application/vnd.example.signature.late+json"
+
+
+def late_signature(subject: Manifest) -> tuple[list[Blob], Manifest]:
+    """A signature artifact (OCI 1.1 image manifest with ``subject``) made after the fact."""
+    payload = json.dumps({"signed": subject.digest, "by": "release-bot"}).encode()
+    empty = Blob(sha256_digest(b"{}"), OCI_EMPTY, b"{}")
+    layer = Blob(sha256_digest(payload), LATE_TYPE, payload)
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": LATE_TYPE,
+        "config": {"mediaType": OCI_EMPTY, "digest": empty.digest, "size": empty.size},
+        "layers": [{"mediaType": LATE_TYPE, "digest": layer.digest, "size": layer.size}],
+        "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
+    }
+    data = json.dumps(doc, separators=(",", ":")).encode()
+    manifest = Manifest(
+        sha256_digest(data), OCI_MANIFEST, data, blobs=(empty.digest, layer.digest),
+        subject=subject.digest, artifact_type=LATE_TYPE,
+    )
+    return [empty, layer], manifest
+
+
+async def push_late_signature(url: str, repo: str, subject: Manifest) -> Manifest:
+    """Push it like a signer would: blobs, the manifest by digest, and where the registry has
+    no referrers API (no ``OCI-Subject`` answer) the ``sha256-<hex>`` index updated too."""
+    blobs, manifest = late_signature(subject)
+    async with make_client() as http:
+        pusher = CorpusPusher(http, url)
+        for blob in blobs:
+            await pusher.push_blob(repo, blob)
+        response = await pusher.push_manifest(repo, manifest.digest, manifest)
+        if "oci-subject" not in response.headers:
+            tag = referrers_tag(subject.digest)
+            current = await pusher.request(
+                "GET", f"v2/{repo}/manifests/{tag}", ok=(200, 404), headers={"Accept": OCI_INDEX}
+            )
+            entries = current.json()["manifests"] if current.status_code == 200 else []
+            data = json.dumps(
+                {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                 "manifests": [*entries, manifest.descriptor()]},
+                separators=(",", ":"),
+            ).encode()
+            await pusher.push_manifest(repo, tag, Manifest(sha256_digest(data), OCI_INDEX, data))
+    return manifest
+
+
+def _kinds(stats: dict[str, Any]) -> dict[str, int]:
+    return {k: v for k, v in stats["by_kind"].items() if v}
+
+
+def _minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    keys = set(after) | set(before)
+    return {k: after.get(k, 0) - before.get(k, 0) for k in sorted(keys) if after.get(k, 0) != before.get(k, 0)}
+
+
+@pytest.mark.parametrize(
+    ("src_profile", "refresh", "exclude"),
+    [
+        pytest.param("generic", "always", (), id="api-always"),
+        pytest.param("ghcr", "always", (), id="tag-fallback-always"),
+        pytest.param("generic", "on_change", (), id="api-on_change"),
+        pytest.param("ghcr", "on_change", (), id="tag-fallback-on_change"),
+        pytest.param("generic", "always", (LATE_TYPE,), id="api-always-excluded"),
+    ],
+)
+async def test_late_referrer_reaches_unchanged_image(
+    src_profile: str, refresh: str, exclude: tuple[str, ...]
+) -> None:
+    corpus = build_corpus(
+        CorpusSpec(seed=13, repositories=2, tags_per_repo=2, referrers_per_image=1)
+    )
+    src_opts = MockOptions(profile=src_profile, seed=1)
+    dst_opts = MockOptions(
+        profile="ghcr", auth="token", users={"alice": TOKEN},
+        user_namespaces={"alice": ["mirror"]}, rate_limit="400/2s", seed=2,
+    )
+    async with serve_mock(src_opts) as src, serve_mock(dst_opts) as dst:
+        await push_corpus(corpus, src.url)
+        repos = sorted(corpus.repos)
+        policy = ArtifactPolicy(refresh=refresh, exclude=exclude)
+        maps = [
+            MappingSpec(name=m.name, source=m.source, source_repo=m.source_repo,
+                        targets=m.targets, artifacts=policy)
+            for m in corpus_mappings(repos)
+        ]
+        cache = TransferCache()
+
+        async def sync() -> tuple[RunReport, dict[str, int], dict[str, int]]:
+            src.reset_stats()
+            dst.reset_stats()
+            report = await engine_sync(
+                src.url, dst.url, maps, cache=cache, src_profile=src_profile
+            )
+            assert report.count(ImageStatus.FAILED) == 0, report.describe()
+            return report, _kinds(src.stats()), _kinds(dst.stats())
+
+        cold, _, _ = await sync()
+        assert cold.count(ImageStatus.SYNCED) == len(corpus.images)
+        _, src0, dst0 = await sync()  # warm, nothing new
+        images = len(corpus.images)
+        if refresh == "on_change":
+            # zero referrer requests on a warm run: neither the API nor a fallback tag
+            assert "referrers" not in src0 and src0.get("manifest_get", 0) == 0
+        elif src_profile == "generic":
+            assert src0.get("referrers") == images  # one listing per unchanged tag
+        else:
+            # no referrers API (ghcr profile: not even asked): each subject's fallback tag,
+            # seen in the tag listing, is read instead
+            assert "referrers" not in src0 and src0.get("manifest_get") == images
+        assert "referrers" not in dst0  # the target is never asked about referrers
+
+        subject_image = corpus.images[0]
+        subject = corpus.manifests[subject_image.digest]
+        late = await push_late_signature(src.url, subject_image.repo, subject)
+        report, src1, dst1 = await sync()
+        target_repo = "mirror/" + subject_image.repo.split("/", 1)[1]
+        async with make_client("alice", TOKEN) as http:
+            got = await http.get(
+                f"{dst.url}/v2/{target_repo}/manifests/{late.digest}",
+                headers={"Accept": MANIFEST_ACCEPT},
+            )
+            index = await http.get(
+                f"{dst.url}/v2/{target_repo}/manifests/{referrers_tag(subject.digest)}",
+                headers={"Accept": OCI_INDEX},
+            )
+            layer = await http.get(f"{dst.url}/v2/{target_repo}/blobs/{late.blobs[1]}")
+        extra_src, extra_dst = _minus(src1, src0), _minus(dst1, dst0)
+        if refresh == "on_change" or exclude:
+            assert got.status_code == 404
+            assert late.digest not in index.text
+            assert (extra_src, extra_dst) == ({}, {})  # the warm run costs exactly as before
+            assert report.count(ImageStatus.SKIPPED) == images
+            return
+        # always: the signature arrives bit for bit, its blob too, and the target's
+        # tag-schema index (the ghcr profile has no referrers API) lists it
+        assert got.status_code == 200 and got.content == late.data
+        assert layer.status_code == 200 and layer.content == late_signature(subject)[0][1].data
+        assert late.digest in {d["digest"] for d in index.json()["manifests"]}
+        [result] = [r for r in report.results if r.referrers]
+        assert result.status is ImageStatus.SYNCED and result.referrers == 1
+        assert result.digest == subject_image.digest
+        assert report.count(ImageStatus.SKIPPED) == images - 1
+        # the extra requests, by kind: the new manifest and its one new blob from the source
+        # (the empty config blob is known to be in the target repository already) ...
+        blob_fetch = {"blob_get": 1} if src_profile == "generic" else {"blob_get": 1, "storage_get": 1}
+        assert extra_src == {"manifest_get": 1, **blob_fetch}, (extra_src, src1)
+        # ... and at the target: a HEAD for the referrer the cache had not seen, the blob
+        # HEAD then the ghcr upload (POST, PATCH, PUT), the manifest and the fallback index
+        assert extra_dst == {
+            "manifest_head": 1, "blob_head": 1, "upload_post": 1, "upload_patch": 1,
+            "upload_put": 1, "manifest_put": 2,
+        }, (extra_dst, dst1)
+        # next warm run: back to the baseline, the cache knows the referrer is there
+        _, src2, dst2 = await sync()
+        assert (_minus(src2, src0), _minus(dst2, dst0)) == ({}, {})

@@ -187,6 +187,38 @@ mappings:
     assert not y.artifacts.allows("application/vnd.dev.sigstore.sbom")
 
 
+def test_artifacts_refresh_default_inheritance_expand_and_schema(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = """\
+registries: {a: {url: a.io}, b: {url: b.io}}
+defaults:
+  source: a
+  targets: b
+  artifacts: {refresh: on_change}
+mappings:
+  - from: x
+  - from: y
+    artifacts: {refresh: always, include: ["application/vnd.dev.sigstore*"]}
+"""
+    loaded = parse_config_text(text, environ={})
+    x, y = loaded.config.resolve()
+    assert x.artifacts.refresh == "on_change" and y.artifacts.refresh == "always"
+    # unset everywhere: the default is "always" (a late signature must reach the mirror)
+    [z] = parse_config_text(
+        "registries: {a: {url: a.io}, b: {url: b.io}}\nmappings: [{from: x, source: a, targets: b}]\n",
+        environ={},
+    ).config.resolve()
+    assert z.artifacts.refresh == "always"
+    expanded = dump_yaml(expanded_data(loaded))
+    assert "refresh: on_change" in expanded and "refresh: always" in expanded
+    assert parse_config_text(expanded, "expanded.yaml", {}).config == loaded.config
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    refresh = schema["$defs"]["ArtifactsConfig"]["properties"]["refresh"]
+    assert {"enum": ["on_change", "always"], "type": "string"} in refresh["anyOf"]
+
+
 def test_targets_group_registry_and_list() -> None:
     text = """\
 registries: {src: {url: docker.io}, g: {url: ghcr.io}, q: {url: quay.io}, l: {url: 'localhost:5000'}}

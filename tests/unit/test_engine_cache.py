@@ -110,3 +110,18 @@ def test_unwritable_cache_dir_warns_and_runs_without_saving(
         assert not f.acquire()
     assert "not writable" in caplog.text
     assert f.load(now=0).statistics().blob_entries == 0
+
+
+def test_referrers_persist_per_committed_repo_and_are_dropped_with_it(tmp_path: Path) -> None:
+    c = _filled()
+    c.record_referrer("ghcr.io", "org/a", D1)
+    c.record_referrer("ghcr.io", "org/uncommitted", D2)  # not persisted: may be collected
+    f = CacheFile(tmp_path, ttl=None)
+    f.save(c, now=0.0)
+    back = f.load(now=1.0)
+    assert back.has_referrer("ghcr.io", "org/a", D1)
+    assert not back.has_referrer("ghcr.io", "org/a", D2)
+    assert not back.has_referrer("ghcr.io", "org/uncommitted", D2)
+    assert not back.has_referrer("other", "org/a", D1)
+    back.invalidate_repo("ghcr.io", "org/a")
+    assert not back.has_referrer("ghcr.io", "org/a", D1)

@@ -293,7 +293,13 @@ async def test_cold_then_warm_dedup_and_mount(autojump_clock: trio.testing.MockC
     eng2 = await run(maps, src, dst, cache=cache)
     assert eng2.report.count(ImageStatus.SKIPPED) == 6
     assert eng2.report.blobs_transferred == 0
-    per_tag = (sum(src.calls.values()) + sum(dst.calls.values()) - src.calls["tags_list"]) / 6
+    # artifacts.refresh: always (the default) adds exactly one referrers listing per tag at
+    # the source; nothing at the target
+    assert src.calls["referrers"] == 6 and dst.calls["referrers"] == 0
+    per_tag = (
+        sum(src.calls.values()) + sum(dst.calls.values())
+        - src.calls["tags_list"] - src.calls["referrers"]
+    ) / 6
     assert per_tag <= 2
     assert eng2.report.exit_code() == 0
 
@@ -492,8 +498,9 @@ async def test_immutable_tags_cost_no_request_once_known(autojump_clock: trio.te
     eng = await run([m], src, dst, cache=cache)
     reasons = {r.source: r.reason for r in eng.report.results}
     assert reasons == {"src/lib/a:1.0": "immutable tag present", "src/lib/a:latest": "unchanged"}
-    # one tag list + one HEAD each side for the mutable tag; nothing for the immutable one
-    assert dict(src.calls) == {"tags_list": 1, "manifest_head": 1}
+    # one tag list + one HEAD each side for the mutable tag (+ its referrers listing,
+    # artifacts.refresh: always); nothing for the immutable one
+    assert dict(src.calls) == {"tags_list": 1, "manifest_head": 1, "referrers": 1}
     assert dict(dst.calls) == {"manifest_head": 1}
 
 
@@ -556,3 +563,36 @@ async def test_tag_deleted_at_target_is_restored_despite_cache(autojump_clock: t
     assert eng.report.count(ImageStatus.SYNCED) == 1
     assert dst.holds_tag("lib/a", "1") == src.holds_tag("lib/a", "1")
     assert eng.report.blobs_transferred == 0  # the blobs are still there: cache hits
+
+
+async def test_refresh_copies_late_referrer_and_reports_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """artifacts.refresh: always -- a signature pushed after the image was mirrored reaches
+    the target on the next (warm) run; a failing listing is a one-line failure per target."""
+    src = FakeRegistry("src")
+    subject = image(src, "lib/a", "1", [BASE])
+    image(src, "lib/a", "2", [BASE, b"two"])
+    dst = FakeRegistry("dst")
+    m = mapping("m", "lib/a", [("dst", "lib/a")])
+    cache = TransferCache()
+    await run([m], src, dst, cache=cache)
+    sig = signature(src, "lib/a", subject)
+    eng = await run([m], src, dst, cache=cache)
+    assert sig in dst.manifests["lib/a"], eng.report.describe()
+    [done] = [r for r in eng.report.results if r.referrers]
+    assert done.status is ImageStatus.SYNCED and done.source == "src/lib/a:1"
+    assert eng.report.count(ImageStatus.SKIPPED) == 1
+    # a third run asks the target nothing about the referrer (the cache knows it)
+    dst.calls.clear()
+    await run([m], src, dst, cache=cache)
+    assert dict(dst.calls) == {"manifest_head": 2}
+
+    async def broken(repo: str, digest: str) -> list[Descriptor] | None:
+        raise TransportError("connection reset listing referrers")
+
+    src.list_referrers = broken  # type: ignore[method-assign]
+    eng = await run([m], src, dst, cache=cache)
+    failed = [r for r in eng.report.results if r.status is ImageStatus.FAILED]
+    assert len(failed) == 2 and all(r.reason.startswith("referrers: ") for r in failed)
+    assert eng.report.exit_code() == 2
