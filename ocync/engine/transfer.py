@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -474,6 +475,25 @@ async def transfer_image(
     stage_hint = len({ctx.targets[t.registry].host for t in item.targets}) > 1
     label_src = item.mapping.source_label(item.tag)
     label_dst = dest.label(item.tag)
+
+    def result(status: ImageStatus, *, counted: bool = True, **extra: Any) -> ImageResult:
+        if counted:
+            extra.update(
+                blobs_transferred=tally.transferred,
+                blobs_mounted=tally.mounted,
+                blobs_skipped=tally.skipped,
+                bytes_transferred=tally.bytes,
+            )
+        return ImageResult(
+            mapping=item.mapping.name,
+            source=label_src,
+            target=label_dst,
+            status=status,
+            digest=item.tree.digest,
+            seconds=trio.current_time() - start,
+            **extra,
+        )
+
     try:
         for attempt in (0, 1):
             try:
@@ -511,44 +531,19 @@ async def transfer_image(
                 stage_hint=stage_hint,
             )
     except OcyncError as exc:
-        return ImageResult(
-            mapping=item.mapping.name,
-            source=label_src,
-            target=label_dst,
-            status=ImageStatus.FAILED,
-            digest=item.tree.digest,
-            blobs_transferred=tally.transferred,
-            blobs_mounted=tally.mounted,
-            blobs_skipped=tally.skipped,
-            bytes_transferred=tally.bytes,
+        return result(
+            ImageStatus.FAILED,
             reason=redact(str(exc)) or type(exc).__name__,
             auth_failure=isinstance(exc, Unauthorized),
-            seconds=trio.current_time() - start,
         )
     except Exception as exc:  # a bug must not stop the other images
         log.debug("internal error while copying %s", label_dst, exc_info=True)
-        return ImageResult(
-            mapping=item.mapping.name,
-            source=label_src,
-            target=label_dst,
-            status=ImageStatus.FAILED,
-            digest=item.tree.digest,
+        return result(
+            ImageStatus.FAILED,
+            counted=False,
             reason=redact(f"internal error: {type(exc).__name__}: {exc}"),
-            seconds=trio.current_time() - start,
         )
-    return ImageResult(
-        mapping=item.mapping.name,
-        source=label_src,
-        target=label_dst,
-        status=ImageStatus.SYNCED,
-        digest=item.tree.digest,
-        blobs_transferred=tally.transferred,
-        blobs_mounted=tally.mounted,
-        blobs_skipped=tally.skipped,
-        bytes_transferred=tally.bytes,
-        referrers=tally.referrers,
-        seconds=trio.current_time() - start,
-    )
+    return result(ImageStatus.SYNCED, referrers=tally.referrers)
 
 
 __all__ = [
