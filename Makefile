@@ -8,11 +8,14 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
+# pip's output goes to $(VENV)/install.log so that `make demo` prints the demo, not the install;
+# the log's tail is shown if the install fails.
 $(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP)
+	@echo "installing ocync and its test dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@$(PY) -m venv $(VENV)
+	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -e '.[test]'; } >$(VENV)/install.log 2>&1 \
+		|| { tail -n 30 $(VENV)/install.log; echo "make: installing into $(VENV) failed (full log: $(VENV)/install.log)" >&2; exit 1; }
+	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m stress.demo

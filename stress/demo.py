@@ -93,6 +93,13 @@ def main() -> int:
         if code != 0:
             print(f"demo: ocync sync exited {code}", file=sys.stderr)
             return code
+        print(
+            f"{summary['tags']} tags were seeded and {summary['tags'] - 1} selected: the mapping of "
+            "corpus/repo3 excludes v0.*. On this empty target a blob counts as present (skipped) when "
+            "an earlier image of the same run had already pushed it to that repository (shared base "
+            "layers); mounted means it was linked from another repository of the target.\n",
+            flush=True,
+        )
         code = _run_sync(env)
         repo_map = {f"corpus/repo{i}": f"demo-org/repo{i}" for i in range(SPEC.repositories)}
         # repo2 is platform-filtered and repo3 drops v0.*: check the untouched ones bit for bit.
