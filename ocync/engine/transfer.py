@@ -400,15 +400,15 @@ async def refresh_referrers(
     subject: str,
     dests: Sequence[TargetRepo],
     referrer_tags: frozenset[str] | None,
-) -> dict[TargetRepo, int]:
+) -> dict[TargetRepo, Tally]:
     """``artifacts.refresh: always`` for a tag already in sync at ``dests``: copy the
     referrers the source has and a target lacks (a signature added after the image was
     mirrored). Requests: one at the source (:func:`list_wanted_referrers`); at a target
     only a manifest HEAD per referrer the transfer cache has not seen there, then the
-    copy of the missing ones. Returns the referrers copied per target."""
+    copy of the missing ones. Returns what was copied per target (referrers and their blobs)."""
     source = ctx.sources[mapping.source]
     wanted, fallback = await list_wanted_referrers(mapping, subject, source, referrer_tags)
-    copied: dict[TargetRepo, int] = {t: 0 for t in dests}
+    copied: dict[TargetRepo, Tally] = {t: Tally() for t in dests}
     if not wanted:
         return copied
     missing: dict[TargetRepo, list[Descriptor]] = {t: [] for t in dests}
@@ -438,12 +438,10 @@ async def refresh_referrers(
         found = ReferrerSet(
             tuple(tree for digest, tree in trees.items() if digest in order), wanted, fallback
         )
-        tally = Tally()
         await copy_referrers(
             ctx, mapping.source_repo, subject, found, ctx.targets[dest.registry], dest.repo,
-            source, tally, stage_hint=stage_hint,
+            source, copied[dest], stage_hint=stage_hint,
         )
-        copied[dest] = tally.referrers
 
     await run_all(functools.partial(copy, t) for t in dests if missing[t])
     return copied
