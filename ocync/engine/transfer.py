@@ -405,7 +405,8 @@ async def refresh_referrers(
     referrers the source has and a target lacks (a signature added after the image was
     mirrored). Requests: one at the source (:func:`list_wanted_referrers`); at a target
     only a manifest HEAD per referrer the transfer cache has not seen there, then the
-    copy of the missing ones. Returns what was copied per target (referrers and their blobs)."""
+    copy of the missing ones (without the referrers API: reading the tag-schema index to
+    merge into). Returns what was copied per target (referrers and their blobs)."""
     source = ctx.sources[mapping.source]
     wanted, fallback = await list_wanted_referrers(mapping, subject, source, referrer_tags)
     copied: dict[TargetRepo, Tally] = {t: Tally() for t in dests}
