@@ -41,6 +41,7 @@ from ocync.engine.report import ImageResult, ImageStatus, RunReport, redact
 from ocync.engine.staging import BlobStage
 from ocync.engine.tasks import run_all
 from ocync.engine.transfer import (
+    Tally,
     TransferContext,
     failed_result,
     find_referrers,
@@ -237,7 +238,7 @@ class SyncEngine:
             if self.options.dry_run:  # kept for the dry-run report only: bounded memory
                 found.outcomes.append(outcome)
             for target, reason in outcome.skipped:
-                done = refreshed.get(target, 0)
+                done = refreshed.get(target, Tally())
                 if isinstance(done, OcyncError):
                     self._record(
                         ImageResult(
@@ -257,10 +258,16 @@ class SyncEngine:
                         source=mapping.source_label(tag),
                         target=target.label(tag),
                         # new referrers of an unchanged image were written: worth a line
-                        status=ImageStatus.SYNCED if done else ImageStatus.SKIPPED,
+                        status=ImageStatus.SYNCED if done.referrers else ImageStatus.SKIPPED,
                         digest=outcome.digest,
-                        referrers=done,
-                        reason=f"{reason}; {done} new referrer(s) copied" if done else reason,
+                        blobs_transferred=done.transferred,
+                        blobs_mounted=done.mounted,
+                        blobs_skipped=done.skipped,
+                        bytes_transferred=done.bytes,
+                        referrers=done.referrers,
+                        reason=f"{reason}; {done.referrers} new referrer(s) copied"
+                        if done.referrers
+                        else reason,
                     )
                 )
             if outcome.error is not None:
@@ -295,7 +302,7 @@ class SyncEngine:
 
     async def _refresh_referrers(
         self, mapping: MappingSpec, outcome: TagOutcome, referrer_tags: frozenset[str] | None
-    ) -> dict[TargetRepo, int | OcyncError]:
+    ) -> dict[TargetRepo, Tally | OcyncError]:
         """``artifacts.refresh: always``: referrers added at the source to a tag that is
         already in sync (its targets skipped as unchanged) are copied now."""
         dests = [t for t, reason in outcome.skipped if reason == "unchanged"]

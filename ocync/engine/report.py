@@ -145,10 +145,11 @@ class RunReport:
         for r in self.results:
             if r.status is ImageStatus.SYNCED:
                 extra = f" (+{r.referrers} referrers)" if r.referrers else ""
+                # the summary's (and --json's) words: blobs transferred, mounted, skipped
                 lines.append(
                     f"synced {r.source} -> {r.target} {r.digest[:19]} "
-                    f"[{r.blobs_transferred} copied, {r.blobs_mounted} mounted, "
-                    f"{r.blobs_skipped} present]{extra}"
+                    f"[{r.blobs_transferred} transferred, {r.blobs_mounted} mounted, "
+                    f"{r.blobs_skipped} skipped]{extra}"
                 )
         return lines
 
@@ -192,7 +193,7 @@ class RunReport:
                 "undone": self.undone,
             },
             "images": [r.to_dict() for r in self.results],
-            "errors": list(self.errors),
+            "errors": self.problem_lines(),  # failed images' errors, then run-level ones
             "warnings": list(self.warnings),
             "controllers": _jsonable(self.controllers),
             "cache": _jsonable(self.cache),

@@ -8,14 +8,14 @@ and then mounts or skips. A tag's manifest is pushed only after every blob and c
 references is present, so an interrupted run never leaves a tag pointing at missing content
 (OCI distribution-spec "Pushing Manifests": the registry may reject unknown blobs, but not
 all do). OCI 1.1 referrers follow their subject: the referrers API, else the
-``sha256-<hex>`` tag schema; with ``artifacts.refresh: always`` the referrers of an unchanged
-tag are listed too and those a target lacks are copied (a signature added after mirroring).
+``sha256-<hex>`` tag schema (merged into the target's index, never rewritten); with
+``artifacts.refresh: always`` the referrers of an unchanged tag are listed too and those a
+target lacks are copied (a signature added after mirroring).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -32,10 +32,9 @@ from ocync.engine.plan import BlobActionKind, BlobRefCounts, choose_blob_action
 from ocync.engine.report import ImageResult, ImageStatus, redact
 from ocync.engine.staging import BlobStage
 from ocync.engine.tasks import run_all
-from ocync.errors import NotFound, OcyncError, RegistryError, Unauthorized
-from ocync.oci import mediatypes as mt
+from ocync.errors import ManifestError, NotFound, OcyncError, RegistryError, Unauthorized
 from ocync.oci.digest import Digest
-from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
+from ocync.oci.manifest import Descriptor, Manifest, merge_referrers_index
 
 log = logging.getLogger("ocync.engine.transfer")
 
@@ -376,18 +375,21 @@ async def copy_referrers(
         ctx.cache.record_referrer(target.host, repo, tree.digest)
         tally.referrers += 1
     if target.referrers_api is not True and found.trees:
-        # Registries without the referrers API: maintain the tag-schema fallback index.
-        fallback = found.fallback
-        if fallback is not None and len(found.wanted) == len(fallback.manifests):
-            index = fallback
-        else:
-            doc = {
-                "schemaVersion": 2,
-                "mediaType": mt.OCI_INDEX,
-                "manifests": [d.to_json() for d in found.wanted],
-            }
-            index = parse_manifest(json.dumps(doc, separators=(",", ":")).encode(), mt.OCI_INDEX)
-        await target.put_manifest(repo, Digest.parse(subject).tag_fallback, index)
+        # Registries without the referrers API: maintain the tag-schema fallback index,
+        # merged with the one the target has (referrers added at the mirror stay listed).
+        tag = Digest.parse(subject).tag_fallback
+        existing: Manifest | None = None
+        if ctx.fresh.get((target.host, repo)) is not True:  # fresh: only this run wrote there
+            try:
+                existing = await target.get_manifest(repo, tag)
+            except NotFound:
+                existing = None
+        try:
+            index = merge_referrers_index(existing, found.wanted, found.fallback)
+        except ManifestError as exc:
+            raise ManifestError(f"{repo}:{tag}: {exc}") from None
+        if index is not None:
+            await target.put_manifest(repo, tag, index)
     for desc in found.wanted:
         ctx.cache.record_referrer(target.host, repo, str(desc.digest))
 
@@ -398,15 +400,16 @@ async def refresh_referrers(
     subject: str,
     dests: Sequence[TargetRepo],
     referrer_tags: frozenset[str] | None,
-) -> dict[TargetRepo, int]:
+) -> dict[TargetRepo, Tally]:
     """``artifacts.refresh: always`` for a tag already in sync at ``dests``: copy the
     referrers the source has and a target lacks (a signature added after the image was
     mirrored). Requests: one at the source (:func:`list_wanted_referrers`); at a target
     only a manifest HEAD per referrer the transfer cache has not seen there, then the
-    copy of the missing ones. Returns the referrers copied per target."""
+    copy of the missing ones (without the referrers API: reading the tag-schema index to
+    merge into). Returns what was copied per target (referrers and their blobs)."""
     source = ctx.sources[mapping.source]
     wanted, fallback = await list_wanted_referrers(mapping, subject, source, referrer_tags)
-    copied: dict[TargetRepo, int] = {t: 0 for t in dests}
+    copied: dict[TargetRepo, Tally] = {t: Tally() for t in dests}
     if not wanted:
         return copied
     missing: dict[TargetRepo, list[Descriptor]] = {t: [] for t in dests}
@@ -436,12 +439,10 @@ async def refresh_referrers(
         found = ReferrerSet(
             tuple(tree for digest, tree in trees.items() if digest in order), wanted, fallback
         )
-        tally = Tally()
         await copy_referrers(
             ctx, mapping.source_repo, subject, found, ctx.targets[dest.registry], dest.repo,
-            source, tally, stage_hint=stage_hint,
+            source, copied[dest], stage_hint=stage_hint,
         )
-        copied[dest] = tally.referrers
 
     await run_all(functools.partial(copy, t) for t in dests if missing[t])
     return copied

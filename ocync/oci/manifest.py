@@ -256,12 +256,90 @@ def verify_manifest(raw: bytes, expected: Digest, what: str) -> None:
         raise IntegrityError(f"{what}: digest mismatch: expected {expected}, computed {actual}")
 
 
+def merge_referrers_index(
+    existing: Manifest | None,
+    wanted: Sequence[Descriptor],
+    source_index: Manifest | None = None,
+) -> Manifest | None:
+    """The referrers tag-schema index (distribution-spec "Referrers Tag Schema": an image
+    index tagged ``<alg>-<hex of subject>``) to push at a target so that it lists ``wanted``.
+
+    Every entry of ``existing`` (the target's index) is kept, byte for byte: others add
+    referrers at a mirror too (a signature made there), and, as with the referrers API, a
+    sync never removes a referrer. The wanted descriptors it lacks are appended; None when
+    there are none (nothing to push). ``source_index`` is pushed as it is (the source's
+    digest) when it lists exactly ``wanted`` and everything ``existing`` lists."""
+    if existing is not None and not existing.is_index:
+        raise ManifestError(
+            f"the referrers tag holds {existing.media_type} {existing.digest.short}, not an "
+            "image index: left as it is"
+        )
+    present = {str(d.digest) for d in existing.manifests} if existing is not None else set()
+    wanted_digests = {str(d.digest) for d in wanted}
+    missing = list({str(d.digest): d for d in wanted if str(d.digest) not in present}.values())
+    if existing is not None and not missing:
+        return None
+    if (
+        source_index is not None
+        and len(source_index.manifests) == len(wanted)
+        and {str(d.digest) for d in source_index.manifests} == wanted_digests
+        and present <= wanted_digests
+    ):
+        return source_index
+    # Descriptors are copied as JSON objects, so fields this parser does not know survive.
+    source_entries: dict[str, Any] = {}
+    if source_index is not None:
+        for entry in json.loads(source_index.raw).get("manifests") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
+                source_entries.setdefault(entry["digest"], entry)
+    added = [source_entries.get(str(d.digest)) or d.to_json() for d in missing]
+    if existing is None:
+        doc = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": added}
+        return parse_manifest(json.dumps(doc, separators=(",", ":")).encode(), mt.OCI_INDEX)
+    return parse_manifest(_append_to_array(existing.raw, "manifests", added), existing.media_type)
+
+
+def _append_to_array(raw: bytes, key: str, items: Sequence[Any]) -> bytes:
+    """``raw`` (a JSON object whose ``key`` is an array) with ``items`` appended to that
+    array; every other byte stays as it was (compact JSON for the new items)."""
+    text = raw.decode("utf-8")
+    decoder = json.JSONDecoder()
+
+    def skip(pos: int) -> int:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        return pos
+
+    pos = skip(0)
+    if text[pos : pos + 1] != "{":
+        raise ManifestError("expected a JSON object")
+    pos = skip(pos + 1)
+    span: tuple[int, int] | None = None
+    while pos < len(text) and text[pos] != "}":
+        name, pos = decoder.raw_decode(text, pos)  # the key (a JSON string)
+        pos = skip(skip(pos) + 1)  # the colon
+        value, end = decoder.raw_decode(text, pos)
+        if name == key and isinstance(value, list):
+            span = (end, len(value))  # the last one wins, as in json.loads
+        pos = skip(end)
+        if text[pos : pos + 1] == ",":
+            pos = skip(pos + 1)
+    if span is None:
+        raise ManifestError(f"expected a {key!r} array")
+    end, count = span
+    encoded = ",".join(json.dumps(item, separators=(",", ":")) for item in items)
+    if count and encoded:
+        encoded = "," + encoded
+    return (text[: end - 1] + encoded + text[end - 1 :]).encode("utf-8")
+
+
 __all__ = [
     "MAX_MANIFEST_SIZE",
     "Descriptor",
     "Manifest",
     "ManifestError",
     "Platform",
+    "merge_referrers_index",
     "parse_descriptor",
     "parse_manifest",
     "verify_manifest",

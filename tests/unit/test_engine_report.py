@@ -31,6 +31,9 @@ def test_summary_and_json() -> None:
     assert doc["summary"]["images_synced"] == 1
     assert doc["exit_code"] == 1
     assert [i["status"] for i in doc["images"]] == ["synced", "skipped", "failed"]
+    # the image lines count blobs in the summary's words; --json lists the failed image
+    assert text.splitlines()[0].endswith("[3 transferred, 1 mounted, 0 skipped]")
+    assert doc["errors"] == ["src/a:1 -> dst/a:1: boom"]
 
 
 @pytest.mark.parametrize(
@@ -48,6 +51,14 @@ def test_exit_codes(statuses: list[ImageStatus], auth: bool, code: int) -> None:
     for s in statuses:
         rep.add(_r(s, auth_failure=auth and s is ImageStatus.FAILED))
     assert rep.exit_code() == code
+
+
+def test_json_errors_list_failed_images_then_run_errors() -> None:
+    rep = RunReport()
+    rep.add(_r(ImageStatus.FAILED, reason="403 DENIED"))
+    rep.add_error("mapping m: repository not found")
+    assert rep.to_dict()["errors"] == ["src/a:1 -> dst/a:1: 403 DENIED", "mapping m: repository not found"]
+    assert rep.errors == ["mapping m: repository not found"]  # run-level ones, as before
 
 
 def test_interrupted_with_undone_is_partial() -> None:

@@ -12,6 +12,8 @@ from ocync.oci.digest import Digest
 from ocync.oci.manifest import (
     MAX_MANIFEST_SIZE,
     Platform,
+    merge_referrers_index,
+    parse_descriptor,
     parse_manifest,
     verify_manifest,
 )
@@ -120,3 +122,71 @@ def test_verify_manifest() -> None:
 def test_platform_matches(have: str, want: str, ok: bool) -> None:
     assert Platform.parse(have).matches(Platform.parse(want)) is ok
     assert str(Platform.parse(have)) == have
+
+
+# ---- the referrers tag-schema index: merged, never rewritten from one side only ---------
+
+SIG = desc(mt.OCI_MANIFEST, b"sig", artifactType="application/vnd.example.sig")
+SBOM = desc(mt.OCI_MANIFEST, b"sbom", artifactType="application/spdx+json")
+# added at the mirror by someone else: Go-style escapes, odd spacing, a field of its own
+MIRROR_RAW = (
+    '{"schemaVersion": 2,\n  "mediaType": "application/vnd.oci.image.index.v1+json",\n'
+    '  "manifests": [ {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"'
+    + str(Digest.of(b"mine")) + '","size":4,"annotations":{"note":"\\u003cmirror\\u003e \u00fc"},'
+    '"x-own":true} ],\n  "annotations": {"manifests": "not this one"}\n}'
+).encode()
+MINE = {"digest": str(Digest.of(b"mine"))}
+
+
+def _index(entries: list[dict[str, object]]) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}).encode()
+
+
+@pytest.mark.parametrize(
+    ("existing", "wanted", "source", "expected"),
+    [
+        pytest.param(None, [SIG], None, [SIG], id="none-at-target"),
+        pytest.param(MIRROR_RAW, [SIG, SBOM], None, [MINE, SIG, SBOM], id="mirror-entry-kept"),
+        pytest.param(MIRROR_RAW, [SIG], _index([SIG]), [MINE, SIG], id="source-index-not-pushed-over-it"),
+        pytest.param(_index([SIG]), [SIG, SBOM], _index([SIG, SBOM]), "source", id="source-index-covers-target"),
+        pytest.param(None, [SIG], _index([SIG, SBOM]), [SIG], id="policy-drops-one"),
+        pytest.param(_index([SIG, SBOM]), [SIG], None, None, id="source-dropped-one-kept-nothing-to-push"),
+        pytest.param(_index([]), [SIG], None, [SIG], id="empty-index-at-target"),
+        pytest.param(_index([SIG]), [SIG, SIG], None, None, id="nothing-new"),
+    ],
+)
+def test_merge_referrers_index(
+    existing: bytes | None, wanted: list[dict[str, object]], source: bytes | None,
+    expected: list[dict[str, object]] | str | None,
+) -> None:
+    have = parse_manifest(existing, mt.OCI_INDEX) if existing is not None else None
+    source_index = parse_manifest(source, mt.OCI_INDEX) if source is not None else None
+    merged = merge_referrers_index(have, [parse_descriptor(w) for w in wanted], source_index)
+    if expected is None:
+        assert merged is None
+        return
+    assert merged is not None and merged.is_index
+    if expected == "source":
+        assert source_index is not None and merged.raw == source_index.raw
+        return
+    assert isinstance(expected, list)
+    entries = json.loads(merged.raw)["manifests"]
+    assert [e["digest"] for e in entries] == [e["digest"] for e in expected]
+    if existing is not None and existing != MIRROR_RAW:
+        # what the target had stays byte for byte: only appended to before its last "]"
+        assert merged.raw.startswith(existing[: existing.rindex(b"]")])
+
+
+def test_merge_referrers_index_keeps_the_mirror_bytes() -> None:
+    merged = merge_referrers_index(
+        parse_manifest(MIRROR_RAW, mt.OCI_INDEX), [parse_descriptor(SIG), parse_descriptor(SBOM)]
+    )
+    assert merged is not None
+    added = b",".join(json.dumps(d, separators=(",", ":")).encode() for d in (SIG, SBOM))
+    assert merged.raw == MIRROR_RAW.replace(b'"x-own":true} ]', b'"x-own":true} ,' + added + b"]")
+
+
+def test_merge_referrers_index_refuses_a_non_index() -> None:
+    image = parse_manifest(json.dumps(IMAGE).encode())
+    with pytest.raises(ManifestError, match="not an image index"):
+        merge_referrers_index(image, [parse_descriptor(SIG)])
