@@ -95,8 +95,8 @@ _known_secrets: set[str] | None = None
 
 @contextmanager
 def secret_scope() -> Iterator[set[str]]:
-    """Remember every secret resolved inside (credentials, bearer tokens) for redaction by
-    value; the CLI opens one per command. Outside a scope nothing is remembered."""
+    """Remember every credential resolved inside for redaction by value; the CLI opens one
+    per command. Outside a scope nothing is remembered."""
     global _known_secrets
     previous, _known_secrets = _known_secrets, set()
     try:
@@ -420,7 +420,6 @@ def parse_token_response(body: bytes) -> tuple[str, float]:
     token = doc.get("token") or doc.get("access_token")
     if not isinstance(token, str) or not token:
         raise Unauthorized("token endpoint answered no token")
-    remember_secret(token)
     if has_control_character(token):
         raise Unauthorized(f"token endpoint answered a token that {CONTROL_CHARACTER_PROBLEM}")
     if not token.isascii():

@@ -223,3 +223,25 @@ def test_token_cache_scopes_and_expiry() -> None:
     cache.invalidate("T")
     assert cache.get(push, now=1.0) is None
     assert cache.statistics()["fetched"] == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(None, auth_mod.CREDENTIAL_HELPER_TIMEOUT, id="unset"),
+        pytest.param(" ", auth_mod.CREDENTIAL_HELPER_TIMEOUT, id="blank"),
+        pytest.param("2.5", 2.5, id="seconds"),
+        pytest.param("0", None, id="zero"),
+        pytest.param("-1", None, id="negative"),
+        pytest.param("nan", None, id="nan"),
+        pytest.param("inf", None, id="infinite"),
+        pytest.param("30s", None, id="with-unit"),
+    ],
+)
+def test_credential_helper_timeout_from_the_environment(value: str | None, expected: float | None) -> None:
+    environ = {} if value is None else {auth_mod.CREDENTIAL_HELPER_TIMEOUT_ENV: value}
+    if expected is None:
+        with pytest.raises(ConfigError, match="OCYNC_CREDENTIAL_HELPER_TIMEOUT must be a positive number"):
+            auth_mod.credential_helper_timeout(environ)
+    else:
+        assert auth_mod.credential_helper_timeout(environ) == expected
