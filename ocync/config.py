@@ -42,7 +42,12 @@ from ocync.oci.platform import Platform
 from ocync.oci.reference import DOCKER_HUB, DOCKER_HUB_API, is_loopback_host, normalise_registry
 from ocync.oci.tagfilter import TagFilter
 from ocync.oci.version import parse_range
-from ocync.registry.auth import docker_config_path
+from ocync.registry.auth import (
+    CONTROL_CHARACTER_PROBLEM,
+    NON_ASCII_TOKEN_PROBLEM,
+    docker_config_path,
+    has_control_character,
+)
 from ocync.registry.profiles import PROFILES
 
 log = logging.getLogger("ocync.config")
@@ -244,9 +249,21 @@ class ArtifactsConfig(_Model):
     )
 
 
+def _credential_text(v: str) -> str:
+    """A token or password as given, or via ``${VAR}``: never with a CR or newline in it."""
+    if has_control_character(v):
+        raise ValueError(CONTROL_CHARACTER_PROBLEM)
+    return v
+
+
 class Credentials(_Model):
     username: str = Field(min_length=1)
     password: str = Field(min_length=1)
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, v: str) -> str:
+        return _credential_text(v)
 
 
 AuthType = Literal["anonymous", "basic", "static_token", "docker_config", "ghcr"]
@@ -266,6 +283,13 @@ class RegistryConfig(_Model):
     profile: str | None = Field(
         default=None, description="registry behaviour profile (default: chosen by host)"
     )
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v: str | None) -> str | None:
+        if v is not None and not v.isascii():
+            raise ValueError(NON_ASCII_TOKEN_PROBLEM)
+        return v if v is None else _credential_text(v)
 
     @field_validator("profile")
     @classmethod

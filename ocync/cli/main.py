@@ -18,7 +18,9 @@ import warnings
 from collections.abc import Sequence
 
 from ocync import __version__
+from ocync.engine.report import redact
 from ocync.errors import OcyncError
+from ocync.registry.auth import secret_scope
 
 # Subcommand modules, in the order they appear in --help.
 COMMAND_MODULES = (
@@ -89,7 +91,7 @@ def _report(exc: BaseException) -> int:
         for line in str(error).splitlines() or [type(error).__name__]:
             lines[line] = None
     for line in lines:
-        print(f"ocync: error: {line}", file=sys.stderr)
+        print(f"ocync: error: {redact(line)}", file=sys.stderr)
     return max(e.exit_code for e in ours)
 
 
@@ -108,7 +110,7 @@ def _report_foreign(exc: BaseException) -> int:
         return 2
     if os.environ.get("OCYNC_TRACEBACK"):
         traceback.print_exception(exc, file=sys.stderr)
-    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    text = redact(str(exc)).splitlines()[0][:200] if str(exc) else ""
     print(f"ocync: internal error: {type(exc).__name__}{': ' + text if text else ''} "
           "(a bug: please report it; OCYNC_TRACEBACK=1 shows the traceback)", file=sys.stderr)
     return 2
@@ -121,6 +123,13 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):
         pass
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Every log line, at every level and from every library, without the run's secrets."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
@@ -153,19 +162,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
     if quiet:
         level = logging.ERROR
-    logging.basicConfig(level=level, format="ocync: %(levelname)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("ocync: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     # httpx logs every request URL at INFO (queries redacted by ocync.registry.neterrors);
     # keep it for -vv only. httpcore's DEBUG lines dump raw response headers (signed
     # Location URLs, cookies): never shown.
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-    try:
-        code: int = args.func(args)
-        if sys.stdout is not None:
-            sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
-        return code
-    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as exc:
-        return _report(exc)  # the CLI boundary: one line per error, never a traceback
+    with secret_scope():  # what the command resolves is redacted from all it prints
+        try:
+            code: int = args.func(args)
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+            return code
+        except (Exception, KeyboardInterrupt, BaseExceptionGroup) as exc:
+            return _report(exc)  # the CLI boundary: one line per error, never a traceback
 
 
 if __name__ == "__main__":

@@ -2,19 +2,23 @@
 
 Silence means success: the text form is one line per image synced, then one summary line
 (failures are separate lines the CLI prints on stderr). The JSON form carries per-image results, statistics, errors and controller
-statistics. Secrets never reach either: errors are stored as their one-line message, and
-URLs are stripped of any query string and userinfo before they are recorded.
+statistics. Secrets never reach either: errors are stored as their one-line message,
+URLs are stripped of any query string and userinfo, Authorization values are cut, and every
+credential the run resolved is removed by value before they are recorded.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ocync.engine.plan import exit_code_for
+from ocync.registry.auth import known_secrets
 
 
 class ImageStatus(enum.Enum):
@@ -59,15 +63,52 @@ class ImageResult:
 
 
 _URL_QUERY = re.compile(r"(https?://)([^/\s@]*@)?([^\s?]*)\?[^\s]*")
-_BEARER = re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+# An Authorization value runs to the end of its line: a token holding a quote, a backslash or
+# an escaped CR (``b'Bearer tok\\r'`` in h11's "Illegal header value") must not end it early.
+_AUTHORIZATION = re.compile(r"\b(Bearer|BEARER|Basic|BASIC)[ \t]+[^\r\n]*|(?i:\bauthorization:)[^\r\n]*")
+REDACTED = "<redacted>"
+# Split pieces of a secret shorter than this would blank ordinary words.
+_MIN_SECRET_PART = 4
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def redact(text: str) -> str:
-    """Drop URL userinfo and query strings (signed storage URLs carry credentials) and any
-    Authorization-looking token from a message."""
+def redact(text: str, secrets: Iterable[str] | None = None) -> str:
+    """Drop URL userinfo and query strings (signed storage URLs carry credentials), any
+    Authorization-looking value, and every known secret (``secrets``, by default the ones the
+    current ``secret_scope`` resolved) in any form a message may show it in."""
     text = _URL_QUERY.sub(lambda m: f"{m.group(1)}{m.group(3)}?…", text)
     text = re.sub(r"(https?://)[^/\s@]*@", r"\1", text)
-    return _BEARER.sub(lambda m: f"{m.group(1)} <redacted>", text)
+    text = _AUTHORIZATION.sub(lambda m: f"{m.group(1) or 'Authorization:'} {REDACTED}", text)
+    pattern = _secrets_pattern(frozenset(known_secrets() if secrets is None else secrets))
+    if pattern is None:
+        return text
+    text = pattern.sub(REDACTED, text)
+    # A secret that overlaps the marker itself can reappear around it: drop what is left
+    # (each pass shortens the text, so this ends).
+    while pattern.search(text):
+        text = pattern.sub("", text)
+    return text
+
+
+def _secret_forms(secret: str) -> set[str]:
+    """How a secret can appear in a message: as is, escaped by ``repr`` (of str or bytes) or
+    JSON, and the pieces between its control characters (printed on lines of their own)."""
+    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    try:
+        forms.add(repr(secret.encode())[2:-1])
+    except UnicodeEncodeError:  # a lone surrogate: it cannot have been sent either
+        pass
+    forms.update(part for part in _CONTROL.split(secret) if len(part) >= _MIN_SECRET_PART)
+    return {form for form in forms if form}
+
+
+@functools.lru_cache(maxsize=64)
+def _secrets_pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
+    forms = {form for secret in secrets if secret for form in _secret_forms(secret)}
+    if not forms:
+        return None
+    # Longest first: a secret that contains another is removed whole.
+    return re.compile("|".join(re.escape(form) for form in sorted(forms, key=lambda f: (-len(f), f))))
 
 
 @dataclass(slots=True)

@@ -4,7 +4,8 @@ Credential sources: anonymous, basic (username + password/PAT, presented at the 
 endpoint or on a Basic challenge), static_token (sent as Bearer directly) and docker_config
 (``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``: ``auths`` entries with base64
 ``auth`` or ``identitytoken``, ``credsStore`` / ``credHelpers`` via ``docker-credential-<name>
-get``). Secrets never appear in a ``repr``, a log line or an error message.
+get``). Secrets never appear in a ``repr``, a log line or an error message: every secret
+resolved inside a ``secret_scope()`` is remembered so output can be redacted by value.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+import signal
+import unicodedata
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -42,6 +46,8 @@ DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
 MAX_DOCKER_CONFIG_BYTES = 4 * 1024 * 1024
 # A credential helper waiting on a locked keychain or a GUI prompt must not hang a run forever.
 CREDENTIAL_HELPER_TIMEOUT = 30.0
+# Overrides CREDENTIAL_HELPER_TIMEOUT (seconds), e.g. for a helper that needs a slow unlock.
+CREDENTIAL_HELPER_TIMEOUT_ENV = "OCYNC_CREDENTIAL_HELPER_TIMEOUT"
 # docker-credential-helpers: Username "<token>" means Secret is an identity token.
 IDENTITY_TOKEN_USERNAME = "<token>"
 
@@ -63,6 +69,50 @@ class AuthSettings:
             raise ConfigError("auth type basic needs a username and a password")
         if self.kind == "static_token" and not self.token:
             raise ConfigError("auth type static_token needs a token")
+        for name, value in (("password", self.password), ("token", self.token)):
+            if value is not None and has_control_character(value):
+                raise ConfigError(f"the {name} {CONTROL_CHARACTER_PROBLEM}")
+        if self.token is not None and not self.token.isascii():
+            raise ConfigError(f"the token {NON_ASCII_TOKEN_PROBLEM}")
+
+
+# --- secrets: validation and the values to redact -----------------------------------------
+
+# A CR left by a token file saved with CRLF, a newline from ``$(cat file)``: no registry issues
+# credentials like that, and in a header they make the request illegal (RFC 9110 section 5.5).
+CONTROL_CHARACTER_PROBLEM = "contains a control character (a line break or CR?); the value is not shown"
+# A static token is sent as is in ``Authorization: Bearer``: RFC 6750 section 2.1 b64token.
+NON_ASCII_TOKEN_PROBLEM = "contains a non-ASCII character (a bearer token is ASCII); the value is not shown"
+
+
+def has_control_character(value: str) -> bool:
+    """C0/C1 controls and DEL (Unicode Cc), and the line/paragraph separators (Zl, Zp)."""
+    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value)
+
+
+_known_secrets: set[str] | None = None
+
+
+@contextmanager
+def secret_scope() -> Iterator[set[str]]:
+    """Remember every credential resolved inside for redaction by value; the CLI opens one
+    per command. Outside a scope nothing is remembered."""
+    global _known_secrets
+    previous, _known_secrets = _known_secrets, set()
+    try:
+        yield _known_secrets
+    finally:
+        _known_secrets = previous
+
+
+def remember_secret(secret: str | None) -> None:
+    if secret and _known_secrets is not None:
+        _known_secrets.add(secret)
+
+
+def known_secrets() -> frozenset[str]:
+    """The secrets of the current ``secret_scope()`` (empty outside one)."""
+    return frozenset(_known_secrets or ())
 
 
 def _fingerprint(secret: str) -> str:
@@ -77,6 +127,12 @@ class Credential:
     username: str | None = None
     secret: str | None = None
     source: str = ""  # where it came from, for messages ("config", "docker config", ...)
+
+    def __post_init__(self) -> None:
+        remember_secret(self.secret)
+        basic = self.basic_header()
+        if basic is not None:
+            remember_secret(basic.removeprefix("Basic "))
 
     @property
     def identity(self) -> str:
@@ -103,10 +159,11 @@ _ghcr_alias_warned = False
 
 
 def docker_config_path(override: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """``override`` (a file, or a directory holding config.json), else
+    """``override`` (a file, whatever its name, or a directory holding config.json), else
     ``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json`` (docker CLI rules)."""
     if override is not None:
-        return override if override.suffix == ".json" else override / "config.json"
+        # skopeo/podman --authfile: the file as given; a directory is docker's --config style.
+        return override / "config.json" if override.is_dir() else override
     env = (os.environ if environ is None else environ).get("DOCKER_CONFIG")
     base = Path(env) if env else Path.home() / ".docker"
     return base / "config.json"
@@ -170,6 +227,8 @@ def _find_config_entry(doc: Mapping[str, object], host: str, path: Path) -> _Con
     if isinstance(entry, dict):
         token = entry.get("identitytoken")
         if isinstance(token, str) and token:
+            if has_control_character(token):
+                raise ConfigError(f"docker config {path}: the identitytoken for {host} {CONTROL_CHARACTER_PROBLEM}")
             return _ConfigEntry(credential=Credential("identity_token", None, token, f"docker config {path}"))
         auth = entry.get("auth")
         if isinstance(auth, str) and auth:
@@ -177,12 +236,16 @@ def _find_config_entry(doc: Mapping[str, object], host: str, path: Path) -> _Con
                 decoded = base64.b64decode(auth, validate=False).decode()
             except (ValueError, UnicodeDecodeError):
                 raise ConfigError(f"docker config {path}: the auth entry for {host} is not base64") from None
+            if has_control_character(decoded):
+                raise ConfigError(f"docker config {path}: the auth entry for {host} {CONTROL_CHARACTER_PROBLEM}")
             user, sep, password = decoded.partition(":")
             if not sep:
                 raise ConfigError(f"docker config {path}: the auth entry for {host} is not user:password")
             return _ConfigEntry(credential=Credential("basic", user, password, f"docker config {path}"))
         plain_user, plain_password = entry.get("username"), entry.get("password")
         if isinstance(plain_user, str) and isinstance(plain_password, str) and plain_user:
+            if has_control_character(plain_password):
+                raise ConfigError(f"docker config {path}: the password for {host} {CONTROL_CHARACTER_PROBLEM}")
             return _ConfigEntry(
                 credential=Credential("basic", plain_user, plain_password, f"docker config {path}")
             )
@@ -199,23 +262,51 @@ def _host_of(key: str) -> str:
     return text.split("/", 1)[0]
 
 
+def credential_helper_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a credential helper gets: ``$OCYNC_CREDENTIAL_HELPER_TIMEOUT``, else the default."""
+    text = (os.environ if environ is None else environ).get(CREDENTIAL_HELPER_TIMEOUT_ENV, "").strip()
+    if not text:
+        return CREDENTIAL_HELPER_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"{CREDENTIAL_HELPER_TIMEOUT_ENV} must be a positive number of seconds, got {text!r}")
+    return seconds
+
+
+async def _kill_process_group(process: trio.Process) -> None:
+    """On timeout: the helper may have started children (an agent, a prompt) that hold its
+    pipes open; it runs in its own session, so its whole process group goes."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # already gone
+
+
 async def run_credential_helper(name: str, server: str) -> Credential | None:
-    """``docker-credential-<name> get`` with the server on stdin (docker-credential-helpers)."""
+    """``docker-credential-<name> get`` with the server on stdin (docker-credential-helpers).
+
+    A helper that does not answer in time is killed (with its children) and the host goes
+    anonymous with a warning, like a helper that is not installed."""
     program = f"docker-credential-{name}"
     path = shutil.which(program)
     if path is None:
         raise ConfigError(f"credential helper {program} is not on PATH")
+    timeout = credential_helper_timeout()
     try:
-        with trio.fail_after(CREDENTIAL_HELPER_TIMEOUT):
+        with trio.fail_after(timeout):
             result = await trio.run_process(
-                [path, "get"], stdin=server.encode(), capture_stdout=True, capture_stderr=True, check=False
+                [path, "get"], stdin=server.encode(), capture_stdout=True, capture_stderr=True, check=False,
+                start_new_session=True, deliver_cancel=_kill_process_group,
             )
     except OSError as exc:
         raise ConfigError(f"credential helper {program} failed to start: {exc.strerror}") from None
     except trio.TooSlowError:
-        raise ConfigError(
-            f"credential helper {program} did not answer within {CREDENTIAL_HELPER_TIMEOUT:g} s for {server}"
-        ) from None
+        log.warning("credential helper %s did not answer within %g s for %s (killed it): anonymous",
+                    program, timeout, server)
+        return None
     if result.returncode != 0:
         message = result.stdout.decode(errors="replace").strip() + result.stderr.decode(errors="replace")
         if "credentials not found" in message.lower():
@@ -230,6 +321,8 @@ async def run_credential_helper(name: str, server: str) -> Credential | None:
     user, secret = doc.get("Username"), doc.get("Secret")
     if not isinstance(secret, str) or not secret:
         return None
+    if has_control_character(secret):
+        raise ConfigError(f"credential helper {program}: the secret for {server} {CONTROL_CHARACTER_PROBLEM}")
     source = f"credential helper {program}"
     if user == IDENTITY_TOKEN_USERNAME:
         return Credential("identity_token", None, secret, source)
@@ -327,6 +420,10 @@ def parse_token_response(body: bytes) -> tuple[str, float]:
     token = doc.get("token") or doc.get("access_token")
     if not isinstance(token, str) or not token:
         raise Unauthorized("token endpoint answered no token")
+    if has_control_character(token):
+        raise Unauthorized(f"token endpoint answered a token that {CONTROL_CHARACTER_PROBLEM}")
+    if not token.isascii():
+        raise Unauthorized(f"token endpoint answered a token that {NON_ASCII_TOKEN_PROBLEM}")
     lifetime = doc.get("expires_in")
     if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
         lifetime = DEFAULT_TOKEN_LIFETIME
@@ -379,15 +476,22 @@ def _expand(scopes: tuple[str, ...]) -> frozenset[str]:
 __all__ = [
     "ANONYMOUS",
     "AUTH_KINDS",
+    "CONTROL_CHARACTER_PROBLEM",
+    "NON_ASCII_TOKEN_PROBLEM",
     "AuthKind",
     "AuthSettings",
     "Credential",
     "TokenCache",
     "TokenRequest",
+    "credential_helper_timeout",
     "docker_config_path",
+    "has_control_character",
+    "known_secrets",
     "parse_token_response",
+    "remember_secret",
     "repository_scope",
     "resolve_credential",
     "run_credential_helper",
+    "secret_scope",
     "token_request",
 ]

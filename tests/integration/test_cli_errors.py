@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -176,7 +177,7 @@ def docker_config(tmp_path: Path, host: str, password: str) -> Path:
         pytest.param(["copy", "--authfile", "/nonexistent/auth.json", "a", "b"],
                      ["--authfile /nonexistent/auth.json: no such file"], id="authfile-missing"),
         pytest.param(["copy", "--authfile", "/nonexistent", "a", "b"],
-                     ["--authfile /nonexistent: no such file (/nonexistent/config.json)"], id="authfile-dir-missing"),
+                     ["--authfile /nonexistent: no such file"], id="authfile-without-json-suffix-missing"),
         pytest.param(["copy", "--platform", "Linux", "a", "b"], ["invalid platform 'Linux'"], id="bad-platform"),
         pytest.param(["tags", "x", "--latest", "2"], ["--latest needs --sort"], id="latest-without-sort"),
         pytest.param(["tags", "x", "--semver", ">>1"], ["--semver: invalid semver range"], id="bad-semver"),
@@ -215,7 +216,6 @@ def test_garbage_docker_config(capsys: pytest.CaptureFixture[str], tmp_path: Pat
 @pytest.mark.parametrize(
     ("script", "fragment"),
     [
-        pytest.param("exec sleep 30", "did not answer within 0.5 s for 127.0.0.1:1", id="hangs"),
         pytest.param("echo 'keychain locked SECRET' >&2; exit 1", "exited with 1 for 127.0.0.1:1", id="fails"),
         pytest.param("echo 'not json SECRET'", "printed no JSON for 127.0.0.1:1", id="garbage"),
     ],
@@ -237,6 +237,132 @@ def test_misbehaving_credential_helper(
     code, out, err = run(capsys, "copy", "--authfile", str(config), "127.0.0.1:1/a/b:1", "127.0.0.1:2/c/d")
     assert code == 3 and out == "" and time.monotonic() - started < 10
     assert "SECRET" not in one_error(err, "credential helper docker-credential-odd", fragment)
+
+
+CONTROL_CHARACTER = "contains a control character (a line break or CR?); the value is not shown"
+SPLIT_SECRET = "PART1-SECRET\nPART2-SECRET"
+
+
+def secret_parts(secret: str) -> list[str]:
+    """The secret and its pieces between control characters: none may be shown."""
+    return [secret, *(part for part in re.split(r"[\r\n]", secret) if part)]
+
+
+@pytest.mark.parametrize(
+    ("entry", "script", "fragment"),
+    [
+        pytest.param({"auth": base64.b64encode(f"alice:{PAT}\r".encode()).decode()}, None,
+                     "the auth entry for 127.0.0.1:1", id="auth-crlf"),
+        pytest.param({"identitytoken": SPLIT_SECRET}, None, "the identitytoken for 127.0.0.1:1", id="identitytoken"),
+        pytest.param({"username": "alice", "password": SPLIT_SECRET}, None, "the password for 127.0.0.1:1",
+                     id="plain-password"),
+        pytest.param(None, """printf '%s\\n' '{"Username": "alice", "Secret": "PART1-SECRET\\nPART2-SECRET"}'""",
+                     "credential helper docker-credential-odd: the secret for 127.0.0.1:1", id="helper"),
+    ],
+)
+def test_a_docker_config_credential_with_a_control_character_is_refused_unseen(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    entry: dict[str, str] | None, script: str | None, fragment: str,
+) -> None:
+    config = tmp_path / "docker" / "config.json"
+    config.parent.mkdir()
+    if script is None:
+        config.write_text(json.dumps({"auths": {"127.0.0.1:1": entry}}))
+        secret = entry["auth"] if entry and "auth" in entry else SPLIT_SECRET
+    else:
+        helper = tmp_path / "bin" / "docker-credential-odd"
+        helper.parent.mkdir()
+        helper.write_text(f"#!/bin/sh\n{script}\n")
+        helper.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{helper.parent}{os.pathsep}{os.environ['PATH']}")
+        config.write_text(json.dumps({"credHelpers": {"127.0.0.1:1": "odd"}}))
+        secret = SPLIT_SECRET
+    code, out, err = run(capsys, "copy", "-vv", "--authfile", str(config), "127.0.0.1:1/a/b:1", "127.0.0.1:2/c/d")
+    assert code == 3 and out == ""
+    line = one_error(err, fragment, CONTROL_CHARACTER)
+    for part in [*secret_parts(secret), PAT]:
+        assert part not in line
+
+
+def test_authfile_is_the_file_given_whatever_its_name(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """skopeo/podman keep credentials in e.g. ${XDG_RUNTIME_DIR}/containers/auth.json, users
+    in files of any name: the path is used as given; a directory means its config.json."""
+    as_given = tmp_path / "registry-auth"
+    as_given.write_bytes(b"{not json")
+    code, out, err = run(capsys, "copy", "--authfile", str(as_given), "127.0.0.1:1/a/b:1", "127.0.0.1:2/c/d")
+    assert code == 3 and out == ""
+    one_error(err, f"docker config {as_given} is not valid JSON")
+
+    missing = tmp_path / "gone" / "registry-auth"
+    code, out, err = run(capsys, "copy", "--authfile", str(missing), "127.0.0.1:1/a/b:1", "127.0.0.1:2/c/d")
+    assert code == 3 and out == ""
+    assert one_error(err) == f"ocync: error: --authfile {missing}: no such file"
+
+    directory = tmp_path / "docker-dir"
+    directory.mkdir()
+    (directory / "config.json").write_bytes(b"{not json")
+    code, out, err = run(capsys, "copy", "--authfile", str(directory), "127.0.0.1:1/a/b:1", "127.0.0.1:2/c/d")
+    assert code == 3 and out == ""
+    one_error(err, f"docker config {directory / 'config.json'} is not valid JSON")
+
+
+def process_gone(pid: int) -> bool:
+    """Not running: no such process, or a zombie nobody has reaped yet (PID 1 in a container)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def test_a_hanging_credential_helper_is_killed_and_the_run_goes_on_anonymously(tmp_path: Path) -> None:
+    """A helper stuck on a locked keychain (and the agent it started) is killed with its whole
+    process group after OCYNC_CREDENTIAL_HELPER_TIMEOUT; the public registry is then read anonymously."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    helper = tmp_path / "bin" / "docker-credential-stuck"
+    helper.parent.mkdir()
+    helper.write_text(
+        "#!/bin/sh\n"
+        "echo $$ > \"$PIDS/helper\"\n"
+        "sleep 300 &\n"  # the agent the helper started, holding nothing but time
+        "echo $! > \"$PIDS/grandchild\"\n"
+        "exec sleep 300\n"
+    )
+    helper.chmod(0o755)
+    with MockProcess(["--auth", "none"]) as mock:
+        host = mock.url.removeprefix("http://")
+
+        async def seed() -> None:
+            async with RegistryClient(host, ClientSettings()) as client:
+                await push_image(client, "lib/app", make_index(random.Random(3), "1.0"))
+
+        trio.run(seed)
+        docker = tmp_path / "docker"
+        docker.mkdir()
+        (docker / "config.json").write_text(json.dumps({"credHelpers": {host: "stuck"}}))
+        config = tmp_path / "ocync.yaml"
+        config.write_text(f"global: {{cache_dir: {tmp_path / 'cache'}}}\nregistries:\n  r: {{url: '{host}'}}\n"
+                          "mappings:\n  - {from: lib/app, to: lib/copy, source: r, targets: [r]}\n")
+        env = dict(os.environ, PATH=f"{helper.parent}{os.pathsep}{os.environ['PATH']}", PIDS=str(pids),
+                   DOCKER_CONFIG=str(docker), OCYNC_CREDENTIAL_HELPER_TIMEOUT="2")
+        try:
+            result = subprocess.run([*OCYNC, "sync", "-c", str(config)], capture_output=True, text=True, env=env,
+                                    timeout=120)
+            assert result.returncode == 0, result.stderr
+            warning = [line for line in result.stderr.splitlines() if line.startswith("ocync: WARNING: ")]
+            assert len(warning) == 1 and "credential helper docker-credential-stuck did not answer within 2 s" in \
+                warning[0] and warning[0].endswith("anonymous"), result.stderr
+            assert "Traceback" not in result.stderr
+            started = {name: int((pids / name).read_text()) for name in ("helper", "grandchild")}
+            deadline = time.monotonic() + 10
+            while not all(map(process_gone, started.values())) and time.monotonic() < deadline:
+                time.sleep(0.05)  # SIGKILL was sent before ocync exited; the kernel may lag a little
+            assert {name: process_gone(pid) for name, pid in started.items()} == {"helper": True, "grandchild": True}
+        finally:
+            for name in ("helper", "grandchild"):
+                if (pids / name).exists() and not process_gone(pid := int((pids / name).read_text())):
+                    os.kill(pid, signal.SIGKILL)  # what an unfixed ocync leaves behind
 
 
 def test_group_command_without_subcommand_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -444,6 +570,36 @@ def test_secrets_never_reach_the_terminal(tmp_path: Path, registry: str) -> None
         assert PAT not in text and WRONG not in text
         assert "Bearer " not in text and "Authorization" not in text
         assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("secret", [pytest.param(PAT + "\r", id="crlf-token-file"),
+                                    pytest.param(SPLIT_SECRET, id="embedded-newline")])
+@pytest.mark.parametrize("field", ["token", "password"])
+def test_a_config_credential_with_a_control_character_is_refused_unseen(
+    tmp_path: Path, registry: str, secret: str, field: str
+) -> None:
+    """A token file saved with CRLF (or holding two lines) read into ${SECRET}: every command
+    that resolves the config stops with exit 3 naming the field, and shows no part of it."""
+    auth = "token: '${SECRET}'" if field == "token" else "credentials: {username: alice, password: '${SECRET}'}"
+    located = "registries.r.token" if field == "token" else "registries.r.credentials.password"
+    config = tmp_path / "ocync.yaml"
+    config.write_text(f"global: {{cache_dir: {tmp_path / 'cache'}}}\nregistries:\n  r: {{url: '{registry}', {auth}}}\n"
+                      "mappings:\n  - {from: alice/app, to: alice/other, source: r, targets: [r]}\n")
+    expected = f"ocync: error: {config}:3: {located}: {CONTROL_CHARACTER}"
+    commands = [["sync"], ["sync", "--dry-run"], ["sync", "--json"], ["auth", "check"]]
+    if field == "password":
+        commands = [["sync", "--dry-run", "--json"], ["auth", "check", "--json"]]
+    for command in commands:
+        for verbose in ([], ["-vv"]):
+            argv = [*command, *verbose, "-c", str(config)]
+            result = subprocess.run([*OCYNC, *argv], capture_output=True, text=True, timeout=60,
+                                    env=dict(os.environ, SECRET=secret))
+            assert result.returncode == 3, (argv, result.stdout, result.stderr)
+            assert result.stderr.splitlines() == [expected], (argv, result.stderr)
+            if "--json" in command and command[0] == "sync":
+                assert json.loads(result.stdout)["errors"] == [expected.removeprefix("ocync: error: ")]
+            for part in secret_parts(secret):
+                assert part not in result.stdout and part not in result.stderr, (argv, part)
 
 
 # -- the terminal: closed stdout, Ctrl-C ----------------------------------------------------------

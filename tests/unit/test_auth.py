@@ -73,11 +73,21 @@ async def test_explicit_kinds() -> None:
         pytest.param({"kind": "basic", "username": "u"}, "needs a username and a password", id="basic-no-password"),
         pytest.param({"kind": "static_token"}, "needs a token", id="static-no-token"),
         pytest.param({"kind": "kerberos"}, "unknown auth type", id="unknown"),
+        pytest.param({"kind": "basic", "username": "u", "password": "p-SECRET\n2"}, "the password contains a control",
+                     id="password-newline"),
+        pytest.param({"kind": "static_token", "token": "t-SECRET\r"}, "the token contains a control", id="token-cr"),
+        pytest.param({"kind": "static_token", "token": "t-SECRET\u2028"}, "the token contains a control",
+                     id="token-line-separator"),
+        pytest.param({"kind": "static_token", "token": "t-SECRET\xe9"}, "the token contains a non-ASCII",
+                     id="token-non-ascii"),
     ],
 )
 def test_invalid_settings(settings: dict[str, object], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         AuthSettings(**settings)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as caught:
+        AuthSettings(**settings)  # type: ignore[arg-type]
+    assert "SECRET" not in str(caught.value)
 
 
 async def test_docker_config_auths(tmp_path: Path) -> None:
@@ -194,7 +204,7 @@ def test_parse_token_response(body: bytes, expected: tuple[str, float]) -> None:
     assert parse_token_response(body) == expected
 
 
-@pytest.mark.parametrize("body", [b"nope", b"[]", b'{"token": ""}'])
+@pytest.mark.parametrize("body", [b"nope", b"[]", b'{"token": ""}', b'{"token": "t\\r"}', b'{"token": "t\\u00e9"}'])
 def test_parse_token_response_invalid(body: bytes) -> None:
     with pytest.raises(Unauthorized):
         parse_token_response(body)
@@ -213,3 +223,25 @@ def test_token_cache_scopes_and_expiry() -> None:
     cache.invalidate("T")
     assert cache.get(push, now=1.0) is None
     assert cache.statistics()["fetched"] == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(None, auth_mod.CREDENTIAL_HELPER_TIMEOUT, id="unset"),
+        pytest.param(" ", auth_mod.CREDENTIAL_HELPER_TIMEOUT, id="blank"),
+        pytest.param("2.5", 2.5, id="seconds"),
+        pytest.param("0", None, id="zero"),
+        pytest.param("-1", None, id="negative"),
+        pytest.param("nan", None, id="nan"),
+        pytest.param("inf", None, id="infinite"),
+        pytest.param("30s", None, id="with-unit"),
+    ],
+)
+def test_credential_helper_timeout_from_the_environment(value: str | None, expected: float | None) -> None:
+    environ = {} if value is None else {auth_mod.CREDENTIAL_HELPER_TIMEOUT_ENV: value}
+    if expected is None:
+        with pytest.raises(ConfigError, match="OCYNC_CREDENTIAL_HELPER_TIMEOUT must be a positive number"):
+            auth_mod.credential_helper_timeout(environ)
+    else:
+        assert auth_mod.credential_helper_timeout(environ) == expected

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
+from ocync.cli.main import _RedactingFormatter
 from ocync.engine.report import ImageResult, ImageStatus, RunReport, redact
+from ocync.registry.auth import Credential, known_secrets, secret_scope
 
 
 def _r(status: ImageStatus, **kw: object) -> ImageResult:
@@ -82,3 +88,61 @@ def test_redact(text: str, secret: str) -> None:
     rep = RunReport()
     rep.add_error(text)
     assert secret not in json.dumps(rep.to_dict())
+
+
+# Secrets as a broken token file or a hostile registry may hold them: anything at all.
+_secret_text = st.text(min_size=1, max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(secret=_secret_text, before=st.text(max_size=30), after=st.text(max_size=30))
+def test_redact_never_leaves_a_known_secret_in_any_form(secret: str, before: str, after: str) -> None:
+    forms = [secret, repr(secret), repr(secret.encode(errors="surrogatepass")), json.dumps(secret)]
+    for form in forms:
+        out = redact(before + form + after, [secret])
+        assert secret not in out, (form, out)
+    rep = RunReport()
+    with secret_scope():
+        Credential("static_token", None, secret, "config")
+        rep.add_error(before + secret + after)
+    (error,) = json.loads(json.dumps(rep.to_dict()))["errors"]
+    assert secret not in error
+
+
+@settings(max_examples=300, deadline=None)
+@given(token=st.text(st.characters(blacklist_characters="\r\n"), min_size=1, max_size=40))
+def test_redact_cuts_an_authorization_value_whatever_it_holds(token: str) -> None:
+    """No known secrets: the pattern alone cuts a Bearer/Basic value to the end of its line,
+    also when h11 shows it escaped ("Illegal header value b'Bearer ...\\r'")."""
+    for text in (f"Illegal header value b'Bearer {token}\\r' (GET /v2/a/tags/list)",
+                 f"header Authorization: Basic {token}",
+                 f"Authorization: {token}"):
+        assume(token not in "Illegal header value b'Bearer <redacted>header Authorization: <redacted>")
+        assert token not in redact(text, ()), text
+
+
+def test_redact_removes_the_parts_of_a_secret_split_at_control_characters() -> None:
+    secret = "PART1-SECRET\nPART2-SECRET\r"
+    out = redact("first line PART1-SECRET\nPART2-SECRET and PART2-SECRET\\r again", [secret])
+    assert "PART1-SECRET" not in out and "PART2-SECRET" not in out
+    assert out.startswith("first line <redacted>")
+
+
+def test_only_secrets_resolved_in_a_scope_are_remembered() -> None:
+    Credential("basic", "u", "outside-secret")
+    with secret_scope():
+        Credential("basic", "u", "inside-secret")
+        assert known_secrets() == {"inside-secret", base64.b64encode(b"u:inside-secret").decode()}
+        assert redact("got inside-secret and outside-secret") == "got <redacted> and outside-secret"
+    assert known_secrets() == frozenset()
+    assert redact("got inside-secret") == "got inside-secret"
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR])
+def test_log_lines_lose_the_run_secrets_at_every_level(level: int) -> None:
+    formatter = _RedactingFormatter("ocync: %(levelname)s: %(message)s")
+    with secret_scope():
+        Credential("static_token", None, 'tok"with\\odd-SECRET', "config")
+        record = logging.LogRecord("httpx", level, __file__, 1, "sent %r as Bearer tok\"with\\odd-SECRET", ("tok\"with\\odd-SECRET",), None)
+        line = formatter.format(record)
+    assert "SECRET" not in line and line.startswith(f"ocync: {logging.getLevelName(level)}: sent ")
