@@ -562,3 +562,26 @@ async def test_late_referrer_reaches_unchanged_image(
         # next warm run: back to the baseline, the cache knows the referrer is there
         _, src2, dst2 = await sync()
         assert (_minus(src2, src0), _minus(dst2, dst0)) == ({}, {})
+
+
+async def test_cli_sync_discards_a_garbage_cache_file(tmp_path: Path) -> None:
+    """A cache file of non-UTF-8 bytes (a crash mid-write on another filesystem, a stray
+    binary) is discarded with a warning: the sync still runs, exit 0, --json intact."""
+    corpus = build_corpus(CorpusSpec(seed=19, repositories=1, tags_per_repo=1))
+    async with mock_pair(dst_profile="generic") as pair:
+        await push_corpus(corpus, pair.src.url)
+        cfg = tmp_path / "ocync.yaml"
+        cache_dir = tmp_path / "cache"
+        cache_dir.mkdir()
+        garbage = b"\xff\xfe\x00\x80 not a cache \xc3\x28" + bytes(range(256))
+        (cache_dir / "transfer-cache.json").write_bytes(garbage)
+        _write_config(cfg, pair.src.host, pair.dst.host, cache_dir, sorted(corpus.repos))
+        done = await _cli("sync", "-c", str(cfg), "--json")
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+        assert "transfer-cache.json is corrupt" in done.stderr and "discarding it" in done.stderr
+        assert json.loads(done.stdout)["summary"]["images_synced"] == len(corpus.images)
+        # the run replaced it with a good one: the next run trusts it without a warning
+        assert (cache_dir / "transfer-cache.json").read_bytes() != garbage
+        warm = await _cli("sync", "-c", str(cfg))
+        assert warm.returncode == 0 and "corrupt" not in warm.stderr, warm.stderr
