@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
@@ -585,3 +586,32 @@ async def test_cli_sync_discards_a_garbage_cache_file(tmp_path: Path) -> None:
         assert (cache_dir / "transfer-cache.json").read_bytes() != garbage
         warm = await _cli("sync", "-c", str(cfg))
         assert warm.returncode == 0 and "corrupt" not in warm.stderr, warm.stderr
+
+
+@pytest.mark.slow
+async def test_announced_cap_lower_than_the_ghcr_profile_is_learned(tmp_path: Path) -> None:
+    """A target with `profile: ghcr` and no rate_limit whose 429s say "allowed: 100/10s":
+    the profile's documented 2000/60s yields to the announcement after the first 429(s), so
+    the 429s stop instead of recurring every window for the whole run."""
+    corpus = build_corpus(
+        CorpusSpec(seed=23, repositories=6, tags_per_repo=4, platforms=("linux/amd64",),
+                   layers_per_image=3, shared_base_layers=0)
+    )
+    async with mock_pair(dst_profile="ghcr", rate="100/10s") as pair:
+        await push_corpus(corpus, pair.src.url)
+        cfg = tmp_path / "ocync.yaml"
+        _write_config(cfg, pair.src.host, pair.dst.host, tmp_path / "cache", sorted(corpus.repos))
+        text = cfg.read_text()
+        assert "    profile: ghcr\n" not in text
+        cfg.write_text(text.replace(f"    url: {pair.dst.host}\n", f"    url: {pair.dst.host}\n    profile: ghcr\n"))
+        done = await _cli("sync", "-c", str(cfg), "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["summary"]["images_synced"] == len(corpus.images)
+        async with httpx.AsyncClient(base_url=pair.dst.url) as client:
+            stats = (await client.get("/_mock/stats")).json()
+    requests, throttled = stats["requests_total"], stats["by_status"].get("429", 0)
+    assert requests >= 300 and throttled >= 1, f"too small a run to tell ({requests} requests)"
+    first = next(s["t"] for s in stats["timeline"] if s["throttled"])
+    # Without the announced cap, the documented 2000/60s bursts into every later 10 s window.
+    later = sum(s["throttled"] for s in stats["timeline"] if s["t"] > first + 10)
+    assert throttled <= 5 and later == 0, f"{throttled} 429s in {requests} requests: {stats['timeline']}"
