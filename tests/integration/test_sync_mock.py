@@ -615,3 +615,28 @@ async def test_announced_cap_lower_than_the_ghcr_profile_is_learned(tmp_path: Pa
     # Without the announced cap, the documented 2000/60s bursts into every later 10 s window.
     later = sum(s["throttled"] for s in stats["timeline"] if s["t"] > first + 10)
     assert throttled <= 5 and later == 0, f"{throttled} 429s in {requests} requests: {stats['timeline']}"
+
+
+async def test_cli_dry_run_output_is_deterministic(tmp_path: Path) -> None:
+    """Mappings and tags are discovered concurrently, but the dry run reports them in config
+    order and each mapping's tags in its selection order: two runs print the same plan."""
+    corpus = build_corpus(CorpusSpec(seed=29, repositories=4, tags_per_repo=4, platforms=("linux/amd64",)))
+    async with mock_pair(dst_profile="generic") as pair:
+        await push_corpus(corpus, pair.src.url)
+        cfg = tmp_path / "ocync.yaml"
+        repos = sorted(corpus.repos, reverse=True)  # config order is not alphabetical
+        _write_config(cfg, pair.src.host, pair.dst.host, tmp_path / "cache", repos)
+        outputs, plans = [], []
+        for _ in range(3):
+            dry = await _cli("sync", "-c", str(cfg), "--dry-run")
+            assert dry.returncode == 0, dry.stderr
+            # the last line holds the run's elapsed time
+            outputs.append(dry.stdout.rstrip("\n").rsplit("\n", 1)[0])
+            doc = await _cli("sync", "-c", str(cfg), "--dry-run", "--json")
+            assert doc.returncode == 0, doc.stderr
+            plans.append(json.loads(doc.stdout)["plan"]["mappings"])
+        assert outputs[0] == outputs[1] == outputs[2], "\n---\n".join(outputs)
+        assert plans[0] == plans[1] == plans[2]
+        assert [m["mapping"].split()[0] for m in plans[0]] == [f"mappings[{i}]" for i in range(len(repos))]
+        for m in plans[0]:
+            assert [w["tag"] for w in m["would_copy"]] == m["selected"] and len(m["selected"]) == 4
