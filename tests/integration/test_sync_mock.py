@@ -586,6 +586,11 @@ async def test_cli_sync_discards_a_garbage_cache_file(tmp_path: Path) -> None:
         assert (cache_dir / "transfer-cache.json").read_bytes() != garbage
         warm = await _cli("sync", "-c", str(cfg))
         assert warm.returncode == 0 and "corrupt" not in warm.stderr, warm.stderr
+        # watch loads the same file before each run
+        (cache_dir / "transfer-cache.json").write_bytes(garbage)
+        watched = await _cli("watch", "-c", str(cfg), "--interval", "0.1", "--max-runs", "1")
+        assert watched.returncode == 0, watched.stderr
+        assert "transfer-cache.json is corrupt" in watched.stderr and "Traceback" not in watched.stderr
 
 
 @pytest.mark.slow
