@@ -905,7 +905,12 @@ class Registry:
         repo = self.store.repo(name)
         if repo is None or not (repo.tags or repo.manifests or repo.tagged):
             return error(404, "NAME_UNKNOWN", {"name": name})
-        sliced = page(sorted(repo.tags), req.arg("n"), req.arg("last"), self.profile.tags_page_size)
+        n_text = req.arg("n")
+        if n_text is not None and n_text.isdigit() and int(n_text) == 0:
+            # distribution 2.8 answers `?n=0` with every tag (observed: it ignores `n` on
+            # tags/list); an empty page would also leave no `last` to continue from.
+            n_text = None
+        sliced = page(sorted(repo.tags), n_text, req.arg("last"), self.profile.tags_page_size)
         if isinstance(sliced, Response):
             return sliced
         tags, more = sliced

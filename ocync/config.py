@@ -40,7 +40,7 @@ from pydantic import (
 from ocync.errors import ConfigError
 from ocync.oci.platform import Platform
 from ocync.oci.reference import DOCKER_HUB, DOCKER_HUB_API, is_loopback_host, normalise_registry
-from ocync.oci.tagfilter import TagFilter
+from ocync.oci.tagfilter import TagFilter, selections_may_overlap
 from ocync.oci.version import parse_range
 from ocync.registry.auth import (
     CONTROL_CHARACTER_PROBLEM,
@@ -155,6 +155,13 @@ def _one_or_many(value: object) -> object:
     return [value]
 
 
+def _no_bool(value: object) -> object:
+    """YAML's ``true`` is not the count 1 (pydantic's lax int would take it)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got boolean {str(value).lower()}")
+    return value
+
+
 def _as_duration(value: object) -> object:
     return parse_duration(value)
 
@@ -163,6 +170,10 @@ def _as_size(value: object) -> object:
     return parse_size(value)
 
 
+# Counts: whole numbers (``${VAR}`` strings still convert), never a boolean. The bound sits
+# before the validator so that the JSON schema says "minimum".
+Count = Annotated[int, Field(ge=0), BeforeValidator(_no_bool)]
+PositiveCount = Annotated[int, Field(ge=1), BeforeValidator(_no_bool)]
 StrList = Annotated[
     list[str],
     BeforeValidator(_one_or_many),
@@ -215,8 +226,8 @@ class TagsConfig(_Model):
     exclude: StrList | None = Field(default=None, description="globs to drop")
     include: StrList | None = Field(default=None, description="literal tags or globs to keep anyway")
     sort: Literal["semver", "alpha"] | None = None
-    latest: int | None = Field(default=None, ge=1, description="keep the N highest (needs sort)")
-    min_tags: int | None = Field(default=None, ge=0, description="fewer survivors is an error")
+    latest: PositiveCount | None = Field(default=None, description="keep the N highest (needs sort)")
+    min_tags: Count | None = Field(default=None, description="fewer survivors is an error")
     immutable_tags: str | None = Field(default=None, description="glob of tags that never change")
 
     @field_validator("glob", "exclude", "include")
@@ -276,7 +287,7 @@ class RegistryConfig(_Model):
     )
     credentials: Credentials | None = None
     token: str | None = Field(default=None, min_length=1)
-    max_concurrent: int | None = Field(default=None, ge=1)
+    max_concurrent: PositiveCount | None = Field(default=None)
     rate_limit: str | None = Field(default=None, description="documented cap, e.g. 2000/60s")
     head_first: bool | None = Field(default=None, description="HEAD manifests before GET")
     insecure: bool = Field(default=False, description="plain HTTP / no TLS verification")
@@ -334,7 +345,7 @@ class RegistryConfig(_Model):
 class GlobalConfig(_Model):
     # 8 concurrent image transfers: enough to keep a 2-core runner busy while staying far
     # below per-principal caps (GHCR 2000/min); raise it for big fleets.
-    max_concurrent_transfers: int = Field(default=8, ge=1)
+    max_concurrent_transfers: PositiveCount = Field(default=8)
     cache_dir: str | None = Field(default=None, description="default $XDG_CACHE_HOME/ocync")
     cache_ttl: Duration = Field(default=12 * 3600.0)
     staging_size_limit: Size = Field(default=2 * 1024**3)
@@ -1115,8 +1126,44 @@ def _cross_check(cfg: Config) -> list[Problem]:
                         Problem(loc + ("to",), f"copies `{m.from_}` onto itself at registry `{t}`")
                     )
 
+    problems.extend(_shared_targets(cfg))
     # Problems are reported in file order, each once.
     return list(dict.fromkeys(problems))
+
+
+def _shared_targets(cfg: Config) -> list[Problem]:
+    """Two mappings writing one target repository would re-tag it from each source in turn
+    on every run, unless their tag selections provably cannot meet (selections_may_overlap).
+    Same target = same registry host and repository once defaults and groups are resolved."""
+    problems: list[Problem] = []
+    writers: dict[tuple[str, str], list[tuple[int, str, TagFilter]]] = {}
+    for i, m in enumerate(cfg.mappings):
+        source = m.source or cfg.defaults.source
+        target_names = m.targets if m.targets is not None else cfg.defaults.targets
+        if source not in cfg.registries or not target_names:
+            continue  # already reported
+        tags = cfg.effective_tags(m)
+        for name in cfg.expand_targets(target_names):
+            if name not in cfg.registries:
+                continue  # already reported
+            target = cfg.registry(name)
+            repo = target.repository(m.to or m.from_)
+            earlier = writers.setdefault((target.host, repo), [])
+            for j, what, other in earlier:
+                if j != i and selections_may_overlap(other, tags):
+                    loc: Loc = ("mappings", i) + (("to",) if "to" in m.model_fields_set else ())
+                    problems.append(
+                        Problem(
+                            loc,
+                            f"writes `{repo}` at registry `{name}` like mappings[{j}] ({what}), and their "
+                            "tags can overlap (each run would re-tag them from the other): "
+                            "merge the two, or give both disjoint literal tags "
+                            "(`include` with `glob: []`)",
+                        )
+                    )
+                    break
+            earlier.append((i, f"`{m.from_}` from `{source}`", tags))
+    return problems
 
 
 # ---------------------------------------------------------------------------------------

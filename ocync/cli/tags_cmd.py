@@ -182,7 +182,15 @@ def _from_config(
         if resolved.source.host == registry and resolved.repo_from == repository:
             return resolved.tag_filter, resolved.source, rate_share
     base = config.effective_tags(MappingConfig.model_validate({"from": "x"}))
-    return base, config.registry_for_host(registry), rate_share
+    settings = config.registry_for_host(registry)
+    # Say so: the output is then not what any `sync` of this config would select.
+    unknown_host = "" if settings is not None else f"; no registry in it serves {registry}"
+    print(
+        f"ocync: warning: {registry}/{repository} is not the `from` of any mapping in "
+        f"{config_path}{unknown_host}: using the defaults' tag filter",
+        file=sys.stderr,
+    )
+    return base, settings, rate_share
 
 
 def run_tags(args: argparse.Namespace) -> int:

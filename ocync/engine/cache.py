@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -166,19 +167,29 @@ class TransferCache:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> TransferCache:
+        """Rebuild a cache from :meth:`to_payload`; ValueError for anything of another shape
+        (a file edited by hand or by another tool must not be half-trusted)."""
         cache = cls()
-        registries = payload["registries"]
+        registries = payload.get("registries")
         if not isinstance(registries, dict):
             raise ValueError("registries is not an object")
         for registry, entry in registries.items():
-            for repo, digests in entry.get("repositories", {}).items():
+            if not isinstance(entry, dict):
+                raise ValueError(f"registry {registry!r} is not an object")
+            for repo, digests in _string_lists(entry.get("repositories", {}), "repositories"):
                 for d in digests:
-                    cache.record_blob(registry, repo, str(d))
-            cache._committed[registry] = {str(r) for r in entry.get("committed", [])}
-            cache._tags[registry] = {str(k): str(v) for k, v in entry.get("tags", {}).items()}
-            for repo, digests in entry.get("referrers", {}).items():
+                    cache.record_blob(registry, repo, d)
+            committed = entry.get("committed", [])
+            if not isinstance(committed, list) or not all(isinstance(r, str) for r in committed):
+                raise ValueError("committed is not a list of strings")
+            cache._committed[registry] = set(committed)
+            tags = entry.get("tags", {})
+            if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+                raise ValueError("tags is not an object of strings")
+            cache._tags[registry] = dict(tags)
+            for repo, digests in _string_lists(entry.get("referrers", {}), "referrers"):
                 for d in digests:
-                    cache.record_referrer(registry, str(repo), str(d))
+                    cache.record_referrer(registry, repo, d)
         cache.loaded = True
         return cache
 
@@ -200,6 +211,16 @@ class TransferCache:
             f"<TransferCache registries={s.registries} repositories={s.repositories} "
             f"blobs={s.blob_entries} hits={s.hits} misses={s.misses}>"
         )
+
+
+def _string_lists(value: object, what: str) -> list[tuple[str, list[str]]]:
+    """``{"repo": ["sha256:...", ...]}`` as items; ValueError for any other shape."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not an object")
+    for key, items in value.items():
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ValueError(f"{what} of {key!r} is not a list of strings")
+    return list(value.items())
 
 
 def _checksum(payload_text: str) -> str:
@@ -266,16 +287,17 @@ class CacheFile:
 
     def load(self, now: float) -> TransferCache:
         """The saved cache, or an empty one (with a warning) if missing-but-unreadable,
-        corrupt, of another format, or older than ``ttl`` seconds."""
+        corrupt (not UTF-8, not JSON, wrong shape, bad checksum), of another format, saved in
+        the future, or older than ``ttl`` seconds."""
         try:
-            text = self.path.read_text()
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return TransferCache()
         except OSError as exc:
             log.warning("transfer cache %s unreadable (%s); starting empty", self.path, exc.strerror)
             return TransferCache()
         try:
-            doc = json.loads(text)
+            doc = json.loads(raw.decode("utf-8"))
             if not isinstance(doc, dict) or doc.get("format") != FORMAT:
                 raise ValueError("not an ocync transfer cache")
             if doc.get("version") != VERSION:
@@ -283,7 +305,20 @@ class CacheFile:
             payload_text = doc["payload"]
             if not isinstance(payload_text, str) or _checksum(payload_text) != doc.get("checksum"):
                 raise ValueError("checksum mismatch")
-            saved_at = float(doc["saved_at"])
+            saved_at = doc["saved_at"]
+            if isinstance(saved_at, bool) or not isinstance(saved_at, int | float):
+                raise ValueError("saved_at is not a number")
+            if not math.isfinite(saved_at) or saved_at > now:
+                # A clock that went back, or a file from another machine: its age is unknown,
+                # so cache_ttl cannot vouch for it.
+                log.warning(
+                    "transfer cache %s is from the future (saved_at %r, now %.0f); "
+                    "treating it as expired and starting empty",
+                    self.path,
+                    saved_at,
+                    now,
+                )
+                return TransferCache()
             if self.ttl is not None and now - saved_at > self.ttl:
                 log.warning(
                     "transfer cache %s expired (saved %.0fs ago, cache_ttl %.0fs); starting empty",
@@ -296,7 +331,8 @@ class CacheFile:
             if not isinstance(payload, dict):
                 raise ValueError("payload is not an object")
             return TransferCache.from_payload(payload)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            # UnicodeDecodeError is a ValueError: a binary or non-UTF-8 file lands here too.
             log.warning("transfer cache %s is corrupt (%s); discarding it", self.path, exc)
             return TransferCache()
 

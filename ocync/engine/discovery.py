@@ -142,6 +142,10 @@ class MappingDiscovery:
     outcomes: list[TagOutcome] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
+        # Tags are discovered concurrently; report them in the selection's order (the
+        # mapping's sort, else the listing's), the same on every run.
+        position = {tag: i for i, tag in enumerate(self.selection.tags if self.selection else ())}
+        outcomes = sorted(self.outcomes, key=lambda o: (position.get(o.tag, len(position)), o.tag))
         return {
             "mapping": self.mapping.name,
             "listed": self.listed,
@@ -158,11 +162,11 @@ class MappingDiscovery:
                     "blobs": len(o.item.tree.blobs()),
                     "bytes": sum(d.size for d in o.item.tree.blobs()),
                 }
-                for o in self.outcomes
+                for o in outcomes
                 if o.item is not None
             ],
-            "up_to_date": [o.tag for o in self.outcomes if o.item is None and o.error is None],
-            "errors": [f"{o.tag}: {o.error}" for o in self.outcomes if o.error is not None]
+            "up_to_date": [o.tag for o in outcomes if o.item is None and o.error is None],
+            "errors": [f"{o.tag}: {o.error}" for o in outcomes if o.error is not None]
             + ([self.error] if self.error else []),
         }
 

@@ -186,9 +186,12 @@ class SyncEngine:
         self.report.throttled = throttled
         self.report.controllers = controllers
         self.report.cache = self.ctx.cache.statistics().to_dict()
+        # Mappings are discovered concurrently; the plan lists them in config order.
+        order = {id(m): i for i, m in enumerate(self.mappings)}
+        discoveries = sorted(self.discoveries, key=lambda d: order.get(id(d.mapping), len(order)))
         self.report.plan = {
             **self.ctx.statistics(),
-            "mappings": [d.to_dict() for d in self.discoveries] if self.options.dry_run else [],
+            "mappings": [d.to_dict() for d in discoveries] if self.options.dry_run else [],
         }
 
     # ---- discovery ---------------------------------------------------------------------

@@ -155,6 +155,13 @@ def _split_domain(name: str, text: str) -> tuple[str, str]:
     # a port, is "localhost", or has uppercase letters.
     if "." not in first and ":" not in first and first != "localhost" and first == first.lower():
         return DOCKER_HUB, name
+    host_part = first.rpartition("]")[2] if first.startswith("[") else first
+    port = host_part.partition(":")[2]
+    if port and (not port.isdigit() or not 0 < int(port) < 65536):
+        # A TCP port is 1-65535 (RFC 793); regexp.go accepts any digits, a socket would not.
+        raise ReferenceError_(
+            f"invalid reference {text!r}: bad port {port!r} in registry host {first!r} (1-65535)"
+        )
     if not _DOMAIN_RE.match(first):
         raise ReferenceError_(f"invalid reference {text!r}: bad registry host {first!r}")
     return normalise_registry(first), rest

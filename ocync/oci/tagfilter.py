@@ -284,6 +284,29 @@ def partition_immutable(
     return tuple(to_sync), tuple(skipped)
 
 
+def selections_may_overlap(a: TagFilter, b: TagFilter) -> bool:
+    """Whether two filters could ever select a common tag, from whatever listing.
+
+    False only when provably disjoint. A selection is at most the tags matching its globs
+    (``glob`` and glob ``include``) plus its literal includes (those not hard-excluded), so:
+    two filters with globs may always overlap (when in doubt, they do); otherwise no literal
+    of one may be a literal of the other or match the other's globs.
+    """
+    def reach(flt: TagFilter) -> tuple[tuple[str, ...], set[str]]:
+        patterns = (*flt.glob, *flt.glob_includes)
+        return patterns, {t for t in flt.literal_includes if not flt.is_hard_excluded(t)}
+
+    patterns_a, literals_a = reach(a)
+    patterns_b, literals_b = reach(b)
+    if patterns_a and patterns_b:
+        return True
+    if literals_a & literals_b:
+        return True
+    return any(_matches_any(t, patterns_b) for t in literals_a) or any(
+        _matches_any(t, patterns_a) for t in literals_b
+    )
+
+
 __all__ = [
     "BUILTIN_SOFT_EXCLUDES",
     "SortOrder",
@@ -293,5 +316,6 @@ __all__ = [
     "apply_filter",
     "is_glob",
     "partition_immutable",
+    "selections_may_overlap",
     "sort_tags",
 ]

@@ -6,7 +6,8 @@ its kind's window key. Both queues are FIFO. A permit is released on every path;
 window never touches requests already in flight. The arithmetic lives in the pure machines of
 ``aimd.py`` and ``bucket.py``; this module waits, feeds outcomes back, and, when no cap is
 configured, takes one from the first 429 (announced, as GHCR's "allowed: 2000/minute", or
-estimated from the hint: ``bucket.estimate_cap``).
+estimated from the hint: ``bucket.estimate_cap``). A profile's documented cap is only a default:
+a lower announced one replaces it (:func:`adopts_announced_cap`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,21 @@ def hint_delay(signal: ThrottleSignal) -> float | None:
     return min(MAX_HINT, max(0.0, signal.retry_after)) + HINT_MARGIN
 
 
+def adopts_announced_cap(source: str | None, current: RateCap | None, announced: RateCap) -> bool:
+    """Whether a cap announced in a 429 replaces the current one.
+
+    Precedence: a configured cap (config ``rate_limit``, ``--rate-limit``) always holds; an
+    announced cap lower than the profile's documented one wins over it (a registry that says
+    "allowed: 100/10s" enforces that, whatever its documentation says); a documented cap holds
+    against a higher announcement; announced and estimated caps follow the latest announcement.
+    """
+    if source == "configured":
+        return False
+    if source == "documented" and current is not None:
+        return announced.rate < current.rate
+    return current != announced
+
+
 @dataclass(frozen=True, slots=True)
 class KeyStatistics:
     """One window key of a controller."""
@@ -103,7 +119,8 @@ class ControllerStatistics:
     cap: str | None
     bucket_rate: float | None
     rate_share: float
-    # Where the cap came from: "configured", "announced" (the 429 said), "estimated", or None.
+    # Where the cap came from: "configured", "documented" (the registry profile's), "announced"
+    # (the 429 said), "estimated", or None.
     cap_source: str | None = field(default=None)
 
     @property
@@ -193,6 +210,7 @@ class PrincipalController:
         seed: int | None = None,
         adopt_announced_cap: bool = True,
         estimate_cap: bool = True,
+        cap_source: str = "configured",
     ) -> None:
         if not 0 < rate_share <= 1:
             raise ConfigError(f"--rate-share must be in (0, 1], got {rate_share}")
@@ -232,7 +250,7 @@ class PrincipalController:
         self._wait_seconds = 0.0
         self._throttle_wait_seconds = 0.0
         if cap is not None:
-            self.set_cap(cap)
+            self.set_cap(cap, source=cap_source)
 
     # -- configuration -------------------------------------------------------------------
 
@@ -241,15 +259,20 @@ class PrincipalController:
         return self._cap
 
     @property
+    def cap_source(self) -> str | None:
+        return self._cap_source
+
+    @property
     def rate_share(self) -> float:
         return self._rate_share
 
     def set_cap(self, cap: RateCap | None, *, source: str = "configured") -> None:
         """Apply a cap from now on; None removes the bucket.
 
-        ``source`` is "configured" (config or profile; scaled by ``rate_share``), "announced"
-        (the registry's 429 said so; scaled too) or "estimated" (inferred from our own
-        successes, which are already our share).
+        ``source`` is "configured" (config or ``--rate-limit``; scaled by ``rate_share``),
+        "documented" (the registry profile's; scaled, and a lower announced cap replaces it),
+        "announced" (the registry's 429 said so; scaled too) or "estimated" (inferred from our
+        own successes, which are already our share).
         """
         self._cap = cap
         self._cap_source = None if cap is None else source
@@ -405,8 +428,8 @@ class PrincipalController:
     def _learn_cap(self, signal: ThrottleSignal, now: float, admitted_at: float) -> None:
         """Adopt an announced cap, estimate one, or lower an estimate the registry disproved."""
         announced = signal.allowed if self.adopt_announced_cap else None
-        if announced is not None and self._cap_source in (None, "announced", "estimated"):
-            if self._cap != announced:
+        if announced is not None:
+            if adopts_announced_cap(self._cap_source, self._cap, announced):
                 self.set_cap(announced, source="announced")
             return
         if self._cap is None:
@@ -557,11 +580,12 @@ class ControllerRegistry:
         cap: RateCap | None = None,
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         rate_share: float | None = None,
+        cap_source: str = "configured",
     ) -> PrincipalController:
         """The controller of ``principal``, created on first use.
 
-        Later callers share it; a cap given later applies if there was none or if it is
-        stricter than the current one.
+        Later callers share it; a cap given later applies if there was none, if it is
+        stricter than the current one, or if it is configured and the current one is not.
         """
         controller = self._controllers.get(principal)
         if controller is None:
@@ -572,10 +596,15 @@ class ControllerRegistry:
                 max_concurrent=max_concurrent,
                 rate_share=self.rate_share if rate_share is None else rate_share,
                 epoch=self._epoch,
+                cap_source=cap_source,
             )
             self._controllers[principal] = controller
-        elif cap is not None and (controller.cap is None or cap.rate < controller.cap.rate):
-            controller.set_cap(cap)
+        elif cap is not None and (
+            controller.cap is None
+            or cap.rate < controller.cap.rate
+            or (cap_source == "configured" and controller.cap_source != "configured")
+        ):
+            controller.set_cap(cap, source=cap_source)
         return controller
 
     def __iter__(self) -> Iterator[PrincipalController]:
@@ -617,6 +646,7 @@ __all__ = [
     "KeyStatistics",
     "Permit",
     "PrincipalController",
+    "adopts_announced_cap",
     "backoff_delay",
     "hint_delay",
 ]

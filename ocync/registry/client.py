@@ -429,6 +429,8 @@ class RegistryClient:
                 cap=parse_rate(cap_text) if cap_text else None,
                 max_concurrent=self.settings.max_concurrent or 50,
                 rate_share=self.settings.rate_share,
+                # the profile's figure yields to a lower cap the registry announces
+                cap_source="configured" if self.settings.rate_limit else "documented",
             )
         s = self.settings
         self._http = httpx.AsyncClient(

@@ -676,7 +676,7 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     @rule(
         repo=st.integers(0, 2),
-        n=st.one_of(st.none(), st.integers(1, 4)),
+        n=st.one_of(st.none(), st.integers(0, 4)),
         last=st.one_of(st.none(), st.sampled_from(TAGS + ("a", "zzz"))),
     )
     def list_tags(self, repo: int, n: int | None, last: str | None) -> None:
@@ -699,12 +699,13 @@ class DifferentialMachine(RuleBasedStateMachine):
             # The reference ignores n/last; compute the page OCI 1.1 prescribes from its full list.
             self.known("tags-pagination")
             after = [t for t in full if last is None or t > last]
-            page = after[:n] if n is not None else after
+            # n=0 is no limit (the reference's answer: every tag), not an empty page.
+            page = after[:n] if n else after
             if got != page:
                 self.fail(
                     "GET tags/list page", ref, other, peer, f"tags {got} != expected page {page}"
                 )
-            more = n is not None and len(after) > n
+            more = n is not None and n > 0 and len(after) > n
             if more != ("link" in other.headers):
                 self.fail(
                     "GET tags/list page", ref, other, peer, f"Link header presence should be {more}"
@@ -829,3 +830,31 @@ def test_known_differences_are_documented() -> None:
     assert not missing, (
         f"differences tolerated by the differential test but not documented: {missing}"
     )
+
+
+def test_tags_list_n_zero_matches_distribution(distribution_session, mock_generic: MockProcess) -> None:
+    """`?n=0` on tags/list: distribution 2.8 answers every tag; so does the mock (not an empty
+    page, not `"tags": null`). Checked directly, whatever the state machine happens to draw."""
+    config = b'{"n0": true}'
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": digest_of(config), "size": len(config)},
+        "layers": [],
+    }).encode()
+    answers = []
+    for url in (distribution_session.url, mock_generic.url):
+        with httpx.Client(base_url=url, timeout=30) as client:
+            start = client.post("/v2/probe/n-zero/blobs/uploads/")
+            location = start.headers["location"]
+            sep = "&" if "?" in location else "?"
+            done = client.put(f"{location}{sep}digest={digest_of(config)}", content=config)
+            assert done.status_code == 201, (url, done.text)
+            for tag in ("v2", "v1", "v3"):
+                put = client.put(f"/v2/probe/n-zero/manifests/{tag}", content=manifest,
+                                 headers={"Content-Type": OCI_MANIFEST})
+                assert put.status_code == 201, (url, put.text)
+            got = client.get("/v2/probe/n-zero/tags/list?n=0")
+            assert got.status_code == 200, (url, got.text)
+            answers.append((sorted(got.json()["tags"] or []), "link" in got.headers))
+    assert answers[0] == answers[1] == (["v1", "v2", "v3"], False), answers

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
@@ -563,3 +564,85 @@ async def test_late_referrer_reaches_unchanged_image(
         # next warm run: back to the baseline, the cache knows the referrer is there
         _, src2, dst2 = await sync()
         assert (_minus(src2, src0), _minus(dst2, dst0)) == ({}, {})
+
+
+async def test_cli_sync_discards_a_garbage_cache_file(tmp_path: Path) -> None:
+    """A cache file of non-UTF-8 bytes (a crash mid-write on another filesystem, a stray
+    binary) is discarded with a warning: the sync still runs, exit 0, --json intact."""
+    corpus = build_corpus(CorpusSpec(seed=19, repositories=1, tags_per_repo=1))
+    async with mock_pair(dst_profile="generic") as pair:
+        await push_corpus(corpus, pair.src.url)
+        cfg = tmp_path / "ocync.yaml"
+        cache_dir = tmp_path / "cache"
+        cache_dir.mkdir()
+        garbage = b"\xff\xfe\x00\x80 not a cache \xc3\x28" + bytes(range(256))
+        (cache_dir / "transfer-cache.json").write_bytes(garbage)
+        _write_config(cfg, pair.src.host, pair.dst.host, cache_dir, sorted(corpus.repos))
+        done = await _cli("sync", "-c", str(cfg), "--json")
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+        assert "transfer-cache.json is corrupt" in done.stderr and "discarding it" in done.stderr
+        assert json.loads(done.stdout)["summary"]["images_synced"] == len(corpus.images)
+        # the run replaced it with a good one: the next run trusts it without a warning
+        assert (cache_dir / "transfer-cache.json").read_bytes() != garbage
+        warm = await _cli("sync", "-c", str(cfg))
+        assert warm.returncode == 0 and "corrupt" not in warm.stderr, warm.stderr
+        # watch loads the same file before each run
+        (cache_dir / "transfer-cache.json").write_bytes(garbage)
+        watched = await _cli("watch", "-c", str(cfg), "--interval", "0.1", "--max-runs", "1")
+        assert watched.returncode == 0, watched.stderr
+        assert "transfer-cache.json is corrupt" in watched.stderr and "Traceback" not in watched.stderr
+
+
+@pytest.mark.slow
+async def test_announced_cap_lower_than_the_ghcr_profile_is_learned(tmp_path: Path) -> None:
+    """A target with `profile: ghcr` and no rate_limit whose 429s say "allowed: 100/10s":
+    the profile's documented 2000/60s yields to the announcement after the first 429(s), so
+    the 429s stop instead of recurring every window for the whole run."""
+    corpus = build_corpus(
+        CorpusSpec(seed=23, repositories=6, tags_per_repo=4, platforms=("linux/amd64",),
+                   layers_per_image=3, shared_base_layers=0)
+    )
+    async with mock_pair(dst_profile="ghcr", rate="100/10s") as pair:
+        await push_corpus(corpus, pair.src.url)
+        cfg = tmp_path / "ocync.yaml"
+        _write_config(cfg, pair.src.host, pair.dst.host, tmp_path / "cache", sorted(corpus.repos))
+        text = cfg.read_text()
+        assert "    profile: ghcr\n" not in text
+        cfg.write_text(text.replace(f"    url: {pair.dst.host}\n", f"    url: {pair.dst.host}\n    profile: ghcr\n"))
+        done = await _cli("sync", "-c", str(cfg), "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["summary"]["images_synced"] == len(corpus.images)
+        async with httpx.AsyncClient(base_url=pair.dst.url) as client:
+            stats = (await client.get("/_mock/stats")).json()
+    requests, throttled = stats["requests_total"], stats["by_status"].get("429", 0)
+    assert requests >= 300 and throttled >= 1, f"too small a run to tell ({requests} requests)"
+    first = next(s["t"] for s in stats["timeline"] if s["throttled"])
+    # Without the announced cap, the documented 2000/60s bursts into every later 10 s window.
+    later = sum(s["throttled"] for s in stats["timeline"] if s["t"] > first + 10)
+    assert throttled <= 5 and later == 0, f"{throttled} 429s in {requests} requests: {stats['timeline']}"
+
+
+async def test_cli_dry_run_output_is_deterministic(tmp_path: Path) -> None:
+    """Mappings and tags are discovered concurrently, but the dry run reports them in config
+    order and each mapping's tags in its selection order: two runs print the same plan."""
+    corpus = build_corpus(CorpusSpec(seed=29, repositories=4, tags_per_repo=4, platforms=("linux/amd64",)))
+    async with mock_pair(dst_profile="generic") as pair:
+        await push_corpus(corpus, pair.src.url)
+        cfg = tmp_path / "ocync.yaml"
+        repos = sorted(corpus.repos, reverse=True)  # config order is not alphabetical
+        _write_config(cfg, pair.src.host, pair.dst.host, tmp_path / "cache", repos)
+        outputs, plans = [], []
+        for _ in range(3):
+            dry = await _cli("sync", "-c", str(cfg), "--dry-run")
+            assert dry.returncode == 0, dry.stderr
+            # the last line holds the run's elapsed time
+            outputs.append(dry.stdout.rstrip("\n").rsplit("\n", 1)[0])
+            doc = await _cli("sync", "-c", str(cfg), "--dry-run", "--json")
+            assert doc.returncode == 0, doc.stderr
+            plans.append(json.loads(doc.stdout)["plan"]["mappings"])
+        assert outputs[0] == outputs[1] == outputs[2], "\n---\n".join(outputs)
+        assert plans[0] == plans[1] == plans[2]
+        assert [m["mapping"].split()[0] for m in plans[0]] == [f"mappings[{i}]" for i in range(len(repos))]
+        for m in plans[0]:
+            assert [w["tag"] for w in m["would_copy"]] == m["selected"] and len(m["selected"]) == 4

@@ -7,7 +7,7 @@ from fnmatch import fnmatchcase
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocync.oci.tagfilter import TagFilter, apply_filter
+from ocync.oci.tagfilter import TagFilter, apply_filter, selections_may_overlap
 
 tags = st.lists(
     st.one_of(
@@ -93,3 +93,23 @@ def test_latest_keeps_the_highest(flt: TagFilter, listing: list[str]) -> None:
             if t not in flt.literal_includes]
     kept = [t for t in before.kept if t not in flt.literal_includes]
     assert len(kept) == min(flt.latest, len(pool))
+
+
+@st.composite
+def filters_with_literals(draw: st.DrawFn) -> TagFilter:
+    """filters() plus literal-only ones (``glob: []``), which the overlap check can reason about."""
+    flt = draw(filters())
+    if draw(st.booleans()):
+        literals = draw(st.lists(st.sampled_from(["latest", "edge", "1.0", "v3", "2.0-beta", "x"]),
+                                 max_size=3))
+        return TagFilter(glob=(), include=tuple(literals), exclude=flt.exclude, sort=flt.sort)
+    return flt
+
+
+@SETTINGS
+@given(filters_with_literals(), filters_with_literals(), tags)
+def test_filters_said_disjoint_never_share_a_tag(a: TagFilter, b: TagFilter, listing: list[str]) -> None:
+    """Two mappings may write one target repository only if this holds for every listing."""
+    if not selections_may_overlap(a, b):
+        assert not set(apply_filter(a, listing).tags) & set(apply_filter(b, listing).tags)
+    assert selections_may_overlap(a, b) == selections_may_overlap(b, a)

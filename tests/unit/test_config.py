@@ -376,3 +376,59 @@ def test_readme_config_example_validates() -> None:
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     (m,) = parse_config_text(block, "README.md", {"GITHUB_TOKEN": "x"}).config.resolve()
     assert m.tag_filter.latest == 5 and m.tag_filter.semver == ">=1.0, <2.0"
+
+
+@pytest.mark.parametrize(
+    "mappings",
+    [
+        pytest.param(
+            "  - {from: a/app, to: mirror/app, tags: {glob: [], include: [v1, v2]}}\n"
+            "  - {from: b/app, source: other, to: mirror/app, tags: {glob: [], include: [v3]}}\n",
+            id="disjoint-literals",
+        ),
+        pytest.param(
+            "  - {from: a/app, to: mirror/app, tags: {glob: '1.*'}}\n"
+            "  - {from: b/app, source: other, to: mirror/app, tags: {glob: [], include: [latest]}}\n",
+            id="literal-outside-the-other-glob",
+        ),
+        pytest.param(
+            "  - {from: a/app, to: mirror/app, tags: {glob: [], include: [v1, v2], exclude: [v2]}}\n"
+            "  - {from: b/app, source: other, to: mirror/app, tags: {glob: [], include: [v2]}}\n",
+            id="shared-literal-hard-excluded-by-one",
+        ),
+        pytest.param(
+            "  - {from: a/app, to: mirror/app}\n"
+            "  - {from: a/app, to: mirror/app, targets: other}\n",
+            id="same-repo-at-two-registries",
+        ),
+        pytest.param(
+            "  - {from: a/app, to: mirror/one}\n  - {from: a/app, to: mirror/two}\n",
+            id="one-source-two-target-repos",
+        ),
+    ],
+)
+def test_mappings_sharing_a_target_with_disjoint_tags_are_valid(mappings: str) -> None:
+    text = (
+        "registries: {src: {url: src.example}, other: {url: other.example}, dst: {url: dst.example}}\n"
+        "defaults: {source: src, targets: dst}\n"
+        f"mappings:\n{mappings}"
+    )
+    assert len(parse_config_text(text, environ={}).config.resolve()) == 2
+
+
+def test_overlapping_target_refused_by_sync_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every command that loads a config runs the check, with FILE:LINE, before any request."""
+    cfg = tmp_path / "ocync.yaml"
+    cfg.write_text(
+        "registries: {src: {url: '127.0.0.1:9'}, dst: {url: '127.0.0.1:9'}}\n"
+        "defaults: {source: src, targets: dst}\n"
+        "mappings:\n  - {from: a/app, to: mirror/app}\n  - {from: b/app, to: mirror/app}\n"
+    )
+    for argv in (["sync", "--dry-run", "-c", str(cfg)], ["sync", "-c", str(cfg), "--json"],
+                 ["validate", str(cfg)]):
+        assert main(argv) == 3, argv
+        out, err = capsys.readouterr()
+        assert f"{cfg}:5: mappings[1].to: writes `mirror/app` at registry `dst` like mappings[0]" in err + out
+        assert "Traceback" not in err

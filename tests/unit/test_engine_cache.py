@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -125,3 +126,72 @@ def test_referrers_persist_per_committed_repo_and_are_dropped_with_it(tmp_path: 
     assert not back.has_referrer("other", "org/a", D1)
     back.invalidate_repo("ghcr.io", "org/a")
     assert not back.has_referrer("ghcr.io", "org/a", D1)
+
+
+def _with_payload(path: Path, payload: object) -> None:
+    """A well-formed cache document (right checksum) around ``payload``."""
+    text = json.dumps(payload)
+    doc = json.loads(path.read_text())
+    doc["payload"] = text
+    doc["checksum"] = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    path.write_text(json.dumps(doc))
+
+
+def _with_field(path: Path, key: str, value: object) -> None:
+    doc = json.loads(path.read_text())
+    doc[key] = value
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        pytest.param(lambda p: p.write_bytes(b"\xff\xfe\x00garbage\x80"), "corrupt", id="not-utf8"),
+        pytest.param(lambda p: p.write_bytes(bytes(range(256))), "corrupt", id="binary"),
+        pytest.param(lambda p: p.write_bytes(p.read_bytes()[:-1] + b"\xe9"), "corrupt", id="latin1-tail"),
+        pytest.param(lambda p: p.write_text("[" * 100_000), "corrupt", id="deeply-nested"),
+        pytest.param(lambda p: _with_payload(p, {"registries": []}), "corrupt", id="registries-list"),
+        pytest.param(lambda p: _with_payload(p, {"registries": {"r": 3}}), "corrupt", id="entry-number"),
+        pytest.param(
+            lambda p: _with_payload(p, {"registries": {"r": {"repositories": {"a": "sha256:x"}}}}),
+            "corrupt",
+            id="digests-string",
+        ),
+        pytest.param(
+            lambda p: _with_payload(p, {"registries": {"r": {"committed": [1, 2]}}}),
+            "corrupt",
+            id="committed-numbers",
+        ),
+        pytest.param(
+            lambda p: _with_payload(p, {"registries": {"r": {"tags": {"a:1": None}}}}),
+            "corrupt",
+            id="tag-null",
+        ),
+        pytest.param(lambda p: _with_payload(p, {}), "corrupt", id="payload-empty"),
+        pytest.param(lambda p: _with_field(p, "saved_at", "yesterday"), "corrupt", id="saved-at-text"),
+        pytest.param(lambda p: _with_field(p, "saved_at", True), "corrupt", id="saved-at-bool"),
+        pytest.param(lambda p: _with_field(p, "saved_at", 1e9), "future", id="saved-in-the-future"),
+    ],
+)
+def test_unreadable_content_discarded_with_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mutate: object, message: str
+) -> None:
+    f = CacheFile(tmp_path, ttl=3600)
+    f.save(_filled(), now=1000.0)
+    mutate(f.path)  # type: ignore[operator]
+    with caplog.at_level(logging.WARNING, logger="ocync.engine.cache"):
+        c = f.load(now=1500.0)
+    assert c.statistics().blob_entries == 0 and not c.loaded
+    assert message in caplog.text
+
+
+def test_future_cache_is_not_trusted_even_without_ttl(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    f = CacheFile(tmp_path, ttl=None)
+    f.save(_filled(), now=5000.0)
+    with caplog.at_level(logging.WARNING, logger="ocync.engine.cache"):
+        c = f.load(now=1000.0)  # the clock went back by more than an hour
+    assert not c.loaded and c.statistics().blob_entries == 0
+    assert "future" in caplog.text
+    assert f.load(now=5000.0).loaded  # saved "just now" is fine

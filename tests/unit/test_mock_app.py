@@ -368,6 +368,10 @@ async def test_manifests_tags_and_referrers() -> None:
     assert first.header("Link") == '</v2/r/tags/list?last=b&n=2>; rel="next"'
     last = await call(reg, "GET", "/v2/r/tags/list?n=2&last=d")
     assert json.loads(last.body)["tags"] == ["v1"] and last.header("Link") is None
+    # n=0 is no limit, as in distribution 2.8 (every tag), not an empty page or null
+    for query, expected in (("n=0", ["a", "b", "c", "d", "v1"]), ("n=0&last=b", ["c", "d", "v1"])):
+        zero = await call(reg, "GET", f"/v2/r/tags/list?{query}")
+        assert json.loads(zero.body)["tags"] == expected and zero.header("Link") is None, query
     assert (await call(reg, "DELETE", "/v2/r/manifests/a")).status == 202
     assert (await call(reg, "DELETE", f"/v2/r/manifests/{sha(body)}")).status == 202
     # distribution 2.8 says null once every tag is gone (a Go nil slice).
@@ -399,6 +403,9 @@ async def test_ghcr_tags_pages_of_100_and_no_referrers() -> None:
     first = await call(reg, "GET", "/v2/acme/app/tags/list")
     assert len(json.loads(first.body)["tags"]) == 100
     assert first.header("Link") == '</v2/acme/app/tags/list?last=t099&n=100>; rel="next"'
+    zero = await call(reg, "GET", "/v2/acme/app/tags/list?n=0")  # the default page, not none
+    assert json.loads(zero.body)["tags"] == json.loads(first.body)["tags"]
+    assert zero.header("Link") == first.header("Link")
     referrers = await call(reg, "GET", f"/v2/acme/app/referrers/{sha(body)}")
     assert referrers.status == 404 and codes(referrers) == ["MANIFEST_UNKNOWN"]
 

@@ -15,6 +15,7 @@ from ocync.ratelimit.limiter import (
     BACKOFF_BASE,
     ControllerRegistry,
     PrincipalController,
+    adopts_announced_cap,
     backoff_delay,
 )
 from ocync.ratelimit.signals import ThrottleSignal
@@ -379,3 +380,77 @@ async def test_no_estimate_without_a_hint_or_when_disabled(
         async with controller.permit("blob_get") as permit:
             permit.throttled(signal)
         assert controller.cap is None and controller.statistics().cap_source is None
+
+
+GHCR_DOCUMENTED = RateCap(2000, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("source", "current", "announced", "adopt"),
+    [
+        pytest.param("configured", RateCap(3000, 60.0), RateCap(100, 10.0), False,
+                     id="configured-beats-lower-announcement"),
+        pytest.param("configured", RateCap(10, 60.0), RateCap(2000, 60.0), False,
+                     id="configured-beats-higher-announcement"),
+        pytest.param("documented", GHCR_DOCUMENTED, RateCap(100, 10.0), True,
+                     id="lower-announcement-beats-documented"),
+        pytest.param("documented", GHCR_DOCUMENTED, RateCap(2000, 60.0), False,
+                     id="same-as-documented"),
+        pytest.param("documented", GHCR_DOCUMENTED, RateCap(600, 6.0), False,
+                     id="higher-announcement-keeps-documented"),
+        pytest.param(None, None, RateCap(100, 10.0), True, id="no-cap-adopts"),
+        pytest.param("announced", RateCap(100, 10.0), RateCap(100, 10.0), False, id="already-adopted"),
+        pytest.param("announced", RateCap(100, 10.0), RateCap(50, 10.0), True, id="announcement-changes"),
+        pytest.param("estimated", RateCap(40, 1.0), RateCap(100, 2.0), True, id="announcement-beats-estimate"),
+    ],
+)
+def test_cap_precedence_configured_then_lower_announced_then_documented(
+    source: str | None, current: RateCap | None, announced: RateCap, adopt: bool
+) -> None:
+    assert adopts_announced_cap(source, current, announced) is adopt
+
+
+async def test_lower_announced_cap_replaces_the_documented_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """GHCR's profile documents 2000/60s; a registry announcing 100/10s in its 429s is
+    believed from the first throttle on, and a later higher announcement does not undo it
+    beyond the documented figure; a configured cap still ignores both."""
+    documented = PrincipalController(
+        "p", window_groups=GHCR_GROUPS, cap=GHCR_DOCUMENTED, cap_source="documented"
+    )
+    assert documented.statistics().cap_source == "documented"
+    async with documented.permit("blob_get") as permit:
+        permit.throttled(ThrottleSignal(0.5, "429 TOOMANYREQUESTS", RateCap(100, 10.0)))
+    stats = documented.statistics()
+    assert documented.cap == RateCap(100, 10.0)
+    assert stats.cap_source == "announced" and stats.learned_cap
+    assert stats.bucket_rate is not None and stats.bucket_rate < 100 / 10.0
+    # pacing now follows 100/10s: never 100 admissions within 10 s of (mock) time
+    start = trio.current_time()
+    for _ in range(100):
+        async with documented.permit("blob_get") as permit:
+            permit.succeeded()
+    assert trio.current_time() - start >= 10.0
+
+    higher = PrincipalController(
+        "q", window_groups=GHCR_GROUPS, cap=GHCR_DOCUMENTED, cap_source="documented"
+    )
+    async with higher.permit("blob_get") as permit:
+        permit.throttled(ThrottleSignal(0.5, "429", RateCap(6000, 60.0)))
+    assert higher.cap == GHCR_DOCUMENTED and higher.statistics().cap_source == "documented"
+
+    configured = PrincipalController("r", window_groups=GHCR_GROUPS, cap=RateCap(3000, 60.0))
+    async with configured.permit("blob_get") as permit:
+        permit.throttled(ThrottleSignal(0.5, "429", RateCap(100, 10.0)))
+    assert configured.cap == RateCap(3000, 60.0)
+    assert configured.statistics().cap_source == "configured"
+
+
+def test_registry_configured_cap_replaces_a_documented_one() -> None:
+    registry = ControllerRegistry()
+    a = registry.controller_for("h|u", window_groups=GHCR_GROUPS, cap=GHCR_DOCUMENTED,
+                                cap_source="documented")
+    assert a.cap_source == "documented"
+    registry.controller_for("h|u", window_groups=GHCR_GROUPS, cap=RateCap(3000, 60.0))
+    assert a.cap == RateCap(3000, 60.0) and a.cap_source == "configured"

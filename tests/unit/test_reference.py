@@ -51,6 +51,12 @@ def test_parse(text: str, registry: str, repository: str, tag: str | None, diges
         pytest.param("ghcr.io/o//app", "repository component", id="double-slash"),
         pytest.param("ghcr.io/o/a..b", "repository component", id="double-dot"),
         pytest.param("-bad.io/app", "registry host", id="bad-host"),
+        pytest.param("localhost:99999/x", "bad port '99999' in registry host 'localhost:99999'",
+                     id="port-out-of-range"),
+        pytest.param("localhost:0/x", "bad port '0'", id="port-zero"),
+        pytest.param("host:abc/x", "bad port 'abc' in registry host 'host:abc'", id="port-not-a-number"),
+        pytest.param("[::1]:70000/x:1", r"bad port '70000' in registry host '\[::1\]:70000'",
+                     id="ipv6-port-out-of-range"),
         pytest.param("ghcr.io/" + "a" * 260, "longer than 255", id="too-long"),
     ],
 )

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from ocync.errors import ConfigError
-from ocync.oci.tagfilter import TagFilter, apply_filter, is_glob, partition_immutable, sort_tags
+from ocync.oci.tagfilter import (
+    TagFilter,
+    apply_filter,
+    is_glob,
+    partition_immutable,
+    selections_may_overlap,
+    sort_tags,
+)
 
 TAGS = [
     "latest", "1.0", "1.1", "1.2", "1.10", "2.0-rc1", "2.0-beta.1", "2.0", "2.1-alpine",
@@ -169,3 +176,28 @@ def test_listed_literal_include_does_not_take_a_latest_place() -> None:
     sel = apply_filter(flt, ["1.0", "1.1", "1.2", "1.3"])
     assert sel.tags == ("1.0", "1.2", "1.3")
     assert apply_filter(flt, sel.tags).tags == sel.tags
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "overlap"),
+    [
+        pytest.param(TagFilter(), TagFilter(), True, id="both-everything"),
+        pytest.param(TagFilter(glob=("1.*",)), TagFilter(glob=("2.*",)), True, id="two-globs-in-doubt"),
+        pytest.param(TagFilter(glob=(), include=("v1",)), TagFilter(glob=(), include=("v2",)), False,
+                     id="disjoint-literals"),
+        pytest.param(TagFilter(glob=(), include=("v1", "v2")), TagFilter(glob=(), include=("v2",)), True,
+                     id="shared-literal"),
+        pytest.param(TagFilter(glob=(), include=("v1", "v2"), exclude=("v2",)),
+                     TagFilter(glob=(), include=("v2",)), False, id="shared-literal-hard-excluded"),
+        pytest.param(TagFilter(glob=("1.*",)), TagFilter(glob=(), include=("latest",)), False,
+                     id="literal-outside-glob"),
+        pytest.param(TagFilter(glob=("1.*",)), TagFilter(glob=(), include=("1.2",)), True,
+                     id="literal-inside-glob"),
+        pytest.param(TagFilter(glob=(), include=("v*",)), TagFilter(glob=(), include=("v1",)), True,
+                     id="glob-include-reaches-literal"),
+        pytest.param(TagFilter(glob=(), include=()), TagFilter(), False, id="selects-nothing"),
+    ],
+)
+def test_selections_may_overlap(a: TagFilter, b: TagFilter, overlap: bool) -> None:
+    assert selections_may_overlap(a, b) is overlap
+    assert selections_may_overlap(b, a) is overlap

@@ -134,6 +134,31 @@ def test_config_mapping_filter_is_the_base(listing: Path, tmp_path: Path,
     assert "edge" not in out.split() and "2.1-alpine" in out.split()
 
 
+def test_config_without_a_matching_mapping_says_so(listing: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Falling back to the defaults is announced on stderr (stdout stays the tag list)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "registries: {gh: {url: ghcr.io}, q: {url: quay.io}}\n"
+        "defaults: {source: gh, targets: q, tags: {exclude: [edge]}}\n"
+        "mappings:\n  - from: org/app\n    tags: {sort: semver, latest: 3}\n"
+    )
+    code, out, err = _run(["tags", "ghcr.io/org/other", "-c", str(cfg), "--tags-from",
+                           str(listing), "-q"], capsys)
+    assert code == 0 and "edge" not in out.split() and "ocync" not in out
+    assert err == (f"ocync: warning: ghcr.io/org/other is not the `from` of any mapping in {cfg}: "
+                   "using the defaults' tag filter\n")
+    code, out, err = _run(["tags", "docker.io/org/app", "-c", str(cfg), "--tags-from",
+                           str(listing), "--json"], capsys)
+    assert code == 0 and json.loads(out)["repository"] == "docker.io/org/app"
+    assert "docker.io/org/app is not the `from` of any mapping" in err
+    assert "no registry in it serves docker.io" in err
+    # a repository that is a mapping's source: no warning
+    code, _, err = _run(["tags", "ghcr.io/org/app", "-c", str(cfg), "--tags-from", str(listing)],
+                        capsys)
+    assert code == 0 and err == ""
+
+
 def test_invalid_config_one_line_per_problem(listing: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "bad.yaml"
