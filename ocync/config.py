@@ -42,6 +42,7 @@ from ocync.oci.platform import Platform
 from ocync.oci.reference import DOCKER_HUB, DOCKER_HUB_API, is_loopback_host, normalise_registry
 from ocync.oci.tagfilter import TagFilter, selections_may_overlap
 from ocync.oci.version import parse_range
+from ocync.ratelimit.bucket import parse_rate
 from ocync.registry.auth import (
     CONTROL_CHARACTER_PROBLEM,
     NON_ASCII_TOKEN_PROBLEM,
@@ -126,17 +127,12 @@ def format_size(size: int) -> str:
     return str(size)
 
 
-# The shapes ocync.ratelimit.bucket.parse_rate accepts ("2000/60s", "10/1m", "5/500ms");
-# checked here with a regex so config validation needs nothing from the rate limiter.
-_RATE = re.compile(r"([0-9]+)\s*/\s*([0-9]+(?:\.[0-9]+)?)?\s*(ms|s|m|h)")
-
-
 def check_rate(text: str) -> str:
-    m = _RATE.fullmatch(text.strip())
-    if m is None or int(m.group(1)) == 0 or (m.group(2) is not None and float(m.group(2)) == 0):
-        raise ValueError(
-            f"invalid rate {text!r}: expected COUNT/PERIOD such as 2000/60s, 600/6s or 10/1m"
-        )
+    """A rate limit in the one grammar the client and the profiles use (``parse_rate``)."""
+    try:
+        parse_rate(text)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
     return text.strip()
 
 

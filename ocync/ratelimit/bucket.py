@@ -95,16 +95,20 @@ _RATE_RE = re.compile(
 def parse_rate(text: str) -> RateCap:
     """Parse ``COUNT/PERIOD[,burst=N]``: "2000/60s", "600/6s", "10/1m", "5/500ms", "2000/minute"."""
     match = _RATE_RE.match(text) if isinstance(text, str) else None
-    if match is None:
+    if match is None or (not match["unit"] and match["num"] is None):
         raise ConfigError(
-            f"invalid rate limit {text!r}: expected COUNT/PERIOD such as '2000/60s' or '10/1m'"
+            f"invalid rate {text!r}: expected a rate limit COUNT/PERIOD[,burst=N]"
+            " such as 2000/60s, 10/1m or 2000/minute"
         )
     unit = match["unit"].lower()
-    if unit not in _UNITS or (not unit and match["num"] is None):
-        raise ConfigError(f"invalid rate limit {text!r}: unknown period unit {match['unit']!r}")
+    if unit not in _UNITS:
+        raise ConfigError(f"invalid rate {text!r}: unknown rate limit period unit {match['unit']!r}")
     number = float(match["num"]) if match["num"] is not None else 1.0
     burst = int(match["burst"]) if match["burst"] is not None else None
-    return RateCap(int(match["count"]), number * _UNITS[unit], burst)
+    try:
+        return RateCap(int(match["count"]), number * _UNITS[unit], burst)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid rate {text!r}: {exc}") from None
 
 
 class TokenBucket:

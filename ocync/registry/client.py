@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Container, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Container, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -395,6 +396,7 @@ class RegistryClient:
         profile: RegistryProfile | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         seed: int | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings or ClientSettings()
         self.name, self.base_url = registry_base_url(registry, self.settings.insecure)
@@ -412,6 +414,9 @@ class RegistryClient:
         self._push_repos: set[str] = set()
         self._extra_pull: dict[str, set[str]] = {}
         self._rng = random.Random(seed)
+        # Unix seconds, to read an HTTP-date Retry-After and GitHub's epoch x-ratelimit-reset;
+        # waits themselves run on trio's clock.
+        self._wall_clock = wall_clock
         self.counters = RequestCounters()
         self._warned_throttle = False
 
@@ -683,13 +688,14 @@ class RegistryClient:
                             await response.aclose()
                     if error is None:
                         self.counters.record(method, kind, status, len(body), body_out)
-                        signal = _throttle_signal(status, response.headers, body)
+                        now = self._wall_clock()
+                        signal = _throttle_signal(status, response.headers, body, now)
                         if signal is not None:
                             permit.throttled(signal)
                             self.counters.throttled += 1
                         elif status < 400:
                             permit.succeeded()
-                        budget = budget_from_headers(response.headers)
+                        budget = budget_from_headers(response.headers, now=now)
                         if budget is not None:
                             self.controller.observe_budget(*budget)
             if error is not None:
@@ -1179,12 +1185,12 @@ class ClientPool:
         return f"<ClientPool clients={len(self._clients)} {self.controllers!r}>"
 
 
-def _throttle_signal(status: int, headers: httpx.Headers, body: bytes) -> ThrottleSignal | None:
+def _throttle_signal(status: int, headers: httpx.Headers, body: bytes, now: float) -> ThrottleSignal | None:
     """throttle_signal, with a body too deeply nested to parse read as no body at all."""
     try:
-        return throttle_signal(status, headers, body)
+        return throttle_signal(status, headers, body, now=now)
     except RecursionError:
-        return throttle_signal(status, headers, b"")
+        return throttle_signal(status, headers, b"", now=now)
 
 
 def _join_url(base: str, reference: str) -> str:
