@@ -379,7 +379,9 @@ async def copy_referrers(
         # merged with the one the target has (referrers added at the mirror stay listed).
         tag = Digest.parse(subject).tag_fallback
         existing: Manifest | None = None
-        if ctx.fresh.get((target.host, repo)) is not True:  # fresh: only this run wrote there
+        # A repository that had no tags when the run started holds no index but ours (one
+        # tag-list request per repository and run, shared with the blob checks).
+        if not await repository_is_fresh(ctx, target, repo):
             try:
                 existing = await target.get_manifest(repo, tag)
             except NotFound:
@@ -496,6 +498,10 @@ async def transfer_image(
         )
 
     try:
+        if referrers is not None and referrers.trees and target.referrers_api is not True:
+            # Whether the repository is new to this run decides whether copy_referrers must
+            # read the target's tag-schema index before merging into it: ask before writing.
+            await repository_is_fresh(ctx, target, dest.repo)
         for attempt in (0, 1):
             try:
                 await push_tree(
