@@ -1,6 +1,7 @@
 """Hardening: every command, fed what a careless or unlucky user feeds it, answers with one
 line naming the culprit, the documented exit code (0 ok, 1 partial, 2 failure, 3 invalid
-config/arguments, 4 auth, 130 interrupted), never a traceback and never a secret.
+config/arguments, 4 auth; an interrupt that left work undone is 1), never a traceback and never
+a secret.
 
 Most cases run in-process through ``ocync.cli.main.main`` (fast); a few run the real console
 script in a subprocess to prove what the user's terminal shows (closed stdout, Ctrl-C, -vv).
@@ -460,19 +461,23 @@ def test_closed_stdout_is_one_line_not_a_traceback() -> None:
     assert result.stderr == "ocync: error: the output was closed before everything was written (broken pipe)\n"
 
 
-def test_ctrl_c_while_a_registry_hangs(odd: dict[str, OddServer]) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_a_registry_hangs(odd: dict[str, OddServer], signum: signal.Signals) -> None:
+    """An interrupt that left the copy undone: exit 1 and one line (SIGTERM as SIGINT)."""
     server = odd["hang"]
+    server.accepted.clear()
     proc = subprocess.Popen([*OCYNC, "copy", f"{server.host}/a/b:1", "127.0.0.1:1/c/d"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.accepted.wait(30), "ocync never reached the registry"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert (proc.returncode, out, err) == (130, "", "ocync: interrupted\n")
+    line = f"ocync: interrupted by {signum.name} before the command finished; its work is undone\n"
+    assert (proc.returncode, out, err) == (1, "", line)
 
 
 # -- the one place errors become lines -------------------------------------------------------------
@@ -490,10 +495,11 @@ def test_errors_from_a_nursery_are_unwrapped(capsys: pytest.CaptureFixture[str])
         "ocync: error: r: HTTP 401",
         "ocync: error: r: connection refused (GET /v2/)",
     ]
-    assert _report(BaseExceptionGroup("x", [KeyboardInterrupt()])) == 130
-    assert capsys.readouterr().err == "ocync: interrupted\n"
-    assert _report(BaseExceptionGroup("x", [NotFound("gone"), KeyboardInterrupt()])) == 130
-    assert capsys.readouterr().err == "ocync: interrupted\n"
+    interrupted = "ocync: interrupted by SIGINT before the command finished; its work is undone\n"
+    assert _report(BaseExceptionGroup("x", [KeyboardInterrupt()])) == 1
+    assert capsys.readouterr().err == interrupted
+    assert _report(BaseExceptionGroup("x", [NotFound("gone"), KeyboardInterrupt()])) == 1
+    assert capsys.readouterr().err == interrupted
     assert _report(ExceptionGroup("x", [NotFound("gone"), BrokenPipeError(32, "Broken pipe")])) == 2
     assert "broken pipe" in capsys.readouterr().err
 
