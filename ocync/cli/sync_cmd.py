@@ -277,6 +277,7 @@ def run_watch_command(args: argparse.Namespace) -> int:
             raise
         _print_report(report, args)
         _print_interrupted(report)
+        sys.stdout.flush()  # each run's report is seen when it ends, also through a pipe
         code = report.exit_code()
         runs += 1
         if report.interrupted or (args.max_runs and runs >= args.max_runs):

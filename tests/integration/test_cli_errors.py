@@ -480,6 +480,62 @@ def test_ctrl_c_while_a_registry_hangs(odd: dict[str, OddServer], signum: signal
     assert (proc.returncode, out, err) == (1, "", line)
 
 
+def _interrupt_when_accepted(server: OddServer, argv: list[str], signum: signal.Signals) -> tuple[int, str, str]:
+    """Run ``ocync ARGV``, send ``signum`` once the hanging registry has its first request."""
+    server.accepted.clear()
+    proc = subprocess.Popen([*OCYNC, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.accepted.wait(30), "ocync never reached the registry"
+        assert proc.poll() is None, "ocync ended before the signal"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in err
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command", ["analyze", "auth check", "tags"])
+def test_interrupted_commands_exit_1_with_one_line(
+    odd: dict[str, OddServer], tmp_path: Path, command: str, signum: signal.Signals
+) -> None:
+    """Every command cut short by SIGINT or SIGTERM: exit 1, one line saying so, nothing else."""
+    server = odd["hang"]
+    config = tmp_path / "ocync.yaml"
+    config.write_text(f"registries:\n  h: {{url: '{server.host}'}}\n"
+                      "mappings:\n  - {from: a/b, to: m/b, source: h, targets: [h]}\n")
+    argv = [f"{server.host}/a/b"] if command == "tags" else ["-c", str(config)]
+    code, out, err = _interrupt_when_accepted(server, [*command.split(), *argv], signum)
+    line = f"ocync: interrupted by {signum.name} before the command finished; its work is undone\n"
+    assert (code, out, err) == (1, "", line)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sync_interrupted_before_discovery_counts_every_mapping_undone(
+    odd: dict[str, OddServer], tmp_path: Path, signum: signal.Signals
+) -> None:
+    """A signal while the first registry check hangs: nothing was listed, so every mapping is
+    undone (exit 1), said in the summary, in --json and in one line on stderr."""
+    server = odd["hang"]
+    config = tmp_path / "ocync.yaml"
+    config.write_text(f"global: {{cache_dir: '{tmp_path / 'cache'}'}}\n"
+                      f"registries:\n  h: {{url: '{server.host}'}}\n"
+                      "mappings:\n  - {from: a/b, to: m/b, source: h, targets: [h]}\n"
+                      "  - {from: a/c, to: m/c, source: h, targets: [h]}\n")
+    code, out, err = _interrupt_when_accepted(server, ["sync", "-c", str(config)], signum)
+    assert code == 1, err
+    assert "interrupted, 2 left undone (2 mapping(s) whose tags were never listed)" in out, out
+    assert err.splitlines()[-1] == "ocync: interrupted: 2 left undone", err
+    code, out, err = _interrupt_when_accepted(server, ["sync", "-c", str(config), "--json"], signum)
+    summary = json.loads(out)["summary"]
+    assert code == 1 and json.loads(out)["exit_code"] == 1, err
+    assert summary["interrupted"] is True and summary["undone"] == 2
+    assert summary["undone_detail"]["mappings_not_listed"] == 2
+
+
 # -- the one place errors become lines -------------------------------------------------------------
 
 
