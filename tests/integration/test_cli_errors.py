@@ -513,6 +513,17 @@ def test_interrupted_commands_exit_1_with_one_line(
     assert (code, out, err) == (1, "", line)
 
 
+def test_interrupted_copy_json_is_a_json_document(odd: dict[str, OddServer]) -> None:
+    server = odd["hang"]
+    code, out, err = _interrupt_when_accepted(
+        server, ["copy", "--json", f"{server.host}/a/b:1", "127.0.0.1:1/c/d"], signal.SIGTERM
+    )
+    doc = json.loads(out)
+    assert code == 1 and doc["exit_code"] == 1 and doc["interrupted"] is True and doc["ok"] is False
+    assert doc["errors"] == ["interrupted by SIGTERM before the command finished; its work is undone"]
+    assert err == "ocync: " + doc["errors"][0] + "\n"
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_sync_interrupted_before_discovery_counts_every_mapping_undone(
     odd: dict[str, OddServer], tmp_path: Path, signum: signal.Signals
