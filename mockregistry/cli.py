@@ -92,6 +92,19 @@ _SAME_NAME = ("profile", "auth", "rate_limit", "blob_redirect", "tags_page_size"
               *_FAULT_RATES, "seed", "access_log", "host", "port", "storage_port")
 
 
+_TOGGLE_HELP = {
+    "retry_after_header": "send Retry-After with 429s (GHCR sends none)",
+    "referrers_api": "answer the OCI 1.1 referrers API (GHCR answers 404)",
+    "count_rejected": "count throttled (429) requests toward the window (GHCR does not)",
+}
+_FAULT_HELP = {
+    "fault_rate": "probability of answering a request with 500, 502 or 503",
+    "reset_rate": "probability of resetting the connection (before or inside a blob body)",
+    "truncate_rate": "probability of cutting a blob body short",
+    "corrupt_rate": "probability of flipping one byte of a blob body",
+}
+
+
 def _flag(field: str) -> str:
     return "--" + field.replace("_", "-")
 
@@ -101,31 +114,40 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="A real OCI registry for tests, with GHCR's quirks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     serve = sub.add_parser("serve", help="run a mock registry in the foreground")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     port = _whole(0, 65535, "a port from 0 to 65535")
     serve.add_argument("--port", type=port, default=0, help="0 picks a free port")
-    serve.add_argument("--storage-port", type=port, default=0)
-    serve.add_argument("--profile", choices=["generic", "ghcr"], default="generic")
-    serve.add_argument("--auth", choices=["none", "token"], default="none")
-    serve.add_argument("--user", type=_pair("NAME:TOKEN"), action="append", default=[], metavar="NAME:TOKEN")
+    serve.add_argument("--storage-port", type=port, default=0,
+                       help="port of the storage host blob GETs redirect to (0 picks a free one)")
+    serve.add_argument("--profile", choices=["generic", "ghcr"], default="generic",
+                       help="registry behaviour: generic (distribution) or ghcr (default generic)")
+    serve.add_argument("--auth", choices=["none", "token"], default="none",
+                       help="none, or bearer tokens for the --user principals (default none)")
+    serve.add_argument("--user", type=_pair("NAME:TOKEN"), action="append", default=[], metavar="NAME:TOKEN",
+                       help="a principal and its token (repeatable)")
     serve.add_argument("--namespace", type=_pair("USER:NAMESPACE"), action="append", default=[], metavar="USER:NAMESPACE",
                        help="let USER push under NAMESPACE too")
-    serve.add_argument("--public", action="append", default=[], metavar="GLOB")
+    serve.add_argument("--public", action="append", default=[], metavar="GLOB",
+                       help="repositories anyone may pull (repeatable glob)")
     serve.add_argument("--auth-file", type=Path, help="YAML with users, user_namespaces, public")
     serve.add_argument("--rate-limit", type=_rate, metavar="COUNT/WINDOW", help="e.g. 600/6s; off")
     redirect = serve.add_mutually_exclusive_group()
-    redirect.add_argument("--blob-redirect", dest="blob_redirect", action="store_true", default=None)
-    redirect.add_argument("--no-blob-redirect", dest="blob_redirect", action="store_false")
+    redirect.add_argument("--blob-redirect", dest="blob_redirect", action="store_true", default=None,
+                          help="answer blob GETs with 307 to the storage host (the ghcr profile's default)")
+    redirect.add_argument("--no-blob-redirect", dest="blob_redirect", action="store_false",
+                          help="serve blob bodies directly")
     for toggle in _PROFILE_TOGGLES:  # None: the profile's default
-        serve.add_argument(_flag(toggle), action="store_true", default=None)
-    serve.add_argument("--tags-page-size", type=_whole(1, None, "a whole number >= 1"))
+        serve.add_argument(_flag(toggle), action="store_true", default=None, help=_TOGGLE_HELP[toggle])
+    serve.add_argument("--tags-page-size", type=_whole(1, None, "a whole number >= 1"),
+                       help="tags per page when the client sends no n (ghcr: 100)")
     for rate in _FAULT_RATES:
-        serve.add_argument(_flag(rate), type=_probability, default=0.0, metavar="P")
-    serve.add_argument("--latency", type=_latency, default=(0.0, 0.0), metavar="MS[:JITTER]")
+        serve.add_argument(_flag(rate), type=_probability, default=0.0, metavar="P", help=_FAULT_HELP[rate])
+    serve.add_argument("--latency", type=_latency, default=(0.0, 0.0), metavar="MS[:JITTER]",
+                       help="delay every answer by MS milliseconds, +- up to JITTER")
     serve.add_argument("--storage", type=Path, metavar="DIR", help="keep content on disk")
     serve.add_argument("--access-log", type=Path, metavar="FILE", help="one JSON line per request")
-    serve.add_argument("--seed", type=int, default=0)
-    serve.add_argument("-v", "--verbose", action="count", default=0)
+    serve.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws (default 0)")
+    serve.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     return parser
 
 

@@ -59,8 +59,8 @@ def register(subparsers: Any) -> None:
         help="give up on a registry that sends nothing for this long (default 60)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: requests)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     parser.set_defaults(func=run)
 
 
@@ -77,6 +77,18 @@ def _destination(source: Reference, text: str) -> tuple[Reference, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _copy(args)
+    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as exc:
+        if args.json:  # a failure is a JSON document too; the line on stderr follows
+            from ocync.cli.main import error_document
+
+            doc = {"source": args.source, "destination": args.destination, **error_document(exc)}
+            print(json.dumps(doc, indent=2))
+        raise  # ocync.cli.main prints the one line and returns the exit code
+
+
+def _copy(args: argparse.Namespace) -> int:
     source = parse_reference(args.source)
     destination, tag = _destination(source, args.destination)
     platforms = parse_platforms(args.platform)
@@ -108,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 destination.repository,
                 tag,
                 platforms=platforms,
+                expected_digest=destination.digest,
             )
             return summary, pool.statistics().to_dict()
 

@@ -3,7 +3,9 @@
 Each subcommand lives in its own module with ``register(subparsers)``; the parser sets
 ``func(args) -> int`` (the exit code). Errors become one line on stderr, never a traceback.
 Exit codes: 0 success, 1 partial failure, 2 failure, 3 invalid config or arguments,
-4 authentication or authorization failure, 130 interrupted.
+4 authentication or authorization failure. SIGINT and SIGTERM follow one rule in every
+command: an interrupt that left work undone exits 1, a clean stop with nothing undone
+(``watch`` between runs) exits 0, each with one line saying it was interrupted.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -76,12 +79,30 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+# The last signal that interrupted the process (SIGTERM arrives as SIGINT, see main()).
+_received = {"signal": "SIGINT"}
+
+
+def _sigterm_as_sigint(signum: int, frame: object) -> None:
+    """SIGTERM does what Ctrl-C does: trio turns SIGINT into KeyboardInterrupt at a safe
+    point (a handler raising by itself could land in the middle of trio's own code)."""
+    _received["signal"] = "SIGTERM"
+    if not callable(signal.getsignal(signal.SIGINT)):
+        raise KeyboardInterrupt  # SIGINT ignored (started in the background): no safe point
+    signal.raise_signal(signal.SIGINT)
+
+
+def interrupted_line() -> str:
+    """The one line of a command cut short by SIGINT/SIGTERM (its work is undone: exit 1)."""
+    return f"ocync: interrupted by {_received['signal']} before the command finished; its work is undone"
+
+
 def _report(exc: BaseException) -> int:
     """One line per distinct error on stderr (config errors carry one per problem)."""
     leaves = _leaves(exc)
     if any(isinstance(e, KeyboardInterrupt) for e in leaves):
-        print("ocync: interrupted", file=sys.stderr)
-        return 130
+        print(interrupted_line(), file=sys.stderr)
+        return 1
     foreign = [e for e in leaves if not isinstance(e, OcyncError)]
     if foreign:
         return _report_foreign(foreign[0])
@@ -93,6 +114,23 @@ def _report(exc: BaseException) -> int:
     for line in lines:
         print(f"ocync: error: {redact(line)}", file=sys.stderr)
     return max(e.exit_code for e in ours)
+
+
+def error_document(exc: BaseException) -> dict[str, object]:
+    """What ``--json`` prints when a command fails or is interrupted: the exit code
+    :func:`_report` returns and the lines it prints (without the ``ocync: error:`` prefix)."""
+    leaves = _leaves(exc)
+    if any(isinstance(e, KeyboardInterrupt) for e in leaves):
+        line = interrupted_line().removeprefix("ocync: ")
+        return {"ok": False, "exit_code": 1, "interrupted": True, "errors": [line]}
+    ours = [e for e in leaves if isinstance(e, OcyncError)]
+    if len(ours) < len(leaves):
+        foreign = next(e for e in leaves if not isinstance(e, OcyncError))
+        errors = [f"internal error: {type(foreign).__name__}"]
+        return {"ok": False, "exit_code": 2, "interrupted": False, "errors": errors}
+    lines = dict.fromkeys(line for e in ours for line in str(e).splitlines() or [type(e).__name__])
+    code = max(e.exit_code for e in ours)
+    return {"ok": False, "exit_code": code, "interrupted": False, "errors": list(lines)}
 
 
 def _report_foreign(exc: BaseException) -> int:
@@ -146,6 +184,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
     if sys.unraisablehook is sys.__unraisablehook__:  # the real CLI, not a test harness
         sys.unraisablehook = _unraisable
+    _received["signal"] = "SIGINT"
+    try:
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_sigint)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        return _main(argv)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()  # imports every command module: Ctrl-C may land here
         args = parser.parse_args(argv)

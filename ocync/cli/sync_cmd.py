@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -30,13 +31,28 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="errors and the summary only")
 
 
-def _positive(text: str) -> float:
+def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):  # float() reads "nan" and "inf"
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """--drain-timeout: 0 stops in-flight transfers at once."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
     return value
 
 
@@ -47,24 +63,28 @@ def _share(text: str) -> float:
     return value
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("sync", help="mirror every mapping of a config file")
-    _common(p)
-    p.add_argument("--dry-run", action="store_true", help="show what would be copied; write nothing")
-    p.add_argument(
+def _interrupt_and_share(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--drain-timeout",
-        type=_positive,
+        type=_seconds,
         default=25.0,
         metavar="S",
         help="on SIGINT/SIGTERM, let in-flight transfers finish for up to S seconds (default 25)",
     )
-    p.add_argument(
+    parser.add_argument(
         "--rate-share",
         type=_share,
         default=None,
         metavar="F",
         help="use only this share (0 < F <= 1) of each registry's rate budget",
     )
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("sync", help="mirror every mapping of a config file")
+    _common(p)
+    p.add_argument("--dry-run", action="store_true", help="show what would be copied; write nothing")
+    _interrupt_and_share(p)
     p.add_argument("--no-cache", action="store_true", help="ignore and do not save the transfer cache")
     p.set_defaults(func=run_sync_command)
 
@@ -73,9 +93,8 @@ def register(subparsers: Any) -> None:
     )
     _common(p)
     p.add_argument("--interval", type=_positive, default=300.0, metavar="S", help="seconds between runs")
-    p.add_argument("--drain-timeout", type=_positive, default=25.0, metavar="S")
-    p.add_argument("--rate-share", type=_share, default=None, metavar="F")
-    p.add_argument("--max-runs", type=int, default=0, help=argparse.SUPPRESS)
+    _interrupt_and_share(p)
+    p.add_argument("--max-runs", type=int, default=0, metavar="N", help="stop after N runs (default 0: never)")
     p.set_defaults(func=run_watch_command, dry_run=False, no_cache=False)
 
     p = subparsers.add_parser(
@@ -218,7 +237,15 @@ def run_sync_command(args: argparse.Namespace) -> int:
             _fatal_json(exc)
         raise  # ocync.cli.main prints the one line and returns its exit code
     _print_report(report, args)
+    _print_interrupted(report)
     return report.exit_code()
+
+
+def _print_interrupted(report: RunReport) -> None:
+    """One line on stderr after a run stopped by SIGINT/SIGTERM (exit 1 if work is undone)."""
+    if report.interrupted:
+        left = f"{report.undone} left undone" if report.undone else "nothing left undone"
+        print(f"ocync: interrupted: {left}", file=sys.stderr)
 
 
 def run_analyze_command(args: argparse.Namespace) -> int:
@@ -249,13 +276,17 @@ def run_watch_command(args: argparse.Namespace) -> int:
         except ConfigError:
             raise
         _print_report(report, args)
+        _print_interrupted(report)
+        sys.stdout.flush()  # each run's report is seen when it ends, also through a pipe
         code = report.exit_code()
         runs += 1
         if report.interrupted or (args.max_runs and runs >= args.max_runs):
             return code
         try:
-            time.sleep(args.interval)
+            time.sleep(args.interval)  # SIGTERM arrives here as SIGINT too (ocync.cli.main)
         except KeyboardInterrupt:
+            # Between runs nothing is in flight: the exit code is the last run's.
+            print("ocync: interrupted between runs: nothing left undone", file=sys.stderr)
             return code
 
 

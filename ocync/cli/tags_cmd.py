@@ -40,9 +40,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--semver", default=None, metavar="RANGE", help='e.g. ">=1.0, <2.0"')
     p.add_argument("--exclude", action="append", default=None, help="glob to drop (repeat)")
     p.add_argument("--include", action="append", default=None, help="tag or glob to keep")
-    p.add_argument("--sort", choices=("semver", "alpha"), default=None)
+    p.add_argument("--sort", choices=("semver", "alpha"), default=None, help="order before --latest")
     p.add_argument("--latest", type=int, default=None, metavar="N", help="keep the N highest")
-    p.add_argument("--min-tags", type=int, default=None, metavar="N")
+    p.add_argument("--min-tags", type=int, default=None, metavar="N", help="fewer tags kept is an error")
     p.add_argument(
         "--no-builtin-excludes",
         action="store_true",

@@ -43,8 +43,10 @@ from ocync.engine.tasks import run_all
 from ocync.engine.transfer import (
     Tally,
     TransferContext,
+    TransferProgress,
     failed_result,
     find_referrers,
+    interrupted_result,
     refresh_referrers,
     transfer_image,
 )
@@ -111,6 +113,7 @@ class SyncEngine:
         self._exec_scope = trio.CancelScope()
         self._expected = 0  # (item, target) pairs handed to execution
         self._finished = 0
+        self._unexamined = 0  # selected tags whose discovery has not finished
         self._in_flight = 0
         self._seq = 0
 
@@ -164,9 +167,24 @@ class SyncEngine:
                 outer.cancel_scope.cancel()
         finally:
             self.report.elapsed = trio.current_time() - start
-            self.report.undone = max(self._expected - self._finished, 0)
+            self._count_undone()
             self._collect_statistics()
         return self.report
+
+    def _count_undone(self) -> None:
+        """What an interrupt left undone: every image handed to execution and not finished
+        (cut off in flight, or never started), every selected tag not fully examined, and
+        every mapping whose tags were never listed (how many tags it has is unknown: one)."""
+        interrupted = self.report.count(ImageStatus.INTERRUPTED)
+        listed = sum(1 for d in self.discoveries if d.selection is not None or d.error)
+        detail = {
+            "images_interrupted": interrupted,
+            "images_not_started": max(self._expected - self._finished - interrupted, 0),
+            "tags_not_examined": self._unexamined,
+            "mappings_not_listed": len(self.mappings) - listed,
+        }
+        self.report.undone_detail = detail
+        self.report.undone = sum(detail.values())
 
     def _collect_statistics(self) -> None:
         endpoints: dict[int, Endpoint] = {}
@@ -298,10 +316,15 @@ class SyncEngine:
                 for digest in digests:
                     self.ctx.note_need(digest, group)
             if send is not None:
+                await send.send(item)  # cancelled while waiting: not handed over
                 self._expected += len(item.targets)
-                await send.send(item)
 
-        await run_all(functools.partial(one, tag) for tag in found.selection.tags)
+        async def examine(tag: str) -> None:
+            await one(tag)
+            self._unexamined -= 1
+
+        self._unexamined += len(found.selection.tags)
+        await run_all(functools.partial(examine, tag) for tag in found.selection.tags)
 
     async def _refresh_referrers(
         self, mapping: MappingSpec, outcome: TagOutcome, referrer_tags: frozenset[str] | None
@@ -365,7 +388,16 @@ class SyncEngine:
                 return
 
             async def to(dest_index: int) -> None:
-                result = await transfer_image(self.ctx, item, item.targets[dest_index], referrers)
+                dest = item.targets[dest_index]
+                progress = TransferProgress()
+                start = trio.current_time()
+                result: ImageResult | None = None
+                try:
+                    result = await transfer_image(self.ctx, item, dest, referrers, progress)
+                finally:
+                    if result is None:  # cut off by the drain deadline: report how far it got
+                        seconds = trio.current_time() - start
+                        self._record(interrupted_result(item, dest, progress, seconds))
                 self._finished += 1
                 self._record(result)
 

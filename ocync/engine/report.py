@@ -25,6 +25,9 @@ class ImageStatus(enum.Enum):
     SYNCED = "synced"
     SKIPPED = "skipped"
     FAILED = "failed"
+    # in flight when an interrupt's drain deadline ended it: the reason says how far it got
+    # (tag pushed, referrers not copied; or not tagged yet); counted in ``undone``
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +126,9 @@ class RunReport:
     throttled: int = 0
     elapsed: float = 0.0
     interrupted: bool = False
-    undone: int = 0  # work items discovered but never finished (interrupt)
+    undone: int = 0  # work never finished because of an interrupt (sum of undone_detail)
+    # images_interrupted, images_not_started, tags_not_examined, mappings_not_listed
+    undone_detail: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
     controllers: dict[str, Any] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
@@ -178,10 +183,14 @@ class RunReport:
         )
         if self.interrupted:
             line += f"; interrupted, {self.undone} left undone"
+            parts = [f"{n} {_UNDONE_WORDS.get(k, k)}" for k, n in self.undone_detail.items() if n]
+            if parts:
+                line += f" ({', '.join(parts)})"
         return line
 
     def synced_lines(self) -> list[str]:
-        """One line per image synced (skipped ones stay silent): the report's stdout part."""
+        """One line per image synced or cut off by an interrupt (skipped ones stay silent): the
+        report's stdout part."""
         lines = []
         for r in self.results:
             if r.status is ImageStatus.SYNCED:
@@ -191,6 +200,12 @@ class RunReport:
                     f"synced {r.source} -> {r.target} {r.digest[:19]} "
                     f"[{r.blobs_transferred} transferred, {r.blobs_mounted} mounted, "
                     f"{r.blobs_skipped} skipped]{extra}"
+                )
+            elif r.status is ImageStatus.INTERRUPTED:
+                lines.append(
+                    f"interrupted {r.source} -> {r.target} {r.digest[:19]}: {r.reason} "
+                    f"[{r.blobs_transferred} copied, {r.blobs_mounted} mounted, "
+                    f"{r.blobs_skipped} present]"
                 )
         return lines
 
@@ -232,6 +247,7 @@ class RunReport:
                 "elapsed": round(self.elapsed, 3),
                 "interrupted": self.interrupted,
                 "undone": self.undone,
+                "undone_detail": dict(self.undone_detail),
             },
             "images": [r.to_dict() for r in self.results],
             "errors": self.problem_lines(),  # failed images' errors, then run-level ones
@@ -241,6 +257,14 @@ class RunReport:
             "plan": _jsonable(self.plan),
             **({"extra": _jsonable(self.extra)} if self.extra else {}),
         }
+
+
+_UNDONE_WORDS = {
+    "images_interrupted": "image(s) cut off in flight",
+    "images_not_started": "image(s) not started",
+    "tags_not_examined": "tag(s) not examined",
+    "mappings_not_listed": "mapping(s) whose tags were never listed",
+}
 
 
 def _jsonable(value: Any) -> Any:

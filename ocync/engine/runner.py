@@ -4,6 +4,8 @@ One :class:`RegistryClient` per configured registry, all sharing one ControllerR
 that every client using the same credentials on the same host shares one controller
 (rate-control issue). The transfer cache is loaded under its advisory lock and saved on
 every exit path, including an interrupt; staged blobs are removed at the end.
+SIGINT/SIGTERM are watched for the whole run: before the engine starts (connecting,
+checking each registry) they end the run with every mapping undone.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -106,8 +109,59 @@ async def _tick(engine: SyncEngine, on_tick: Callable[[SyncEngine], None]) -> No
         await trio.sleep(0.25)
 
 
+class RunInterrupt:
+    """SIGINT/SIGTERM over a whole run. Before the engine exists a signal cancels ``setup``
+    (and is remembered); once :meth:`attach` is called, signals go to the engine (the first
+    stops discovery and drains, a second stops at once)."""
+
+    def __init__(self) -> None:
+        self.setup = trio.CancelScope()
+        self.engine: SyncEngine | None = None
+        self.pending = 0
+
+    def attach(self, engine: SyncEngine) -> None:
+        self.engine = engine
+        for _ in range(min(self.pending, 2)):
+            engine.request_stop()
+
+    def deliver(self, name: str, drain_timeout: float) -> None:
+        if self.engine is None:
+            log.warning("%s: stopping before the sync started", name)
+            self.pending += 1
+            self.setup.cancel()
+            return
+        log.warning(
+            "%s: stopping discovery, draining in-flight transfers (up to %.0fs)", name, drain_timeout
+        )
+        self.engine.request_stop()
+
+    async def watch(self, drain_timeout: float) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                self.deliver(signal.Signals(signum).name, drain_timeout)
+
+
 async def run_sync(config: Config, options: RunOptions = RunOptions()) -> RunReport:
     """Run ``ocync sync`` for ``config``; the report (exit code inside) is returned."""
+    if not options.handle_signals:
+        return await _run_sync(config, options, RunInterrupt())
+    interrupt = RunInterrupt()
+    report: RunReport | None = None
+    failure: Exception | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(interrupt.watch, options.drain_timeout)
+        try:
+            report = await _run_sync(config, options, interrupt)
+        except Exception as exc:  # raised as itself, not in the nursery's ExceptionGroup
+            failure = exc
+        nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    assert report is not None
+    return report
+
+
+async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt) -> RunReport:
     resolved = config.resolve()
     rate_share = options.rate_share if options.rate_share is not None else config.global_.rate_share
     controllers = ControllerRegistry(rate_share=rate_share)
@@ -125,20 +179,26 @@ async def run_sync(config: Config, options: RunOptions = RunOptions()) -> RunRep
         or config.global_.max_concurrent_transfers,
         drain_timeout=options.drain_timeout,
         dry_run=options.dry_run,
-        handle_signals=options.handle_signals,
     )
     try:
         async with contextlib.AsyncExitStack() as stack:
             endpoints: dict[str, ClientEndpoint] = {}
-            for name, reg in registries.items():
-                client = RegistryClient(
-                    reg.base_url, client_settings(reg, rate_share), controllers=controllers
+            with interrupt.setup:
+                for name, reg in registries.items():
+                    client = RegistryClient(
+                        reg.base_url, client_settings(reg, rate_share), controllers=controllers
+                    )
+                    await stack.enter_async_context(client)
+                    endpoints[name] = ClientEndpoint(name, client)
+                # One /v2/ per registry up front; an unreachable registry ends the run with one
+                # line naming it (TransportError, exit 2) instead of failing every image.
+                await run_all(endpoint.prepare for endpoint in endpoints.values())
+            if interrupt.setup.cancelled_caught:
+                undone = {"mappings_not_listed": len(resolved)}
+                return RunReport(
+                    dry_run=options.dry_run, interrupted=True, undone=len(resolved),
+                    undone_detail=undone,
                 )
-                await stack.enter_async_context(client)
-                endpoints[name] = ClientEndpoint(name, client)
-            # One /v2/ per registry up front; an unreachable registry ends the run with one
-            # line naming it (TransportError, exit 2) instead of failing every image.
-            await run_all(endpoint.prepare for endpoint in endpoints.values())
             sources: dict[str, SourceEndpoint] = {m.source.name: endpoints[m.source.name] for m in resolved}
             targets: dict[str, TargetEndpoint] = {
                 t.name: endpoints[t.name] for m in resolved for t in m.targets
@@ -152,6 +212,7 @@ async def run_sync(config: Config, options: RunOptions = RunOptions()) -> RunRep
                 stage=stage,
                 on_result=options.on_result,
             )
+            interrupt.attach(engine)
             if options.on_tick is None:
                 report = await engine.run()
             else:
@@ -180,4 +241,4 @@ def _remove_empty_dirs(path: Path) -> None:
     path.rmdir()
 
 
-__all__ = ["RunOptions", "client_settings", "mapping_specs", "run_sync", "used_registries"]
+__all__ = ["RunInterrupt", "RunOptions", "client_settings", "mapping_specs", "run_sync", "used_registries"]

@@ -56,6 +56,16 @@ class Tally:
     referrers: int = 0
 
 
+@dataclass(slots=True)
+class TransferProgress:
+    """How far one transfer got, kept outside it so that a transfer cancelled by an
+    interrupt's drain deadline can still be reported (:func:`interrupted_result`)."""
+
+    tally: Tally = field(default_factory=Tally)
+    tag_pushed: bool = False
+    referrers_wanted: int = 0
+
+
 @dataclass(slots=True, repr=False)
 class TransferContext:
     """State shared by every transfer of a run."""
@@ -463,16 +473,47 @@ def failed_result(item: WorkItem, dest: TargetRepo, exc: OcyncError, seconds: fl
     )
 
 
+def interrupted_result(
+    item: WorkItem, dest: TargetRepo, progress: TransferProgress, seconds: float = 0.0
+) -> ImageResult:
+    """A transfer cut off by an interrupt, as far as it got: its tag may already be live
+    (blobs and children are pushed before it) with referrers still missing."""
+    tally = progress.tally
+    if progress.tag_pushed:
+        missing = max(progress.referrers_wanted - tally.referrers, 0)
+        reason = f"tag pushed, {missing} referrer(s) not copied"
+    else:
+        reason = "tag not pushed"
+    return ImageResult(
+        mapping=item.mapping.name,
+        source=item.mapping.source_label(item.tag),
+        target=dest.label(item.tag),
+        status=ImageStatus.INTERRUPTED,
+        digest=item.tree.digest,
+        blobs_transferred=tally.transferred,
+        blobs_mounted=tally.mounted,
+        blobs_skipped=tally.skipped,
+        bytes_transferred=tally.bytes,
+        referrers=tally.referrers,
+        reason=f"interrupted: {reason}",
+        seconds=seconds,
+    )
+
+
 async def transfer_image(
     ctx: TransferContext,
     item: WorkItem,
     dest: TargetRepo,
     referrers: ReferrerSet | None = None,
+    progress: TransferProgress | None = None,
 ) -> ImageResult:
     """Copy one work item to one target; failures become the result, never an exception.
-    ``referrers`` come from :func:`find_referrers` (looked up once per item)."""
+    ``referrers`` come from :func:`find_referrers` (looked up once per item); ``progress``
+    is updated as the transfer goes (read by the caller if it is cancelled)."""
     start = trio.current_time()
-    tally = Tally()
+    progress = progress if progress is not None else TransferProgress()
+    progress.referrers_wanted = len(referrers.trees) if referrers is not None else 0
+    tally = progress.tally
     source = ctx.sources[item.mapping.source]
     target = ctx.targets[dest.registry]
     stage_hint = len({ctx.targets[t.registry].host for t in item.targets}) > 1
@@ -525,6 +566,7 @@ async def transfer_image(
                     ctx.cache.invalidate_repo(target.host, dest.repo)
                     continue
                 raise
+        progress.tag_pushed = True
         if referrers is not None:
             await copy_referrers(
                 ctx,
@@ -557,12 +599,14 @@ __all__ = [
     "ArtifactsMissing",
     "Tally",
     "TransferContext",
+    "TransferProgress",
     "ReferrerSet",
     "copy_referrers",
     "ensure_blob",
     "failed_result",
     "fetch_referrer_trees",
     "find_referrers",
+    "interrupted_result",
     "list_wanted_referrers",
     "refresh_referrers",
     "repository_is_fresh",

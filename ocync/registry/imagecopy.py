@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ocync.errors import OcyncError
+from ocync.errors import ConfigError, OcyncError
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor, Manifest
 from ocync.oci.platform import Platform, trim_index
@@ -62,12 +62,16 @@ async def copy_image(
     target_tag: str | None,
     *,
     platforms: Sequence[Platform] = (),
+    expected_digest: Digest | None = None,
 ) -> CopySummary:
-    """Copy ``source_repository@reference`` to ``target_repository`` (tag or digest only)."""
+    """Copy ``source_repository@reference`` to ``target_repository`` (tag or digest only).
+    ``expected_digest`` (the destination's ``@digest``) must be the digest of the manifest
+    to push (after any platform trimming), else nothing is written."""
     summary = CopySummary()
     target.want_push(target_repository)
     top = await source.get_manifest(source_repository, reference)
     raw, media_type = top.raw, top.media_type
+    children: list[Descriptor] = []
     if top.is_index:
         # The same trimming as `ocync sync` (attestations follow their image).
         trim = trim_index(top.raw, platforms)
@@ -77,6 +81,12 @@ async def copy_image(
             summary.trimmed_platforms = [str(p) for p in trim.kept]
         kept = {entry.get("digest") for entry in trim.manifests}
         children = [child for child in top.manifests if str(child.digest) in kept]
+    if expected_digest is not None and Digest.of(raw) != expected_digest:
+        raise ConfigError(
+            f"destination digest {expected_digest} does not match the manifest to push "
+            f"({Digest.of(raw)}): nothing was copied"
+        )
+    if top.is_index:
         for child in children:
             await _copy_child(source, source_repository, child, target, target_repository, summary)
     else:

@@ -1,6 +1,7 @@
 """Hardening: every command, fed what a careless or unlucky user feeds it, answers with one
 line naming the culprit, the documented exit code (0 ok, 1 partial, 2 failure, 3 invalid
-config/arguments, 4 auth, 130 interrupted), never a traceback and never a secret.
+config/arguments, 4 auth; an interrupt that left work undone is 1), never a traceback and never
+a secret.
 
 Most cases run in-process through ``ocync.cli.main.main`` (fast); a few run the real console
 script in a subprocess to prove what the user's terminal shows (closed stdout, Ctrl-C, -vv).
@@ -622,19 +623,90 @@ def test_closed_stdout_is_one_line_not_a_traceback() -> None:
     assert result.stderr == "ocync: error: the output was closed before everything was written (broken pipe)\n"
 
 
-def test_ctrl_c_while_a_registry_hangs(odd: dict[str, OddServer]) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_a_registry_hangs(odd: dict[str, OddServer], signum: signal.Signals) -> None:
+    """An interrupt that left the copy undone: exit 1 and one line (SIGTERM as SIGINT)."""
     server = odd["hang"]
+    server.accepted.clear()
     proc = subprocess.Popen([*OCYNC, "copy", f"{server.host}/a/b:1", "127.0.0.1:1/c/d"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.accepted.wait(30), "ocync never reached the registry"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert (proc.returncode, out, err) == (130, "", "ocync: interrupted\n")
+    line = f"ocync: interrupted by {signum.name} before the command finished; its work is undone\n"
+    assert (proc.returncode, out, err) == (1, "", line)
+
+
+def _interrupt_when_accepted(server: OddServer, argv: list[str], signum: signal.Signals) -> tuple[int, str, str]:
+    """Run ``ocync ARGV``, send ``signum`` once the hanging registry has its first request."""
+    server.accepted.clear()
+    proc = subprocess.Popen([*OCYNC, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.accepted.wait(30), "ocync never reached the registry"
+        assert proc.poll() is None, "ocync ended before the signal"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in err
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command", ["analyze", "auth check", "tags"])
+def test_interrupted_commands_exit_1_with_one_line(
+    odd: dict[str, OddServer], tmp_path: Path, command: str, signum: signal.Signals
+) -> None:
+    """Every command cut short by SIGINT or SIGTERM: exit 1, one line saying so, nothing else."""
+    server = odd["hang"]
+    config = tmp_path / "ocync.yaml"
+    config.write_text(f"registries:\n  h: {{url: '{server.host}'}}\n"
+                      "mappings:\n  - {from: a/b, to: m/b, source: h, targets: [h]}\n")
+    argv = [f"{server.host}/a/b"] if command == "tags" else ["-c", str(config)]
+    code, out, err = _interrupt_when_accepted(server, [*command.split(), *argv], signum)
+    line = f"ocync: interrupted by {signum.name} before the command finished; its work is undone\n"
+    assert (code, out, err) == (1, "", line)
+
+
+def test_interrupted_copy_json_is_a_json_document(odd: dict[str, OddServer]) -> None:
+    server = odd["hang"]
+    code, out, err = _interrupt_when_accepted(
+        server, ["copy", "--json", f"{server.host}/a/b:1", "127.0.0.1:1/c/d"], signal.SIGTERM
+    )
+    doc = json.loads(out)
+    assert code == 1 and doc["exit_code"] == 1 and doc["interrupted"] is True and doc["ok"] is False
+    assert doc["errors"] == ["interrupted by SIGTERM before the command finished; its work is undone"]
+    assert err == "ocync: " + doc["errors"][0] + "\n"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sync_interrupted_before_discovery_counts_every_mapping_undone(
+    odd: dict[str, OddServer], tmp_path: Path, signum: signal.Signals
+) -> None:
+    """A signal while the first registry check hangs: nothing was listed, so every mapping is
+    undone (exit 1), said in the summary, in --json and in one line on stderr."""
+    server = odd["hang"]
+    config = tmp_path / "ocync.yaml"
+    config.write_text(f"global: {{cache_dir: '{tmp_path / 'cache'}'}}\n"
+                      f"registries:\n  h: {{url: '{server.host}'}}\n"
+                      "mappings:\n  - {from: a/b, to: m/b, source: h, targets: [h]}\n"
+                      "  - {from: a/c, to: m/c, source: h, targets: [h]}\n")
+    code, out, err = _interrupt_when_accepted(server, ["sync", "-c", str(config)], signum)
+    assert code == 1, err
+    assert "interrupted, 2 left undone (2 mapping(s) whose tags were never listed)" in out, out
+    assert err.splitlines()[-1] == "ocync: interrupted: 2 left undone", err
+    code, out, err = _interrupt_when_accepted(server, ["sync", "-c", str(config), "--json"], signum)
+    summary = json.loads(out)["summary"]
+    assert code == 1 and json.loads(out)["exit_code"] == 1, err
+    assert summary["interrupted"] is True and summary["undone"] == 2
+    assert summary["undone_detail"]["mappings_not_listed"] == 2
 
 
 # -- the one place errors become lines -------------------------------------------------------------
@@ -652,10 +724,11 @@ def test_errors_from_a_nursery_are_unwrapped(capsys: pytest.CaptureFixture[str])
         "ocync: error: r: HTTP 401",
         "ocync: error: r: connection refused (GET /v2/)",
     ]
-    assert _report(BaseExceptionGroup("x", [KeyboardInterrupt()])) == 130
-    assert capsys.readouterr().err == "ocync: interrupted\n"
-    assert _report(BaseExceptionGroup("x", [NotFound("gone"), KeyboardInterrupt()])) == 130
-    assert capsys.readouterr().err == "ocync: interrupted\n"
+    interrupted = "ocync: interrupted by SIGINT before the command finished; its work is undone\n"
+    assert _report(BaseExceptionGroup("x", [KeyboardInterrupt()])) == 1
+    assert capsys.readouterr().err == interrupted
+    assert _report(BaseExceptionGroup("x", [NotFound("gone"), KeyboardInterrupt()])) == 1
+    assert capsys.readouterr().err == interrupted
     assert _report(ExceptionGroup("x", [NotFound("gone"), BrokenPipeError(32, "Broken pipe")])) == 2
     assert "broken pipe" in capsys.readouterr().err
 

@@ -292,3 +292,47 @@ async def test_throttles_are_waited_out_not_failures() -> None:
         assert stats.throttled > 0 and controller["throttles"] == stats.throttled
         assert dst.stats()["throttled"] == stats.throttled
         assert dst.stats()["digest_invalid"] == 0
+
+
+_WRITES = ("upload_post", "upload_patch", "upload_put", "mount", "manifest_put")
+
+
+async def test_copy_to_a_destination_digest_pushes_only_that_digest() -> None:
+    """``DST@sha256:...`` names what must land at the target: another digest is refused
+    before anything is written (exit 3, both digests named); the right one is copied."""
+    rng = random.Random(21)
+    image = make_index(rng, "1.0")
+    other = "sha256:" + "ab" * 32
+    async with serve_mock(MockOptions()) as src, serve_mock(MockOptions()) as dst:
+        async with clients(src.url, dst.url, "generic", AuthSettings(kind="anonymous")) as (s, _):
+            digest = await push_image(s, "lib/app", image)
+        for destination in (f"{dst.host}/mirror/app@{other}", f"{dst.host}/mirror/app:1.0@{other}"):
+            dst.reset_stats()
+            code, out, err = await run_cli("copy", f"{src.host}/lib/app:1.0", destination)
+            assert code == 3, err
+            assert other in err and str(digest) in err and len(err.strip().splitlines()) == 1, err
+            writes = {k: n for k, n in dst.stats()["by_kind"].items() if k in _WRITES and n}
+            assert writes == {}, writes
+            code, out, err = await run_cli("copy", f"{src.host}/lib/app:1.0", destination, "--json")
+            assert code == 3 and json.loads(out)["exit_code"] == 3, out + err
+        assert dst.store.repository_names() == []
+        code, out, err = await run_cli("copy", f"{src.host}/lib/app:1.0", f"{dst.host}/mirror/app@{digest}")
+        assert code == 0, err
+        assert str(digest) in out
+        async with clients(dst.url, dst.url, "generic", AuthSettings(kind="anonymous")) as (d, _):
+            head = await d.head_manifest("mirror/app", str(digest))
+            assert head is not None and head.digest == digest
+
+
+async def test_copy_json_failure_is_a_json_document() -> None:
+    """``copy --json`` that fails still prints one JSON object: the error and the exit code."""
+    async with serve_mock(MockOptions()) as src, serve_mock(MockOptions()) as dst:
+        code, out, err = await run_cli("copy", f"{src.host}/lib/missing:1.0", f"{dst.host}/m/x", "--json")
+        assert code == 2, err
+        doc = json.loads(out)
+        assert doc["ok"] is False and doc["exit_code"] == 2 and doc["interrupted"] is False
+        assert doc["source"] == f"{src.host}/lib/missing:1.0"
+        assert len(doc["errors"]) == 1 and "lib/missing" in doc["errors"][0]
+        assert err.strip() == f"ocync: error: {doc['errors'][0]}"
+        code, out, err = await run_cli("copy", "Bad//ref", f"{dst.host}/x", "--json")
+        assert code == 3 and json.loads(out)["exit_code"] == 3 and "invalid reference" in err

@@ -71,3 +71,34 @@ def test_bad_arguments_exit_3(argv: list[str], capsys: pytest.CaptureFixture[str
         build_parser().parse_args(argv)
     assert exc.value.code == 3
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        pytest.param(command, option, value, id=f"{command}{option}={value}")
+        for command in ("sync", "watch")
+        for option, value in (
+            ("--drain-timeout", "nan"),
+            ("--drain-timeout", "inf"),
+            ("--drain-timeout", "-0.5"),
+            ("--rate-share", "nan"),
+        )
+    ]
+    + [pytest.param("watch", "--interval", "nan", id="watch--interval=nan")],
+)
+def test_non_finite_and_negative_numbers_are_one_line_exit_3(
+    command: str, option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([command, "-c", "x.yaml", option, value])
+    assert exc.value.code == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and option in err and repr(value) in err, err
+
+
+@pytest.mark.parametrize("command", ["sync", "watch"])
+def test_drain_timeout_zero_and_finite_values_are_accepted(command: str) -> None:
+    for value, expected in (("0", 0.0), ("2.5", 2.5)):
+        args = build_parser().parse_args([command, "-c", "x.yaml", "--drain-timeout", value])
+        assert args.drain_timeout == expected

@@ -596,3 +596,94 @@ async def test_refresh_copies_late_referrer_and_reports_failure(
     failed = [r for r in eng.report.results if r.status is ImageStatus.FAILED]
     assert len(failed) == 2 and all(r.reason.startswith("referrers: ") for r in failed)
     assert eng.report.exit_code() == 2
+
+
+@pytest.mark.parametrize(
+    ("stop_at", "detail"),
+    [
+        # tag lists take 1 s (latency): nothing listed yet, each mapping is one undone unit
+        pytest.param(0.5, {"mappings_not_listed": 2}, id="while-listing"),
+        # listed (3 tags each), manifests being compared: every selected tag is undone
+        pytest.param(1.5, {"tags_not_examined": 6}, id="while-examining-tags"),
+    ],
+)
+async def test_interrupt_before_discovery_finished_counts_undiscovered_work(
+    autojump_clock: trio.testing.MockClock, stop_at: float, detail: dict[str, int]
+) -> None:
+    src = FakeRegistry("src", latency=1.0)
+    for repo in ("lib/a", "lib/b"):
+        for t in ("1", "2", "3"):
+            image(src, repo, t, [f"{repo}-{t}".encode()])
+    dst = FakeRegistry("dst", latency=1.0)
+    maps = [mapping(f"m{r}", f"lib/{r}", [("dst", f"lib/{r}")]) for r in "ab"]
+    eng = SyncEngine(maps, {"src": src}, {"dst": dst}, TransferCache(), EngineOptions(drain_timeout=3.0))
+
+    async def stop_soon() -> None:
+        await trio.sleep(stop_at)
+        eng.request_stop()
+
+    async with trio.open_nursery() as n:
+        n.start_soon(stop_soon)
+        await eng.run()
+    rep = eng.report
+    assert rep.results == [] and not dst.tags
+    assert {k: v for k, v in rep.undone_detail.items() if v} == detail
+    assert rep.undone == sum(detail.values())
+    assert rep.exit_code() == 1
+    assert f"interrupted, {rep.undone} left undone" in rep.summary_line()
+    assert rep.to_dict()["summary"]["undone"] == rep.undone
+
+
+async def test_interrupt_after_everything_finished_leaves_nothing_undone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    src = FakeRegistry("src")
+    image(src, "lib/a", "1", [BASE])
+    dst = FakeRegistry("dst")
+    eng = await run([mapping("m", "lib/a", [("dst", "lib/a")])], src, dst)
+    eng.request_stop()  # too late to matter: the run is complete
+    assert eng.report.undone == 0 and eng.report.count(ImageStatus.SYNCED) == 1
+    assert eng.report.exit_code() == 0
+
+
+class SlowReferrerPuts(FakeRegistry):
+    """A target whose manifest PUTs by digest (the referrers here) take 100 s."""
+
+    async def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> None:
+        if ref.startswith("sha256:"):
+            await trio.sleep(100)
+        await super().put_manifest(repo, ref, manifest)
+
+
+async def test_drain_deadline_reports_tags_pushed_without_their_referrers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Cut off after their tags were pushed, while the referrers were still being copied: each
+    image is reported as what it is (tag pushed, referrers not copied), with its blobs."""
+    src = FakeRegistry("src")
+    for t in ("1", "2", "3"):
+        signature(src, "lib/a", image(src, "lib/a", t, [f"layer-{t}".encode()]))
+    dst = SlowReferrerPuts("dst")
+    eng = SyncEngine([mapping("m", "lib/a", [("dst", "lib/a")])], {"src": src}, {"dst": dst},
+                     TransferCache(), EngineOptions(drain_timeout=3.0))
+
+    async def stop_soon() -> None:
+        await trio.sleep(10)  # every tag is pushed by now; the referrer PUTs take 100 s
+        assert sorted(dst.tags["lib/a"]) == ["1", "2", "3"]
+        eng.request_stop()
+
+    async with trio.open_nursery() as n:
+        n.start_soon(stop_soon)
+        await eng.run()
+    rep = eng.report
+    assert [r.status for r in rep.results] == [ImageStatus.INTERRUPTED] * 3, rep.describe()
+    assert {r.target for r in rep.results} == {f"dst/lib/a:{t}" for t in ("1", "2", "3")}
+    assert {r.reason for r in rep.results} == {"interrupted: tag pushed, 1 referrer(s) not copied"}
+    # every blob that reached the target is counted: the images' and the referrers'
+    assert rep.blobs_transferred == dst.calls["upload_put"] == len(dst.blobs)
+    assert rep.undone == 3 and rep.undone_detail["images_interrupted"] == 3
+    assert rep.exit_code() == 1
+    text = rep.render_text()
+    assert text.count("interrupted: tag pushed, 1 referrer(s) not copied") == 3, text
+    assert "3 image(s) cut off in flight" in text
+    assert [i["status"] for i in rep.to_dict()["images"]] == ["interrupted"] * 3
