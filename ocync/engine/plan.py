@@ -165,10 +165,11 @@ class BlobRefCounts:
 
 def exit_code_for(synced: int, skipped: int, failed: int, auth_failed: int, interrupted: bool) -> int:
     """The run's exit code: 0 everything synced or skipped, 1 some failed (or work left undone
-    after an interrupt), 2 all failed, 4 all failures were authentication failures."""
+    after an interrupt: the run did not end, so "all failed" cannot be said), 2 all failed,
+    4 all failures were authentication failures. ``interrupted``: an interrupt left work undone."""
     if failed == 0:
         return 1 if interrupted else 0
-    if synced + skipped > 0:
+    if synced + skipped > 0 or interrupted:
         return 1
     if auth_failed == failed:
         return 4

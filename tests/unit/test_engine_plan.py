@@ -123,6 +123,8 @@ def test_refcounts_order_and_leader() -> None:
         pytest.param(0, 0, 3, 1, False, 2, id="mixed-failures"),
         pytest.param(1, 0, 1, 1, False, 1, id="auth-partial"),
         pytest.param(2, 0, 0, 0, True, 1, id="interrupted-with-undone"),
+        pytest.param(0, 0, 2, 0, True, 1, id="interrupted-after-only-failures"),
+        pytest.param(0, 0, 2, 2, True, 1, id="interrupted-after-only-auth-failures"),
     ],
 )
 def test_exit_code(synced: int, skipped: int, failed: int, auth: int, interrupted: bool, code: int) -> None:
