@@ -8,7 +8,9 @@ the report: one line per image synced or failed and a summary, or ``--json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -40,6 +42,24 @@ def _positive(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = _positive(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds: {text!r}")
+    return value
+
+
+def add_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="a request that receives nothing for SECONDS fails, for every registry "
+        "(default: each registry's timeout:, else 60)",
+    )
+
+
 def _share(text: str) -> float:
     value = _positive(text)
     if value > 1:
@@ -66,6 +86,7 @@ def register(subparsers: Any) -> None:
         help="use only this share (0 < F <= 1) of each registry's rate budget",
     )
     p.add_argument("--no-cache", action="store_true", help="ignore and do not save the transfer cache")
+    add_timeout(p)
     p.set_defaults(func=run_sync_command)
 
     p = subparsers.add_parser(
@@ -76,12 +97,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--drain-timeout", type=_positive, default=25.0, metavar="S")
     p.add_argument("--rate-share", type=_share, default=None, metavar="F")
     p.add_argument("--max-runs", type=int, default=0, help=argparse.SUPPRESS)
+    add_timeout(p)
     p.set_defaults(func=run_watch_command, dry_run=False, no_cache=False)
 
     p = subparsers.add_parser(
         "analyze", help="from manifests only: blobs, shared layers, mounts, requests and minutes"
     )
     _common(p)
+    add_timeout(p)
     p.set_defaults(func=run_analyze_command)
 
 
@@ -203,6 +226,7 @@ def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
         handle_signals=handle_signals,
         use_cache=not getattr(args, "no_cache", False),
         on_tick=progress.tick if progress is not None else None,
+        timeout=args.timeout,
     )
     if progress is None:
         return trio.run(run_sync, loaded.config, options)
@@ -226,7 +250,7 @@ def run_analyze_command(args: argparse.Namespace) -> int:
 
     try:
         loaded = load_config_file(args.config)
-        result = trio.run(analyze, loaded.config)
+        result = trio.run(functools.partial(analyze, loaded.config, request_timeout=args.timeout))
     except OcyncError as exc:
         if args.json:
             _fatal_json(exc)
@@ -259,4 +283,4 @@ def run_watch_command(args: argparse.Namespace) -> int:
             return code
 
 
-__all__ = ["register", "run_analyze_command", "run_sync_command", "run_watch_command"]
+__all__ = ["add_timeout", "register", "run_analyze_command", "run_sync_command", "run_watch_command"]
