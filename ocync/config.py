@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 import re
 import types
@@ -290,6 +291,17 @@ class RegistryConfig(_Model):
     profile: str | None = Field(
         default=None, description="registry behaviour profile (default: chosen by host)"
     )
+    timeout: Duration | None = Field(
+        default=None,
+        description="a request that receives nothing for this long fails (default 60s)",
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: float | None) -> float | None:
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"timeout must be a positive, finite duration, not {v:g}")
+        return v
 
     @field_validator("token")
     @classmethod
@@ -564,6 +576,7 @@ class RegistrySettings:
     head_first: bool | None = None
     insecure: bool = False
     profile: str | None = None  # ocync.registry.profiles name; None: chosen by host
+    timeout: float | None = None  # seconds without a byte before a request fails; None: 60
 
     @classmethod
     def from_model(cls, name: str, model: RegistryConfig) -> RegistrySettings:
@@ -586,6 +599,7 @@ class RegistrySettings:
             head_first=model.head_first,
             insecure=model.insecure,
             profile=model.profile,
+            timeout=model.timeout,
         )
 
     @property

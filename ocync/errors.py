@@ -6,6 +6,7 @@
     +-- IntegrityError              digest or size mismatch of received content
     +-- ManifestError               manifest bytes that do not parse, or over 4 MiB
     +-- TransportError              connection, timeout, truncated body (temporary)
+    |   +-- NotAnswering            a host timed out again and again: given up for the run
     +-- RegistryError               the registry answered with an error status
     |   +-- Unauthorized            401/403 after the auth flow (exit 4)
     |   +-- NotFound                404 (NAME_UNKNOWN, MANIFEST_UNKNOWN, BLOB_UNKNOWN)
@@ -54,6 +55,13 @@ class TransportError(OcyncError):
     """The network failed us: connection refused or reset, timeout, truncated body."""
 
     temporary = True
+
+
+class NotAnswering(TransportError):
+    """A host let several requests in a row time out with no answer in between: every
+    further request to it fails at once (retrying would only add timeouts)."""
+
+    temporary = False
 
 
 class InterruptedRun(OcyncError):
@@ -124,6 +132,7 @@ __all__ = [
     "InterruptedRun",
     "NoMatchingPlatform",
     "ManifestError",
+    "NotAnswering",
     "NotFound",
     "OCIErrorEntry",
     "OcyncError",

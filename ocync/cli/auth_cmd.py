@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from typing import Any
 
 import trio
 
+from ocync.cli.sync_cmd import add_timeout
 from ocync.config import load_config_file
 from ocync.engine.authcheck import check_auth, exit_code
 
@@ -20,12 +22,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     p.add_argument("-q", "--quiet", action="store_true", help="failures only")
+    add_timeout(p)
     p.set_defaults(func=run_auth_check)
 
 
 def run_auth_check(args: argparse.Namespace) -> int:
     loaded = load_config_file(args.config)
-    checks = trio.run(check_auth, loaded.config)
+    checks = trio.run(functools.partial(check_auth, loaded.config, request_timeout=args.timeout))
     code = exit_code(checks)
     if args.json:
         print(json.dumps({"ok": code == 0, "checks": [c.to_dict() for c in checks]}, indent=2))

@@ -8,6 +8,7 @@ the report: one line per image synced or failed and a summary, or ``--json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -56,6 +57,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def add_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=None,
+        metavar="SECONDS",
+        help="a request that receives nothing for SECONDS fails, for every registry "
+        "(default: each registry's timeout:, else 60)",
+    )
+
+
 def _share(text: str) -> float:
     value = _positive(text)
     if value > 1:
@@ -86,6 +98,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what would be copied; write nothing")
     _interrupt_and_share(p)
     p.add_argument("--no-cache", action="store_true", help="ignore and do not save the transfer cache")
+    add_timeout(p)
     p.set_defaults(func=run_sync_command)
 
     p = subparsers.add_parser(
@@ -95,12 +108,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--interval", type=_positive, default=300.0, metavar="S", help="seconds between runs")
     _interrupt_and_share(p)
     p.add_argument("--max-runs", type=int, default=0, metavar="N", help="stop after N runs (default 0: never)")
+    add_timeout(p)
     p.set_defaults(func=run_watch_command, dry_run=False, no_cache=False)
 
     p = subparsers.add_parser(
         "analyze", help="from manifests only: blobs, shared layers, mounts, requests and minutes"
     )
     _common(p)
+    add_timeout(p)
     p.set_defaults(func=run_analyze_command)
 
 
@@ -222,6 +237,7 @@ def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
         handle_signals=handle_signals,
         use_cache=not getattr(args, "no_cache", False),
         on_tick=progress.tick if progress is not None else None,
+        timeout=args.timeout,
     )
     if progress is None:
         return trio.run(run_sync, loaded.config, options)
@@ -253,7 +269,7 @@ def run_analyze_command(args: argparse.Namespace) -> int:
 
     try:
         loaded = load_config_file(args.config)
-        result = trio.run(analyze, loaded.config)
+        result = trio.run(functools.partial(analyze, loaded.config, request_timeout=args.timeout))
     except OcyncError as exc:
         if args.json:
             _fatal_json(exc)
@@ -290,4 +306,4 @@ def run_watch_command(args: argparse.Namespace) -> int:
             return code
 
 
-__all__ = ["register", "run_analyze_command", "run_sync_command", "run_watch_command"]
+__all__ = ["add_timeout", "register", "run_analyze_command", "run_sync_command", "run_watch_command"]

@@ -114,7 +114,7 @@ class Analysis:
         return "\n".join(lines)
 
 
-async def analyze(config: Config, *, concurrency: int = 16) -> Analysis:
+async def analyze(config: Config, *, concurrency: int = 16, request_timeout: float | None = None) -> Analysis:
     resolved = config.resolve()
     specs = mapping_specs(resolved)
     registries = used_registries(resolved)
@@ -126,7 +126,7 @@ async def analyze(config: Config, *, concurrency: int = 16) -> Analysis:
         endpoints: dict[str, ClientEndpoint] = {}
         for name, reg in registries.items():
             client = await stack.enter_async_context(
-                RegistryClient(reg.base_url, client_settings(reg, None), controllers=controllers)
+                RegistryClient(reg.base_url, client_settings(reg, None, request_timeout), controllers=controllers)
             )
             endpoints[name] = ClientEndpoint(name, client)
 

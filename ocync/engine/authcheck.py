@@ -80,7 +80,7 @@ async def _one(client: RegistryClient, name: str, repo: str, access: str) -> Aut
     return AuthCheck(name, repo, access, True, client.credential.identity)
 
 
-async def check_auth(config: Config) -> list[AuthCheck]:
+async def check_auth(config: Config, *, request_timeout: float | None = None) -> list[AuthCheck]:
     resolved = config.resolve()
     registries = used_registries(resolved)
     for name in config.registries:
@@ -96,7 +96,7 @@ async def check_auth(config: Config) -> list[AuthCheck]:
         clients: dict[str, RegistryClient] = {}
         for name, reg in registries.items():
             clients[name] = await stack.enter_async_context(
-                RegistryClient(reg.base_url, client_settings(reg, None), controllers=controllers)
+                RegistryClient(reg.base_url, client_settings(reg, None, request_timeout), controllers=controllers)
             )
         for name, client in clients.items():
             results.append(await _one(client, name, "", "reach"))

@@ -11,11 +11,12 @@ checking each registry) they end the run with every mapping undone.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.report import ImageResult, RunReport
 from ocync.engine.staging import BlobStage
-from ocync.engine.tasks import run_all
+from ocync.errors import OcyncError
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
@@ -47,16 +48,29 @@ class RunOptions:
     max_concurrent_transfers: int | None = None  # None: the config's value
     on_result: Callable[[ImageResult], None] | None = None
     on_tick: Callable[[SyncEngine], None] | None = None  # progress display, ~4 times a second
+    timeout: float | None = None  # --timeout: for every registry; None: each one's timeout:
 
 
-def client_settings(reg: RegistrySettings, rate_share: float | None) -> ClientSettings:
-    """The client's settings for one ``registries:`` entry."""
+# Seconds a request may receive nothing before it fails, unless the config or --timeout says
+# otherwise (the client's default, as `ocync copy --timeout`).
+DEFAULT_TIMEOUT = 60.0
+# Connecting never waits longer than this (a closed port answers at once; a dropped SYN
+# would otherwise cost the whole read timeout).
+MAX_CONNECT_TIMEOUT = 10.0
+
+
+def client_settings(
+    reg: RegistrySettings, rate_share: float | None, timeout: float | None = None
+) -> ClientSettings:
+    """The client's settings for one ``registries:`` entry; ``timeout`` (``--timeout``)
+    overrides the entry's ``timeout:``."""
     auth = AuthSettings(
         kind=reg.auth_type,  # type: ignore[arg-type]  # validated by the config
         username=reg.username,
         password=reg.password,
         token=reg.token,
     )
+    read_timeout = timeout or reg.timeout or DEFAULT_TIMEOUT
     return ClientSettings(
         auth=auth,
         profile=reg.profile,
@@ -64,6 +78,8 @@ def client_settings(reg: RegistrySettings, rate_share: float | None) -> ClientSe
         max_concurrent=reg.max_concurrent,
         insecure=reg.insecure,
         rate_share=rate_share,
+        connect_timeout=min(read_timeout, MAX_CONNECT_TIMEOUT),
+        read_timeout=read_timeout,
     )
 
 
@@ -101,6 +117,33 @@ def used_registries(resolved: Sequence[ResolvedMapping]) -> dict[str, RegistrySe
         for t in m.targets:
             out.setdefault(t.name, t)
     return out
+
+
+async def prepare_endpoints(endpoints: Mapping[str, ClientEndpoint]) -> dict[str, OcyncError]:
+    """``GET /v2/`` on every registry at once; the ones that failed, by name (config order)."""
+    down: dict[str, OcyncError] = {}
+
+    async def one(name: str, endpoint: ClientEndpoint) -> None:
+        try:
+            await endpoint.prepare()
+        except OcyncError as exc:
+            down[name] = exc
+
+    async with trio.open_nursery() as nursery:
+        for name, endpoint in endpoints.items():
+            nursery.start_soon(one, name, endpoint)
+    return {name: down[name] for name in endpoints if name in down}
+
+
+def without_registries(specs: Iterable[MappingSpec], down: Container[str]) -> list[MappingSpec]:
+    """The mappings still worth running without the registries in ``down``: their dead
+    targets dropped, and those whose source or every target is dead left out."""
+    kept = []
+    for spec in specs:
+        targets = tuple(t for t in spec.targets if t.registry not in down)
+        if spec.source not in down and targets:
+            kept.append(dataclasses.replace(spec, targets=targets))
+    return kept
 
 
 async def _tick(engine: SyncEngine, on_tick: Callable[[SyncEngine], None]) -> None:
@@ -186,25 +229,33 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
             with interrupt.setup:
                 for name, reg in registries.items():
                     client = RegistryClient(
-                        reg.base_url, client_settings(reg, rate_share), controllers=controllers
+                        reg.base_url,
+                        client_settings(reg, rate_share, options.timeout),
+                        controllers=controllers,
                     )
                     await stack.enter_async_context(client)
                     endpoints[name] = ClientEndpoint(name, client)
-                # One /v2/ per registry up front; an unreachable registry ends the run with one
-                # line naming it (TransportError, exit 2) instead of failing every image.
-                await run_all(endpoint.prepare for endpoint in endpoints.values())
+                # One /v2/ per registry up front. An unreachable registry is named once and
+                # left out: the mappings and targets that do not need it still run (exit 1).
+                # When nothing is left to run, the run ends with that one line (exit 2).
+                down = await prepare_endpoints(endpoints)
             if interrupt.setup.cancelled_caught:
                 undone = {"mappings_not_listed": len(resolved)}
                 return RunReport(
                     dry_run=options.dry_run, interrupted=True, undone=len(resolved),
                     undone_detail=undone,
                 )
-            sources: dict[str, SourceEndpoint] = {m.source.name: endpoints[m.source.name] for m in resolved}
+            specs = without_registries(mapping_specs(resolved), down)
+            if down and not specs:
+                first = next(iter(down.values()))
+                first.args = ("; ".join(str(e) for e in down.values()),)
+                raise first
+            sources: dict[str, SourceEndpoint] = {m.source: endpoints[m.source] for m in specs}
             targets: dict[str, TargetEndpoint] = {
-                t.name: endpoints[t.name] for m in resolved for t in m.targets
+                t.registry: endpoints[t.registry] for m in specs for t in m.targets
             }
             engine = SyncEngine(
-                mapping_specs(resolved),
+                specs,
                 sources,
                 targets,
                 cache,
@@ -213,6 +264,8 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
                 on_result=options.on_result,
             )
             interrupt.attach(engine)
+            for error in down.values():
+                engine.report.add_error(f"{error}; nothing was copied to or from it")
             if options.on_tick is None:
                 report = await engine.run()
             else:
@@ -241,4 +294,13 @@ def _remove_empty_dirs(path: Path) -> None:
     path.rmdir()
 
 
-__all__ = ["RunInterrupt", "RunOptions", "client_settings", "mapping_specs", "run_sync", "used_registries"]
+__all__ = [
+    "RunInterrupt",
+    "RunOptions",
+    "client_settings",
+    "mapping_specs",
+    "prepare_endpoints",
+    "run_sync",
+    "used_registries",
+    "without_registries",
+]

@@ -10,6 +10,7 @@ and are retried without counting as failures.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -29,6 +30,7 @@ from ocync import __version__
 from ocync.errors import (
     IntegrityError,
     ManifestError,
+    NotAnswering,
     NotFound,
     OCIErrorEntry,
     OcyncError,
@@ -99,6 +101,32 @@ class ClientSettings:
     attempts: int = 5  # tries per request / per blob transfer
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+
+
+@dataclass(slots=True)
+class HostSilence:
+    """Timeouts in a row from one registry with nothing received in between (pure).
+
+    A frozen host (a stopped process; a link that dropped without a FIN or RST) answers no
+    request at all: every request, retry and image that needs it would wait its own timeout,
+    for as long as there are images. After ``limit`` timeouts in a row the host is given up
+    for the run, so a run pays about ``limit`` timeouts per frozen host."""
+
+    limit: int
+    in_a_row: int = 0
+    given_up: bool = False
+
+    def answered(self) -> None:
+        """Bytes arrived (a response head or a piece of a body)."""
+        if not self.given_up:
+            self.in_a_row = 0
+
+    def timed_out(self) -> bool:
+        """One more request got nothing in time; True once the host is given up."""
+        if not self.given_up:
+            self.in_a_row += 1
+            self.given_up = self.in_a_row >= self.limit
+        return self.given_up
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,6 +447,7 @@ class RegistryClient:
         self._wall_clock = wall_clock
         self.counters = RequestCounters()
         self._warned_throttle = False
+        self.silence = HostSilence(TIMEOUT_ATTEMPTS)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -496,6 +525,17 @@ class RegistryClient:
     @property
     def _timeouts(self) -> tuple[float, float]:
         return (self.settings.connect_timeout, self.settings.read_timeout)
+
+    def _not_answering(self, method: str, url: str) -> NotAnswering:
+        path = urlsplit(redact_url(url)).path or "/"
+        return NotAnswering(
+            f"{self.host}: stopped answering (nothing received for {self.settings.read_timeout:g} s, "
+            f"{self.silence.in_a_row} times in a row); given up for this run ({method} {path})"
+        )
+
+    def _check_answering(self, method: str, url: str) -> None:
+        if self.silence.given_up:
+            raise self._not_answering(method, url)
 
     def want_push(self, repository: str) -> None:
         """Ask for pull,push tokens for ``repository`` from now on (saves a token request)."""
@@ -633,6 +673,7 @@ class RegistryClient:
         challenged = False
         redirects = 0
         while True:
+            self._check_answering(method, url)
             req_headers = dict(headers or {})
             sent_token: str | None = None
             if authenticate:
@@ -652,6 +693,7 @@ class RegistryClient:
             big = isinstance(content, bytes) and len(content) > WIRE_BYTES_THRESHOLD
             use_wire = self._wire is not None and (stream or not replayable or big)
             async with self.controller.permit(kind) as permit:
+                self._check_answering(method, url)  # the wait for a permit may have been long
                 try:
                     if use_wire:
                         assert self._wire is not None
@@ -669,6 +711,7 @@ class RegistryClient:
                         error = transport_error(method, url, exc, timeouts=self._timeouts)
                         error.__cause__ = exc
                 else:
+                    self.silence.answered()
                     status = response.status
                     body = b""
                     keep_open = stream and status in ok
@@ -699,10 +742,16 @@ class RegistryClient:
                         if budget is not None:
                             self.controller.observe_budget(*budget)
             if error is not None:
+                given_up = timed_out and self.silence.timed_out()
                 attempt += 1
                 # A host that did not answer in time rarely answers the next time: one retry
                 # (so a hung server costs 2 timeouts, not `attempts` of them).
                 limit = min(self.settings.attempts, TIMEOUT_ATTEMPTS) if timed_out else self.settings.attempts
+                if given_up:
+                    # not temporary: the callers' own restarts would only wait again
+                    if not replayable or attempt >= limit:
+                        raise NotAnswering(str(error)) from error
+                    raise self._not_answering(method, url) from error
                 if not replayable or attempt >= limit:
                     raise error
                 self.counters.retries += 1
@@ -1053,7 +1102,10 @@ class RegistryClient:
         assert raw is not None
         kind = "blob_get" if _origin(response.url) == _origin(self.base_url) else "storage_get"
         try:
-            yield BlobStream(raw, self.counters, kind, f"blob {digest} from {self.name}/{repository}")
+            yield BlobStream(
+                raw, self.counters, kind, f"blob {digest} from {self.name}/{repository}",
+                silence=self.silence, not_answering=functools.partial(self._not_answering, "GET", url),
+            )
         finally:
             with trio.CancelScope(shield=True):
                 await raw.aclose()
@@ -1095,11 +1147,16 @@ class BlobStream:
     """The body of a blob GET: ``content_length`` and the chunks as received
     (``async for chunk in stream.chunks()``; an iterator object, not a generator)."""
 
-    def __init__(self, response: Reply, counters: RequestCounters, kind: str, what: str) -> None:
+    def __init__(
+        self, response: Reply, counters: RequestCounters, kind: str, what: str, *,
+        silence: HostSilence | None = None, not_answering: Callable[[], NotAnswering] | None = None,
+    ) -> None:
         self._response = response
         self._counters = counters
         self._kind = kind
         self.what = what
+        self._silence = silence
+        self._not_answering = not_answering
         length = response.headers.get("content-length", "")
         self.content_length = int(length) if length.isdigit() else None
 
@@ -1112,9 +1169,14 @@ class BlobStream:
     async def __anext__(self) -> bytes:
         try:
             chunk = await self._response.read_some()
-        except TransportError:
+        except TransportError as exc:
             self._counters.transport_errors += 1
+            silence = self._silence
+            if silence is not None and is_timeout(exc) and silence.timed_out() and self._not_answering:
+                raise self._not_answering() from exc
             raise
+        if self._silence is not None:
+            self._silence.answered()
         if not chunk:
             raise StopAsyncIteration
         self._counters.add_bytes(self._kind, len(chunk))

@@ -252,16 +252,16 @@ class WirePool:
             head.append(("Transfer-Encoding", "chunked"))
         try:
             stream = conn.stream
-            await stream.send_all(conn.h11.send(h11.Request(method=method, target=target, headers=head)))
+            await self._send(stream, conn.h11.send(h11.Request(method=method, target=target, headers=head)))
             if isinstance(body, bytes):
                 if body:
                     for piece in conn.h11.send_with_data_passthrough(h11.Data(data=body)) or ():
-                        await stream.send_all(piece)
+                        await self._send(stream, piece)
             elif body is not None:
                 async for chunk in body:
                     for piece in conn.h11.send_with_data_passthrough(h11.Data(data=chunk)) or ():
-                        await stream.send_all(piece)
-            await stream.send_all(conn.h11.send(h11.EndOfMessage()) or b"")
+                        await self._send(stream, piece)
+            await self._send(stream, conn.h11.send(h11.EndOfMessage()) or b"")
             while True:
                 event = conn.h11.next_event()
                 if event is h11.NEED_DATA:
@@ -284,6 +284,14 @@ class WirePool:
                                 trio.TooSlowError)):
                 raise transport_error(method, url, exc, timeouts=self.timeouts) from exc
             raise
+
+    async def _send(self, stream: trio.abc.Stream, data: bytes | bytearray | memoryview | None) -> None:
+        """Write one piece (at most a chunk of the body); a peer that does not take it within
+        ``read_timeout`` seconds (a frozen server, its receive buffer full) fails the request
+        as a silent read does."""
+        if data:
+            with trio.fail_after(self.read_timeout):
+                await stream.send_all(data)
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}
