@@ -58,29 +58,7 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, doc: Document, de
             None, None, f"unsupported tag {node.tag!r}", node.start_mark
         )
     if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
-                continue
-            key = loader.construct_object(key_node)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                doc.lines.setdefault(loc + (key,), line)
-                doc.problems.append(
-                    Problem(loc + (key,), f"duplicate key `{key}` (first at line {seen[key]})")
-                )
-            else:
-                seen[key] = line
-        loader.flatten_mapping(node)
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                doc.problems.append(Problem(loc, "keys must be plain names"))
-                continue
-            key = loader.construct_object(key_node)
-            doc.lines[loc + (key,)] = key_node.start_mark.line + 1
-            result[key] = _build(loader, value_node, loc + (key,), doc, depth + 1)
-        return result
+        return _build_mapping(loader, node, loc, doc, depth)
     if isinstance(node, yaml.SequenceNode):
         items = []
         for i, item in enumerate(node.value):
@@ -88,6 +66,35 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, doc: Document, de
             items.append(_build(loader, item, loc + (i,), doc, depth + 1))
         return items
     return loader.construct_object(node)
+
+
+def _build_mapping(
+    loader: yaml.SafeLoader, node: yaml.MappingNode, loc: Loc, doc: Document, depth: int
+) -> dict[Any, Any]:
+    # Duplicate keys, on the keys as written (merge keys `<<` are left to flatten_mapping).
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+            continue
+        key = loader.construct_object(key_node)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            doc.lines.setdefault(loc + (key,), line)
+            doc.problems.append(
+                Problem(loc + (key,), f"duplicate key `{key}` (first at line {seen[key]})")
+            )
+        else:
+            seen[key] = line
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            doc.problems.append(Problem(loc, "keys must be plain names"))
+            continue
+        key = loader.construct_object(key_node)
+        doc.lines[loc + (key,)] = key_node.start_mark.line + 1
+        result[key] = _build(loader, value_node, loc + (key,), doc, depth + 1)
+    return result
 
 
 def _reader_error(filename: str, text: str, exc: yaml.reader.ReaderError) -> ConfigError:
