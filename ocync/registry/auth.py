@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import signal
-import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +28,11 @@ import trio
 
 from ocync.errors import ConfigError, Unauthorized
 from ocync.oci.challenge import Challenge
+from ocync.oci.headertext import (
+    CONTROL_CHARACTER_PROBLEM,
+    NON_ASCII_TOKEN_PROBLEM,
+    has_control_character,
+)
 from ocync.oci.reference import DOCKER_HUB, normalise_registry
 
 log = logging.getLogger(__name__)
@@ -77,18 +81,6 @@ class AuthSettings:
 
 
 # --- secrets: validation and the values to redact -----------------------------------------
-
-# A CR left by a token file saved with CRLF, a newline from ``$(cat file)``: no registry issues
-# credentials like that, and in a header they make the request illegal (RFC 9110 section 5.5).
-CONTROL_CHARACTER_PROBLEM = "contains a control character (a line break or CR?); the value is not shown"
-# A static token is sent as is in ``Authorization: Bearer``: RFC 6750 section 2.1 b64token.
-NON_ASCII_TOKEN_PROBLEM = "contains a non-ASCII character (a bearer token is ASCII); the value is not shown"
-
-
-def has_control_character(value: str) -> bool:
-    """C0/C1 controls and DEL (Unicode Cc), and the line/paragraph separators (Zl, Zp)."""
-    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value)
-
 
 _known_secrets: set[str] | None = None
 
@@ -476,8 +468,6 @@ def _expand(scopes: tuple[str, ...]) -> frozenset[str]:
 __all__ = [
     "ANONYMOUS",
     "AUTH_KINDS",
-    "CONTROL_CHARACTER_PROBLEM",
-    "NON_ASCII_TOKEN_PROBLEM",
     "AuthKind",
     "AuthSettings",
     "Credential",
@@ -485,7 +475,6 @@ __all__ = [
     "TokenRequest",
     "credential_helper_timeout",
     "docker_config_path",
-    "has_control_character",
     "known_secrets",
     "parse_token_response",
     "remember_secret",

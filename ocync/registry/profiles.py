@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from ocync.errors import ConfigError
+from ocync.profilenames import PROFILE_NAMES
 
 UploadStrategy = Literal["stream_put", "single_patch", "monolithic"]
 MountScope = Literal["any", "namespace", "none"]
@@ -118,8 +119,10 @@ GENERIC = RegistryProfile(
 )
 
 PROFILES: Mapping[str, RegistryProfile] = MappingProxyType(
-    {"generic": GENERIC, "ghcr": GHCR, "dockerhub": DOCKERHUB}
+    {p.name: p for p in (GENERIC, GHCR, DOCKERHUB)}
 )
+# The config validates `profile:` against PROFILE_NAMES (it does not import this I/O package).
+assert tuple(PROFILES) == PROFILE_NAMES, (tuple(PROFILES), PROFILE_NAMES)
 
 # Host -> profile name. The only place host names appear.
 HOST_PROFILES: Mapping[str, str] = MappingProxyType(

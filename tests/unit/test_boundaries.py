@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,47 @@ def test_mockregistry_never_imports_ocync(path: Path) -> None:
 @pytest.mark.parametrize("path", _files("ocync/oci"), ids=lambda p: p.name)
 def test_oci_core_is_sans_io(path: Path) -> None:
     assert not _imports(path) & {"trio", "httpx", "h11", "socket", "anyio"}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Full dotted names of absolute imports (``from ocync import registry`` too)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+_OUTSIDE_CONFIG = [p for p in _files("ocync") if (ROOT / "ocync" / "config") not in p.parents]
+
+
+@pytest.mark.parametrize("path", _OUTSIDE_CONFIG, ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_config_imports_pydantic_or_yaml(path: Path) -> None:
+    assert not _imports(path) & {"pydantic", "pydantic_core", "yaml"}
+
+
+_CONFIG_MAY_NOT_IMPORT = ("ocync.registry", "ocync.engine", "ocync.cli")
+
+
+@pytest.mark.parametrize("path", _files("ocync/config"), ids=lambda p: p.name)
+def test_config_imports_no_io_layer(path: Path) -> None:
+    bad = {
+        name
+        for name in _imported_modules(path)
+        if any(name == layer or name.startswith(layer + ".") for layer in _CONFIG_MAY_NOT_IMPORT)
+    }
+    assert not bad
+
+
+def test_importing_config_loads_no_io_layer() -> None:
+    """The same rule, transitively: what ocync.config imports imports no I/O layer either."""
+    code = (
+        "import sys, ocync.config; "
+        f"print(sorted(m for m in sys.modules if m.startswith({_CONFIG_MAY_NOT_IMPORT!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

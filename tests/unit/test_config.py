@@ -11,7 +11,6 @@ import pytest
 from ocync.cli.main import main
 from ocync.config import (
     Config,
-    docker_config_path,
     dump_yaml,
     expanded_data,
     format_duration,
@@ -26,6 +25,7 @@ from ocync.config import (
 )
 from ocync.errors import ConfigError
 from ocync.oci.platform import Platform
+from ocync.registry.auth import docker_config_path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [ROOT / "examples" / n for n in ("ghcr.yaml", "full.yaml", "dockerhub-to-local.yaml")]
