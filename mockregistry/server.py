@@ -11,6 +11,7 @@ import logging
 import math
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ from typing import IO, Any, cast
 import h11
 import trio
 
-from .app import API_VERSION, Registry, Request, Response, error
+from .app import Registry
 from .auth import Authenticator
+from .http import API_VERSION, Request, Response, error
 from .quirks import FaultInjector, FaultRates, MockOptions
 from .store import Store
 
@@ -156,8 +158,7 @@ class _Connection:
         finally:
             if resp.source is not None:
                 resp.source.close()
-            if bytes_out < planned and resp.counted:
-                self.registry.stats.bytes_out -= planned - bytes_out
+            self.registry.record_cut_short(resp, planned - bytes_out)
         if not complete:
             return False
         if resp.close or self.conn.our_state is h11.MUST_CLOSE:
@@ -307,8 +308,10 @@ class MockRegistry:
 
 
 def build_registry(options: MockOptions, access_log: IO[str] | None = None,
-                   clock: Callable[[], float] | None = None) -> Registry:
-    """The registry logic for ``options`` (no sockets yet); ``clock`` drives rate windows."""
+                   clock: Callable[[], float] | None = None,
+                   wall_clock: Callable[[], float] | None = None) -> Registry:
+    """The registry logic for ``options`` (no sockets yet); ``clock`` drives rate windows and
+    ``wall_clock`` (default ``time.time``) signed-URL expiry and access-log timestamps."""
     profile = options.resolve_profile()
     rates = FaultRates(
         fault_rate=options.fault_rate,
@@ -331,6 +334,7 @@ def build_registry(options: MockOptions, access_log: IO[str] | None = None,
         faults=FaultInjector(rates, options.seed),
         access_log=access_log,
         clock=clock or trio.current_time,
+        wall_clock=wall_clock or time.time,
     )
 
 
@@ -371,16 +375,18 @@ def _open_access_log(options: MockOptions) -> IO[str] | None:
 
 @asynccontextmanager
 async def serve_mock(options: MockOptions | None = None, *,
-                     clock: Callable[[], float] | None = None) -> AsyncIterator[MockRegistry]:
+                     clock: Callable[[], float] | None = None,
+                     wall_clock: Callable[[], float] | None = None) -> AsyncIterator[MockRegistry]:
     """Run a mock registry (and its storage host, when blob redirects are on) in a nursery.
 
     ``clock`` (default ``trio.current_time``) is what rate-limit windows and the stats timeline
     read; tests pass a hand-driven one to check exact window counts without sleeping.
+    ``wall_clock`` (default ``time.time``) is what signed-URL expiry and the access log read.
     """
     options = options or MockOptions()
     access_log = _open_access_log(options)
     try:
-        registry = build_registry(options, access_log, clock)
+        registry = build_registry(options, access_log, clock, wall_clock)
         async with _unwrap_single(), trio.open_nursery() as nursery:
             listeners = await _open_listeners(options.host, options.port)
             url, hostport = _url_of(listeners[0])

@@ -9,20 +9,14 @@ from typing import Any
 
 import pytest
 
-from mockregistry.app import (
-    OCI_INDEX,
-    OCI_MANIFEST,
-    BytesBody,
-    Registry,
-    Request,
-    Response,
-    check_manifest,
-    classify,
-    parse_content_range,
-    parse_range,
-)
+from mockregistry.app import Registry
+from mockregistry.content import parse_range
+from mockregistry.http import BytesBody, Request, Response
+from mockregistry.manifests import OCI_INDEX, OCI_MANIFEST, check_manifest
 from mockregistry.quirks import MockOptions
+from mockregistry.routes import classify
 from mockregistry.server import build_registry
+from mockregistry.uploads import parse_content_range
 
 
 class Clock:
@@ -592,7 +586,7 @@ async def test_storage_urls_are_signed_and_expire() -> None:
     assert ok.status == 200 and ok.source is not None and ok.length == len(b"content")
     assert (await fetch(target.replace("repo=acme%2Fr", "repo=acme%2Fother"))).status == 403
     expired = 1_000_000
-    stale = f"/blobs/{sha(b'content')}?repo=acme%2Fr&expires={expired}&sig={reg._signature('acme/r', sha(b'content'), expired)}"
+    stale = f"/blobs/{sha(b'content')}?repo=acme%2Fr&expires={expired}&sig={reg.storage.signature('acme/r', sha(b'content'), expired)}"
     assert (await fetch(stale)).status == 403
     assert (await fetch(target, {"Authorization": "Bearer secret"})).status == 200
     stats = reg.statistics()
