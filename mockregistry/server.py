@@ -39,6 +39,13 @@ MAX_HEADER_BYTES = 64 * 1024
 READ_TIMEOUT = 120.0
 # Unread request bodies up to this size are drained to keep the connection; beyond it we close.
 DRAIN_LIMIT = 64 * 1024 * 1024
+# Lingering close after an early answer, as nginx does (lingering_close; these are its
+# lingering_time and lingering_timeout defaults; Go's net/http, distribution's server, half-closes
+# and waits 500 ms in closeWriteAndWait): at most this long, this long per silent read, and this
+# many bytes discarded.
+LINGER_SECONDS = 30.0
+LINGER_READ_TIMEOUT = 5.0
+LINGER_BYTES = DRAIN_LIMIT
 
 Handler = Callable[[Request], Awaitable[Response]]
 REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
@@ -111,8 +118,25 @@ class _Connection:
                      close=True)
         try:
             await self._send_head_and_body(resp, head_only=False)
+            await self._linger()
         except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
+
+    async def _linger(self) -> None:
+        """Close after an answer sent before the request was read to its end, as production
+        servers do: half-close (the peer reads our answer and then EOF), discard what the peer
+        still sends for a bounded time and size, then let the caller close. Closing at once with
+        unread bytes in the kernel's buffer sends an RST, and the peer, still writing its body,
+        may lose the answer in flight and see a reset instead."""
+        await self.stream.send_eof()
+        discarded = 0
+        with trio.move_on_after(LINGER_SECONDS):
+            while discarded < LINGER_BYTES:
+                with trio.move_on_after(LINGER_READ_TIMEOUT) as silent:
+                    data = await self.stream.receive_some(RECEIVE_SIZE)
+                if silent.cancelled_caught or not data:
+                    return
+                discarded += len(data)
 
     async def _exchange(self, event: h11.Request) -> bool:
         """Serve one request; False when the connection must close."""
@@ -162,6 +186,8 @@ class _Connection:
         if not complete:
             return False
         if resp.close or self.conn.our_state is h11.MUST_CLOSE:
+            if not body.finished:
+                await self._linger()
             return False
         await body.drain()
         return self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE

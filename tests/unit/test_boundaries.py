@@ -35,3 +35,12 @@ def test_mockregistry_never_imports_ocync(path: Path) -> None:
 @pytest.mark.parametrize("path", _files("ocync/oci"), ids=lambda p: p.name)
 def test_oci_core_is_sans_io(path: Path) -> None:
     assert not _imports(path) & {"trio", "httpx", "h11", "socket", "anyio"}
+
+
+def test_mock_and_client_count_the_same_request_kinds() -> None:
+    """The mock's /_mock/stats kinds and ocync's client counters share one vocabulary, so a run's
+    counts compare kind by kind; each side keeps its own list (the mock never imports ocync)."""
+    from mockregistry.stats import KINDS
+    from ocync.registry.profiles import REQUEST_KINDS
+
+    assert KINDS == REQUEST_KINDS
