@@ -2,7 +2,7 @@
 the handlers, auth challenges, rate limits, injected faults, the blob and manifest handlers, and
 the stats and access log. Uploads, listings and the storage host live in their own modules.
 
-Handlers see a parsed `Request` and answer a `Response`; `server.py` moves the bytes. Status codes
+Handlers see a parsed `Request` and answer a `Response`; `connection.py` moves the bytes. Status codes
 and headers follow the CNCF distribution registry 2.8 where the spec is silent (DIFFERENCES.md).
 """
 

@@ -108,9 +108,9 @@ async def test_unauthorized_before_the_body_reads_the_401(chunked: bool) -> None
 
 async def test_lingering_is_bounded_for_a_peer_that_never_stops(monkeypatch: pytest.MonkeyPatch) -> None:
     """A peer that keeps sending after the answer is cut off once the linger budget is spent."""
-    from mockregistry import server
+    from mockregistry import connection
 
-    monkeypatch.setattr(server, "LINGER_SECONDS", 0.5)
+    monkeypatch.setattr(connection, "LINGER_SECONDS", 0.5)
     async with serve_mock(MockOptions(profile="ghcr")) as mock:
         async with await trio.open_tcp_stream("127.0.0.1", _port(mock.url)) as stream:
             received = await _send_until_cut_off(stream)

@@ -252,9 +252,9 @@ async def test_concurrent_clients() -> None:
 
 
 async def test_stalled_peer_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mockregistry import server
+    from mockregistry import connection
 
-    monkeypatch.setattr(server, "READ_TIMEOUT", 0.3)
+    monkeypatch.setattr(connection, "READ_TIMEOUT", 0.3)
     async with serve_mock(MockOptions()) as mock, httpx.AsyncClient(base_url=mock.url) as client:
         stream = await trio.open_tcp_stream("127.0.0.1", int(mock.host.rsplit(":", 1)[1]))
         await stream.send_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")  # headers never finish
