@@ -9,7 +9,6 @@ under their listed namespaces; anyone pulls public repositories (globs).
 from __future__ import annotations
 
 import base64
-import binascii
 import fnmatch
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -98,7 +97,7 @@ class Authenticator:
             return None, True
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text b64decode refuses
             return None, False
         user, sep, password = decoded.partition(":")
         if not sep:

@@ -1,7 +1,8 @@
 """Registry profiles (generic, ghcr) and fault injection, as data.
 
 A profile is a frozen bundle of behaviours; code reads its fields and never tests host names.
-GHCR behaviours are those observed on ghcr.io (see issue 2, section 3); the generic profile
+GHCR behaviours are those observed on ghcr.io (its last-PATCH-wins uploads, namespace-scoped
+mounts and one request cap per principal are also listed in ocync's GHCR guide); the generic profile
 follows the CNCF distribution registry 2.8 where the OCI Distribution Spec 1.1 is silent.
 """
 

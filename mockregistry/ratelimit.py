@@ -1,7 +1,8 @@
 """Per-principal sliding-window request caps, as GHCR applies them.
 
 GHCR counts every request of a principal (reads, writes and token requests alike) in a sliding
-window and answers 429 TOOMANYREQUESTS past the cap (issue 2, section 3). `now` is a parameter,
+window and answers 429 TOOMANYREQUESTS past the cap (observed on ghcr.io: one 2000 requests per
+minute cap per authenticated principal, as ocync's GHCR guide says). `now` is a parameter,
 so tests drive it with trio's MockClock or plain numbers.
 """
 

@@ -1,6 +1,7 @@
 """The counters behind ``GET /_mock/stats`` (requests by kind and status, bytes, leaks, timeline).
 
-Request kinds are the shared vocabulary of ocync's client counters and the mock (common brief).
+Request kinds are the names ocync's client counts its requests under too, so a run's client and
+mock counters compare kind by kind (tests/unit/test_boundaries.py keeps the two lists equal).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class Stats:
         if status == 429:
             self.throttled += 1
             slot[1] += 1
+
+    def take_back_bytes_out(self, unsent: int) -> None:
+        """A response counted before it left stopped early: its unsent body bytes never went out."""
+        self.bytes_out -= unsent
 
     def reset(self, now: float) -> None:
         self.started = now

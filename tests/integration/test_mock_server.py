@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+import trio.testing
 
 from mockregistry import MockOptions, serve_mock
 from mockregistry.server import MockRegistry
@@ -148,14 +149,16 @@ async def test_ghcr_rate_limit_exact_window() -> None:
         assert stats["by_status"] == {"200": 24, "429": 2}
 
 
-async def test_ghcr_rate_limit_real_time() -> None:
+async def test_ghcr_rate_limit_on_trio_clock(mock_clock: trio.testing.MockClock) -> None:
+    """The default clock (trio's), driven by a MockClock: 21 requests at once get 20 x 200 and a
+    429, and once the window has slid past them the next request is served."""
     options = MockOptions(profile="ghcr", rate_limit="20/1s", blob_redirect=False)
     async with running(options) as (_, client):
-        start = trio.current_time()
         statuses = [(await client.get("/v2/")).status_code for _ in range(21)]
-        if trio.current_time() - start < 0.9:  # on a very loaded machine the window may slide first
-            assert statuses == [200] * 20 + [429]
-        await trio.sleep(1.05)
+        assert statuses == [200] * 20 + [429]
+        mock_clock.jump(0.99)
+        assert (await client.get("/v2/")).status_code == 429
+        mock_clock.jump(0.06)
         assert (await client.get("/v2/")).status_code == 200
 
 
@@ -249,9 +252,9 @@ async def test_concurrent_clients() -> None:
 
 
 async def test_stalled_peer_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mockregistry import server
+    from mockregistry import connection
 
-    monkeypatch.setattr(server, "READ_TIMEOUT", 0.3)
+    monkeypatch.setattr(connection, "READ_TIMEOUT", 0.3)
     async with serve_mock(MockOptions()) as mock, httpx.AsyncClient(base_url=mock.url) as client:
         stream = await trio.open_tcp_stream("127.0.0.1", int(mock.host.rsplit(":", 1)[1]))
         await stream.send_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")  # headers never finish

@@ -12,7 +12,8 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockregistry.app import BytesBody, Registry, Request, Response
+from mockregistry.app import Registry
+from mockregistry.http import BytesBody, Request, Response
 from mockregistry.quirks import MockOptions
 from mockregistry.server import build_registry
 

@@ -81,3 +81,12 @@ def test_importing_config_loads_no_io_layer() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_mock_and_client_count_the_same_request_kinds() -> None:
+    """The mock's /_mock/stats kinds and ocync's client counters share one vocabulary, so a run's
+    counts compare kind by kind; each side keeps its own list (the mock never imports ocync)."""
+    from mockregistry.stats import KINDS
+    from ocync.registry.profiles import REQUEST_KINDS
+
+    assert KINDS == REQUEST_KINDS

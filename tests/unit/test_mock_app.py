@@ -8,21 +8,17 @@ import json
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 
-from mockregistry.app import (
-    OCI_INDEX,
-    OCI_MANIFEST,
-    BytesBody,
-    Registry,
-    Request,
-    Response,
-    check_manifest,
-    classify,
-    parse_content_range,
-    parse_range,
-)
+from mockregistry.app import Registry
+from mockregistry.content import parse_range
+from mockregistry.http import BytesBody, Request, Response
+from mockregistry.manifests import OCI_INDEX, OCI_MANIFEST, check_manifest
 from mockregistry.quirks import MockOptions
+from mockregistry.routes import classify
 from mockregistry.server import build_registry
+from mockregistry.uploads import parse_content_range
 
 
 class Clock:
@@ -491,6 +487,15 @@ async def test_token_auth_flows() -> None:
     assert stats["by_kind"]["token"] == 5
 
 
+@pytest.mark.parametrize("value", [pytest.param("Basic !!!, \x80", id="non-ascii"),
+                                   pytest.param("Basic " + base64.b64encode(b"\xff:x").decode(), id="not-utf8")])
+async def test_undecodable_basic_credentials_are_refused_not_a_500(value: str) -> None:
+    assert (await call(make(profile="ghcr"), "GET", "/v2/", headers={"Authorization": value})).status == 200
+    reg = make(profile="ghcr", auth="token", users={"alice": "pat-a"})
+    assert (await call(reg, "GET", "/token?scope=repository:alice/app:pull",
+                       headers={"Authorization": value})).status == 401
+
+
 async def test_mock_endpoints_are_not_counted() -> None:
     reg = make(profile="ghcr", rate_limit="1/1m")
     await call(reg, "GET", "/v2/")
@@ -592,12 +597,33 @@ async def test_storage_urls_are_signed_and_expire() -> None:
     assert ok.status == 200 and ok.source is not None and ok.length == len(b"content")
     assert (await fetch(target.replace("repo=acme%2Fr", "repo=acme%2Fother"))).status == 403
     expired = 1_000_000
-    stale = f"/blobs/{sha(b'content')}?repo=acme%2Fr&expires={expired}&sig={reg._signature('acme/r', sha(b'content'), expired)}"
+    stale = f"/blobs/{sha(b'content')}?repo=acme%2Fr&expires={expired}&sig={reg.storage.signature('acme/r', sha(b'content'), expired)}"
     assert (await fetch(stale)).status == 403
     assert (await fetch(target, {"Authorization": "Bearer secret"})).status == 200
     stats = reg.statistics()
     assert stats["auth_leaks"] == 1 and stats["by_kind"]["storage_get"] == 4
     assert stats["per_principal"]["10.0.0.9"]["requests"] == 2  # push + redirect; storage is not metered
+
+
+async def test_signed_url_expiry_follows_the_injected_wall_clock(mock_clock: trio.testing.MockClock) -> None:
+    """Expiry reads `wall_clock`, so a MockClock drives it: valid for `redirect_ttl`, then 403."""
+    epoch = 1_700_000_000.0
+    reg = build_registry(MockOptions(profile="ghcr"), wall_clock=lambda: epoch + trio.current_time())
+    reg.storage_url = "http://127.0.0.2:1"
+    await push_blob(reg, "acme/r", b"content")
+    redirect = await call(reg, "GET", f"/v2/acme/r/blobs/{sha(b'content')}")
+    target = (redirect.header("Location") or "").removeprefix("http://127.0.0.2:1")
+    assert f"expires={int(epoch + trio.current_time()) + 300}" in target  # GHCR's URLs last 5 minutes
+
+    async def fetch() -> Response:
+        return await reg.handle_storage(Request("GET", target, {}, "10.0.0.9", BytesBody()))
+
+    mock_clock.jump(299)
+    assert (await fetch()).status == 200
+    mock_clock.jump(2)
+    expired = await fetch()
+    assert expired.status == 403
+    assert json.loads(expired.body)["errors"][0]["message"] == "request has expired"
 
 
 @pytest.mark.parametrize("size", [0, 1, 1000, (1 << 20) - 1, 1 << 20, (3 << 20) + 17])
