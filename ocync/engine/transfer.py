@@ -75,6 +75,11 @@ class TransferContext:
     spread: dict[str, set[str]] = field(default_factory=dict)
     # (target host, repository) -> absent when first asked (True) / present (False) / asking
     fresh: dict[tuple[str, str], bool | trio.Event] = field(default_factory=dict)
+    # (target host, repository, digest) the target itself confirmed during this run (upload
+    # committed, mount or probe answered 201, HEAD 200). Unlike the transfer cache this is
+    # never invalidated: a stale-cache recheck must not place these blobs again (see
+    # ensure_blob).
+    placed: set[tuple[str, str, str]] = field(default_factory=set)
     stage_all: bool = False  # the run's targets span several mount groups
 
     def note_need(self, digest: str, group: str) -> None:
@@ -120,6 +125,18 @@ async def ensure_blob(
             tally.skipped += 1
             ctx.actions["cache_skip"] += 1
             return
+        if (target.host, repo, digest) in ctx.placed:
+            # Already confirmed in this repository during this run: never place it again,
+            # even when rechecking a stale cache. Placing a blob the repository already
+            # holds rewrites its link, and distribution 2.8 (filesystem driver) rewrites it
+            # in place, truncated then written: a manifest PUT verifying that blob at the
+            # same moment reads an empty link and answers 400 "DIGEST_INVALID;
+            # MANIFEST_BLOB_UNKNOWN" (observed with docker-registry 2.8.2: a same-repository
+            # self-mount ~1 ms after a retried manifest PUT's 400; upstream later made
+            # PutContent write a temporary file and rename it).
+            tally.skipped += 1
+            ctx.actions["placed_skip"] += 1
+            return
         pending = ctx.inflight.get(key)
         if pending is None:
             break
@@ -131,6 +148,12 @@ async def ensure_blob(
     finally:
         del ctx.inflight[key]
         event.set()
+
+
+def _confirmed(ctx: TransferContext, target: TargetEndpoint, repo: str, digest: str) -> None:
+    """The target answered that ``digest`` is in ``repo`` (cache entry + run-scoped fact)."""
+    ctx.cache.record_blob(target.host, repo, digest)
+    ctx.placed.add((target.host, repo, digest))
 
 
 async def _place_blob(
@@ -160,7 +183,7 @@ async def _place_blob(
         assert action.from_repo is not None
         outcome = await target.mount_blob(repo, desc, action.from_repo)
         if outcome.mounted:
-            ctx.cache.record_blob(target.host, repo, digest)
+            _confirmed(ctx, target, repo, digest)
             tally.mounted += 1
             return
         ctx.cache.invalidate_blob(target.host, action.from_repo, digest)
@@ -168,7 +191,7 @@ async def _place_blob(
     elif action.kind is BlobActionKind.PROBE:
         outcome = await target.mount_blob(repo, desc, repo)
         if outcome.mounted:
-            ctx.cache.record_blob(target.host, repo, digest)
+            _confirmed(ctx, target, repo, digest)
             tally.skipped += 1
             return
         session = outcome.session
@@ -177,11 +200,11 @@ async def _place_blob(
         # there can have appeared since: the HEAD could only answer 404.
         ctx.actions["fresh_upload"] += 1
     elif await target.head_blob(repo, desc):
-        ctx.cache.record_blob(target.host, repo, digest)
+        _confirmed(ctx, target, repo, digest)
         tally.skipped += 1
         return
     await _upload(ctx, target, repo, source, source_repo, desc, session, stage_hint)
-    ctx.cache.record_blob(target.host, repo, digest)
+    _confirmed(ctx, target, repo, digest)
     tally.transferred += 1
     tally.bytes += desc.size
 
@@ -279,9 +302,20 @@ async def push_tree(
         limit=ctx.blob_concurrency,
     )
     children = {str(c.digest): c for c in tree.children}
-    await run_all(
-        functools.partial(target.put_manifest, repo, d, c) for d, c in children.items()
-    )
+    refused: list[OcyncError] = []
+
+    async def put_child(digest: str, child: Manifest) -> None:
+        # Each child PUT runs to its answer: a refusal does not cancel its siblings
+        # mid-body (after a stale cache every child is refused at once, and a request
+        # cancelled while sending leaves httpx's body generator half-run).
+        try:
+            await target.put_manifest(repo, digest, child)
+        except OcyncError as exc:
+            refused.append(exc)
+
+    await run_all(functools.partial(put_child, d, c) for d, c in children.items())
+    if refused:
+        raise refused[0]
     await target.put_manifest(repo, tag or tree.digest, tree.root)
     if tag is not None:
         ctx.cache.record_tag(target.host, repo, tag, tree.digest)
