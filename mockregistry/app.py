@@ -645,7 +645,7 @@ class Registry:
             resp.source = self.store.open_content(digest)
             resp.offset = start
             resp.length = length
-            resp.fault = self.faults.body_fault(length)
+            resp.fault = self.faults.body_fault(length, digest)
         return resp
 
     def _signature(self, name: str, digest: str, expires: int) -> str:
