@@ -143,10 +143,13 @@ class ClientEndpoint:
         attempts = self.client.settings.attempts
         for attempt in range(1, attempts + 1):
             try:
+                # "r+b" keeps the space staging reserved for the file (see reserve_file)
+                mode = "r+b" if await trio.Path(path).exists() else "wb"
                 async with self.client.open_blob(repo, desc.digest) as stream:
-                    async with await trio.open_file(path, "wb") as fh:
+                    async with await trio.open_file(path, mode) as fh:
                         async for chunk in verified_chunks(stream.chunks(), desc, what, received=True):
                             await fh.write(chunk)
+                        await fh.truncate()
                 return
             except OcyncError as exc:
                 if not exc.temporary or attempt >= attempts_for(exc, attempts):
