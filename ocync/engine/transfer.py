@@ -547,7 +547,8 @@ async def transfer_image(
             except RegistryError as exc:
                 if attempt == 0 and _blob_missing(exc):
                     # The cache said a blob was there and the registry disagrees: forget
-                    # what we knew about this repository and check every blob afresh.
+                    # what we knew about this repository and check every blob afresh
+                    # (except those the target confirmed during this run: ctx.placed).
                     log.info("%s: stale transfer cache (%s); rechecking blobs", label_dst, exc)
                     ctx.cache.invalidate_repo(target.host, dest.repo)
                     continue
