@@ -89,7 +89,7 @@ def _probability(text: str) -> float:
 _PROFILE_TOGGLES = ("retry_after_header", "referrers_api", "count_rejected")
 _FAULT_RATES = ("fault_rate", "reset_rate", "truncate_rate", "corrupt_rate")
 _SAME_NAME = ("profile", "auth", "rate_limit", "blob_redirect", "tags_page_size", *_PROFILE_TOGGLES,
-              *_FAULT_RATES, "seed", "access_log", "host", "port", "storage_port")
+              *_FAULT_RATES, "corrupt_first", "seed", "access_log", "host", "port", "storage_port")
 
 
 _TOGGLE_HELP = {
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tags per page when the client sends no n (ghcr: 100)")
     for rate in _FAULT_RATES:
         serve.add_argument(_flag(rate), type=_probability, default=0.0, metavar="P", help=_FAULT_HELP[rate])
+    serve.add_argument("--corrupt-first", type=_whole(0, None, "a whole number >= 0"), default=0, metavar="N",
+                       help="damage the first N bodies served of every blob")
     serve.add_argument("--latency", type=_latency, default=(0.0, 0.0), metavar="MS[:JITTER]",
                        help="delay every answer by MS milliseconds, +- up to JITTER")
     serve.add_argument("--storage", type=Path, metavar="DIR", help="keep content on disk")

@@ -64,5 +64,5 @@ def content_response(req: Request, store: Store, faults: FaultInjector, digest: 
         resp.source = store.open_content(digest)
         resp.offset = start
         resp.length = length
-        resp.fault = faults.body_fault(length)
+        resp.fault = faults.body_fault(length, digest)
     return resp

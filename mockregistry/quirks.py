@@ -161,6 +161,9 @@ class MockOptions:
     reset_rate: float = 0.0
     truncate_rate: float = 0.0
     corrupt_rate: float = 0.0
+    # the first N bodies served of every blob are damaged, later ones intact: corruption in
+    # transit that a refetch gets past, deterministic whatever order the blobs are asked in
+    corrupt_first: int = 0
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
     seed: int = 0
@@ -181,6 +184,8 @@ class MockOptions:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise OptionsError(f"{name} must be between 0 and 1, not {value}")
+        if self.corrupt_first < 0:
+            raise OptionsError(f"corrupt_first must be 0 or more, not {self.corrupt_first}")
         profile = base
         toggles = {
             "last_patch_wins": self.last_patch_wins,
@@ -209,6 +214,7 @@ class FaultRates:
     reset_rate: float = 0.0
     truncate_rate: float = 0.0
     corrupt_rate: float = 0.0
+    corrupt_first: int = 0  # bodies of each blob damaged before it is served intact
     latency: float = 0.0
     latency_jitter: float = 0.0
 
@@ -227,11 +233,13 @@ class FaultInjector:
         self.rates = rates
         self._rng = random.Random(seed)
         self.injected: dict[str, int] = {}
+        self._served: dict[str, int] = {}  # blob digest -> bodies served (corrupt_first)
 
     @property
     def active(self) -> bool:
         r = self.rates
-        return any((r.fault_rate, r.reset_rate, r.truncate_rate, r.corrupt_rate, r.latency, r.latency_jitter))
+        return any((r.fault_rate, r.reset_rate, r.truncate_rate, r.corrupt_rate, r.corrupt_first, r.latency,
+                    r.latency_jitter))
 
     def _hit(self, rate: float, name: str) -> bool:
         if rate <= 0.0:
@@ -256,10 +264,16 @@ class FaultInjector:
     def reset(self) -> bool:
         return self._hit(self.rates.reset_rate, "reset")
 
-    def body_fault(self, length: int) -> BodyFault | None:
-        """A fault for a blob body of ``length`` bytes, or None to send it intact."""
+    def body_fault(self, length: int, digest: str = "") -> BodyFault | None:
+        """A fault for a body of ``length`` bytes of blob ``digest``, or None to send it intact."""
         if length <= 0:
             return None
+        if self.rates.corrupt_first and digest:
+            served = self._served.get(digest, 0)
+            self._served[digest] = served + 1
+            if served < self.rates.corrupt_first:
+                self.injected["corrupt"] = self.injected.get("corrupt", 0) + 1
+                return BodyFault("corrupt", length // 2)
         if self._hit(self.rates.reset_rate, "reset"):
             return BodyFault("reset", self._rng.randrange(length))
         if self._hit(self.rates.truncate_rate, "truncate"):

@@ -59,6 +59,7 @@ def build_registry(options: MockOptions, access_log: IO[str] | None = None,
         reset_rate=options.reset_rate,
         truncate_rate=options.truncate_rate,
         corrupt_rate=options.corrupt_rate,
+        corrupt_first=options.corrupt_first,
         latency=options.latency_ms / 1000.0,
         latency_jitter=options.latency_jitter_ms / 1000.0,
     )

@@ -58,9 +58,9 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 1
 class DistributionRegistry:
     """A running Debian docker-registry (CNCF distribution 2.8) on loopback."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, port: int | None = None) -> None:
         self.binary = require_binary("docker-registry")
-        self.port = free_port()
+        self.port = port or free_port()  # a given port: the same registry restarted
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         config = root / "config.yml"

@@ -21,7 +21,7 @@ from ocync.engine.plan import MountScope
 from ocync.errors import OcyncError
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor, Manifest
-from ocync.registry.blobs import copy_blob_to, upload_blob, verified_chunks
+from ocync.registry.blobs import attempts_for, copy_blob_to, upload_blob, verified_chunks
 from ocync.registry.client import RegistryClient, UploadSession, registry_error
 
 # Chunk size for staged files: large reads keep syscalls few; memory stays bounded.
@@ -143,13 +143,16 @@ class ClientEndpoint:
         attempts = self.client.settings.attempts
         for attempt in range(1, attempts + 1):
             try:
+                # "r+b" keeps the space staging reserved for the file (see reserve_file)
+                mode = "r+b" if await trio.Path(path).exists() else "wb"
                 async with self.client.open_blob(repo, desc.digest) as stream:
-                    async with await trio.open_file(path, "wb") as fh:
-                        async for chunk in verified_chunks(stream.chunks(), desc, what):
+                    async with await trio.open_file(path, mode) as fh:
+                        async for chunk in verified_chunks(stream.chunks(), desc, what, received=True):
                             await fh.write(chunk)
+                        await fh.truncate()
                 return
             except OcyncError as exc:
-                if not exc.temporary or attempt >= attempts:
+                if not exc.temporary or attempt >= attempts_for(exc, attempts):
                     raise
                 await trio.sleep(self._backoff(attempt))
 

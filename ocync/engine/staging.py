@@ -6,11 +6,14 @@ download, then renamed: atomic), and every target uploads from that file. The to
 size respects ``staging_size_limit``: the least recently used files no upload holds make room,
 and a blob that still would not fit is not staged (each target then streams it from the
 source: correct, one extra pull per extra registry). Whatever is left is removed at the end.
+A cache_dir that cannot take a file (full disk, quota, read-only) is an expected condition:
+one warning, and every later blob of the run is streamed the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +25,21 @@ import trio
 from ocync.oci.manifest import Descriptor
 
 log = logging.getLogger("ocync.engine.staging")
+
+
+def reserve_file(path: Path, size: int) -> None:
+    """Create ``path`` with ``size`` bytes allocated, so that a full disk (ENOSPC), a quota
+    (EDQUOT) or a read-only cache_dir shows here, before anything is pulled from the source,
+    and the download cannot run out of space half-way (where the filesystem can allocate)."""
+    with open(path, "wb") as fh:
+        allocate = getattr(os, "posix_fallocate", None)
+        if allocate is None or size == 0:
+            return
+        try:
+            allocate(fh.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # cannot preallocate: fine
+                raise
 
 
 class BlobStage:
@@ -93,6 +111,8 @@ class BlobStage:
             await pending.wait()
             if key not in self._ready:
                 return None  # the other download failed: let the caller stream
+        if self._unwritable:
+            return None  # staging failed earlier in this run (warned then): stream
         if not self._make_room(size):
             self._refused += 1
             return None
@@ -105,14 +125,14 @@ class BlobStage:
         try:
             try:
                 await trio.Path(final.parent).mkdir(parents=True, exist_ok=True)
+                await trio.to_thread.run_sync(reserve_file, tmp, size)
+                await download(tmp)
+                await trio.Path(tmp).rename(final)
             except OSError as exc:
-                if not self._unwritable:
-                    log.warning("cannot stage blobs under %s (%s): streaming instead",
-                                self.directory, exc.strerror or exc)
-                self._unwritable = True
+                # Only the staging file raises OSError here (the download maps network
+                # failures to TransportError): the caller and everyone waiting stream instead.
+                self._cannot_stage(exc)
                 return None
-            await download(tmp)
-            await trio.Path(tmp).rename(final)
             self._ready[key] = final
             self._sizes[key] = size
             self._downloads += 1
@@ -126,6 +146,16 @@ class BlobStage:
                     tmp.unlink()
             del self._pending[key]
             event.set()
+
+    def _cannot_stage(self, exc: OSError) -> None:
+        if not self._unwritable:
+            log.warning(
+                "cannot stage blobs under %s (%s): each target pulls its own copy from the "
+                "source for the rest of this run",
+                self.directory,
+                exc.strerror or exc,
+            )
+        self._unwritable = True
 
     def cleanup(self) -> None:
         """Remove every staged file (end of run)."""

@@ -84,6 +84,11 @@ class TransferContext:
     spread: dict[str, set[str]] = field(default_factory=dict)
     # (target host, repository) -> absent when first asked (True) / present (False) / asking
     fresh: dict[tuple[str, str], bool | trio.Event] = field(default_factory=dict)
+    # (target host, repository, digest) the target itself confirmed during this run (upload
+    # committed, mount or probe answered 201, HEAD 200). Unlike the transfer cache this is
+    # never invalidated: a stale-cache recheck must not place these blobs again (see
+    # ensure_blob).
+    placed: set[tuple[str, str, str]] = field(default_factory=set)
     stage_all: bool = False  # the run's targets span several mount groups
 
     def note_need(self, digest: str, group: str) -> None:
@@ -129,6 +134,18 @@ async def ensure_blob(
             tally.skipped += 1
             ctx.actions["cache_skip"] += 1
             return
+        if (target.host, repo, digest) in ctx.placed:
+            # Already confirmed in this repository during this run: never place it again,
+            # even when rechecking a stale cache. Placing a blob the repository already
+            # holds rewrites its link, and distribution 2.8 (filesystem driver) rewrites it
+            # in place, truncated then written: a manifest PUT verifying that blob at the
+            # same moment reads an empty link and answers 400 "DIGEST_INVALID;
+            # MANIFEST_BLOB_UNKNOWN" (observed with docker-registry 2.8.2: a same-repository
+            # self-mount ~1 ms after a retried manifest PUT's 400; upstream later made
+            # PutContent write a temporary file and rename it).
+            tally.skipped += 1
+            ctx.actions["placed_skip"] += 1
+            return
         pending = ctx.inflight.get(key)
         if pending is None:
             break
@@ -140,6 +157,12 @@ async def ensure_blob(
     finally:
         del ctx.inflight[key]
         event.set()
+
+
+def _confirmed(ctx: TransferContext, target: TargetEndpoint, repo: str, digest: str) -> None:
+    """The target answered that ``digest`` is in ``repo`` (cache entry + run-scoped fact)."""
+    ctx.cache.record_blob(target.host, repo, digest)
+    ctx.placed.add((target.host, repo, digest))
 
 
 async def _place_blob(
@@ -169,7 +192,7 @@ async def _place_blob(
         assert action.from_repo is not None
         outcome = await target.mount_blob(repo, desc, action.from_repo)
         if outcome.mounted:
-            ctx.cache.record_blob(target.host, repo, digest)
+            _confirmed(ctx, target, repo, digest)
             tally.mounted += 1
             return
         ctx.cache.invalidate_blob(target.host, action.from_repo, digest)
@@ -177,7 +200,7 @@ async def _place_blob(
     elif action.kind is BlobActionKind.PROBE:
         outcome = await target.mount_blob(repo, desc, repo)
         if outcome.mounted:
-            ctx.cache.record_blob(target.host, repo, digest)
+            _confirmed(ctx, target, repo, digest)
             tally.skipped += 1
             return
         session = outcome.session
@@ -186,11 +209,11 @@ async def _place_blob(
         # there can have appeared since: the HEAD could only answer 404.
         ctx.actions["fresh_upload"] += 1
     elif await target.head_blob(repo, desc):
-        ctx.cache.record_blob(target.host, repo, digest)
+        _confirmed(ctx, target, repo, digest)
         tally.skipped += 1
         return
     await _upload(ctx, target, repo, source, source_repo, desc, session, stage_hint)
-    ctx.cache.record_blob(target.host, repo, digest)
+    _confirmed(ctx, target, repo, digest)
     tally.transferred += 1
     tally.bytes += desc.size
 
@@ -288,9 +311,20 @@ async def push_tree(
         limit=ctx.blob_concurrency,
     )
     children = {str(c.digest): c for c in tree.children}
-    await run_all(
-        functools.partial(target.put_manifest, repo, d, c) for d, c in children.items()
-    )
+    refused: list[OcyncError] = []
+
+    async def put_child(digest: str, child: Manifest) -> None:
+        # Each child PUT runs to its answer: a refusal does not cancel its siblings
+        # mid-body (after a stale cache every child is refused at once, and a request
+        # cancelled while sending leaves httpx's body generator half-run).
+        try:
+            await target.put_manifest(repo, digest, child)
+        except OcyncError as exc:
+            refused.append(exc)
+
+    await run_all(functools.partial(put_child, d, c) for d, c in children.items())
+    if refused:
+        raise refused[0]
     await target.put_manifest(repo, tag or tree.digest, tree.root)
     if tag is not None:
         ctx.cache.record_tag(target.host, repo, tag, tree.digest)
@@ -561,7 +595,8 @@ async def transfer_image(
             except RegistryError as exc:
                 if attempt == 0 and _blob_missing(exc):
                     # The cache said a blob was there and the registry disagrees: forget
-                    # what we knew about this repository and check every blob afresh.
+                    # what we knew about this repository and check every blob afresh
+                    # (except those the target confirmed during this run: ctx.placed).
                     log.info("%s: stale transfer cache (%s); rechecking blobs", label_dst, exc)
                     ctx.cache.invalidate_repo(target.host, dest.repo)
                     continue

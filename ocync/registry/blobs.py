@@ -41,6 +41,15 @@ RESTART_MAX = 15.0
 _OCTET = "application/octet-stream"
 # The committing PUT answers 201 (distribution-spec); 200/204 seen from some proxies.
 COMMITTED = (201, 200, 204)
+# GETs of a blob whose body fails verification, at most (never more than ``attempts``):
+# damage in transit is rare and independent per GET, so a third mismatch in a row means the
+# source serves it wrong, and every try costs the whole blob.
+INTEGRITY_ATTEMPTS = 3
+
+
+def attempts_for(error: OcyncError, attempts: int) -> int:
+    """How many tries a transfer failing with ``error`` gets."""
+    return min(attempts, INTEGRITY_ATTEMPTS) if isinstance(error, IntegrityError) else attempts
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +76,28 @@ class VerifiedChunks:
     """Pass chunks through, hashing each; raise :class:`IntegrityError` before the chunk that
     completes the blob if the digest differs, or as soon as there are too many bytes; a body
     that ends short raises :class:`TransportError` (a truncated transfer is worth a retry).
+    With ``received`` the chunks come off the network and a mismatch is temporary too: bytes
+    damaged in transit (a flaky proxy, a bad NIC) are usually right on the next GET.
 
     An iterator object rather than an async generator: an aborted upload leaves nothing
     half-run for the garbage collector."""
 
-    def __init__(self, chunks: AsyncIterable[bytes], descriptor: Descriptor, what: str) -> None:
+    def __init__(
+        self, chunks: AsyncIterable[bytes], descriptor: Descriptor, what: str, *, received: bool = False
+    ) -> None:
         self._inner = aiter(chunks)
         self._size = descriptor.size
         self._digest = descriptor.digest
         self._what = what
+        self._received = received
         self.hasher = DigestHasher(descriptor.digest.algorithm)
         if self._size == 0:
             self.hasher.verify(self._digest, 0, what)
+
+    def _mismatch(self, exc: IntegrityError) -> IntegrityError:
+        if self._received:
+            exc.temporary = True  # fetch it again, bounded like a truncated body
+        return exc
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -97,10 +116,15 @@ class VerifiedChunks:
             if chunk:
                 break
         if hasher.size + len(chunk) > self._size:
-            raise IntegrityError(f"{self._what}: size mismatch: more than the expected {self._size} bytes")
+            raise self._mismatch(
+                IntegrityError(f"{self._what}: size mismatch: more than the expected {self._size} bytes")
+            )
         hasher.update(chunk)
         if hasher.size == self._size:
-            hasher.verify(self._digest, self._size, self._what)
+            try:
+                hasher.verify(self._digest, self._size, self._what)
+            except IntegrityError as exc:
+                raise self._mismatch(exc) from None
         return chunk
 
     async def aclose(self) -> None:
@@ -109,8 +133,10 @@ class VerifiedChunks:
             await close()
 
 
-def verified_chunks(chunks: AsyncIterable[bytes], descriptor: Descriptor, what: str) -> VerifiedChunks:
-    return VerifiedChunks(chunks, descriptor, what)
+def verified_chunks(
+    chunks: AsyncIterable[bytes], descriptor: Descriptor, what: str, *, received: bool = False
+) -> VerifiedChunks:
+    return VerifiedChunks(chunks, descriptor, what, received=received)
 
 
 def aiter_of(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
@@ -262,7 +288,7 @@ async def copy_blob(
                 continue
             if error is not None and error.temporary:
                 failures[i] += 1
-            if error is None or not error.temporary or failures[i] >= max_attempts:
+            if error is None or not error.temporary or failures[i] >= attempts_for(error, max_attempts):
                 if error is not None and error.temporary and "gave up after" not in str(error):
                     error.args = (f"{error} (gave up after {failures[i]} attempts)",)
                 results[i] = BlobCopyResult(targets[i], error, rounds[i])
@@ -308,7 +334,7 @@ async def _copy_once(
                 raise IntegrityError(
                     f"{what}: size mismatch: expected {descriptor.size} bytes, source sends {stream.content_length}"
                 )
-            chunks = verified_chunks(stream.chunks(), descriptor, what)
+            chunks = verified_chunks(stream.chunks(), descriptor, what, received=True)
             async with _closing(chunks):
                 if len(targets) == 1:
                     index, target = targets[0]
@@ -342,7 +368,9 @@ class _ChannelChunks:
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopAsyncIteration from None
         if isinstance(item, _SourceFailed):
-            raise type(item.error)(str(item.error))
+            error = type(item.error)(str(item.error))
+            error.temporary = item.error.temporary  # a damaged body is fetched again
+            raise error
         return item
 
 
@@ -398,8 +426,10 @@ async def _fan_out(
 
 
 __all__ = [
+    "INTEGRITY_ATTEMPTS",
     "BlobCopyResult",
     "BlobTarget",
+    "attempts_for",
     "copy_blob",
     "copy_blob_to",
     "push_blob",

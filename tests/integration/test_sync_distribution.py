@@ -7,9 +7,11 @@ bit-for-bit, and that a warm run moves nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from mockregistry import MockOptions, serve_mock
 from ocync.engine.cache import TransferCache
@@ -17,17 +19,20 @@ from ocync.engine.clientadapter import ClientEndpoint
 from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.report import ImageStatus, RunReport
+from ocync.engine.transfer import TransferContext
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
 from stress.corpus import CorpusSpec, build_corpus, push_corpus, verify_corpus
+from tests.conftest import DistributionRegistry
 
 pytestmark = pytest.mark.real_registry
 TOKEN = "pat-alice"
 
 
 async def sync(src_url: str, dst_url: str, maps: list[MappingSpec], cache: TransferCache,
-               dst: ClientSettings) -> tuple[RunReport, dict[str, int]]:
+               dst: ClientSettings, concurrency: int = 4,
+               seen: list[TransferContext] | None = None) -> tuple[RunReport, dict[str, int]]:
     controllers = ControllerRegistry()
     anon = ClientSettings(auth=AuthSettings(kind="anonymous"))
     async with (
@@ -37,8 +42,11 @@ async def sync(src_url: str, dst_url: str, maps: list[MappingSpec], cache: Trans
         s, d = ClientEndpoint("src", sc), ClientEndpoint("dst", dc)
         await s.prepare()
         await d.prepare()
-        engine = SyncEngine(maps, {"src": s}, {"dst": d}, cache, EngineOptions(max_concurrent_transfers=4))
+        engine = SyncEngine(maps, {"src": s}, {"dst": d}, cache,
+                            EngineOptions(max_concurrent_transfers=concurrency))
         report = await engine.run()
+        if seen is not None:
+            seen.append(engine.ctx)
         return report, dict(dc.statistics().by_kind)
 
 
@@ -97,3 +105,46 @@ async def test_distribution_as_target(distribution: Any) -> None:
         assert again.blobs_transferred == 0
         assert again.count(ImageStatus.SKIPPED) == len(corpus.images)
         assert by_kind2.get("manifest_head", 0) == len(corpus.images) + referrers
+
+
+@pytest.mark.slow
+async def test_stale_cache_recheck_after_storage_wipe_converges_every_run(tmp_path: Path) -> None:
+    """The target loses its content (docker-registry restarted on an empty storage dir) while
+    the transfer cache survives: every run must still converge in one go. Repeated 20 times,
+    because the failure it guards against (a blob placed again in a repository while another
+    image's manifest PUT there verifies it: distribution 2.8 then answers 400 "DIGEST_INVALID;
+    MANIFEST_BLOB_UNKNOWN") hit about one run in five."""
+    rounds = 20
+    corpus = build_corpus(CorpusSpec(seed=23, repositories=2, tags_per_repo=8, shared_base_layers=2,
+                                     referrers_per_image=1))
+    repos = sorted(corpus.repos)
+    repo_map = {r: f"copy/{r.split('/', 1)[1]}" for r in repos}
+    settings = ClientSettings(auth=AuthSettings(kind="anonymous"))
+    failures: list[str] = []
+    with trio.fail_after(600):
+        async with serve_mock(MockOptions(profile="generic")) as src:
+            await push_corpus(corpus, src.url)
+            registry = DistributionRegistry(tmp_path / "storage-0")
+            port = registry.port
+            try:
+                cache = TransferCache()
+                report, _ = await sync(src.url, registry.url, maps_for(repos, "copy"), cache,
+                                       settings, concurrency=8)
+                assert report.count(ImageStatus.FAILED) == 0, report.describe()
+                for n in range(1, rounds + 1):
+                    # what cache_dir keeps between runs: the persisted payload
+                    cache = TransferCache.from_payload(cache.to_payload())
+                    registry.close()
+                    registry = DistributionRegistry(tmp_path / f"storage-{n}", port=port)
+                    contexts: list[TransferContext] = []
+                    report, _ = await sync(src.url, registry.url, maps_for(repos, "copy"), cache,
+                                           settings, concurrency=8, seen=contexts)
+                    # the stale cache was trusted first, then rechecked: the scenario happened
+                    assert contexts[0].actions["cache_skip"] > 0, f"round {n}: cache not stale"
+                    assert cache.statistics().invalidations > 0, f"round {n}: nothing rechecked"
+                    failures += [f"round {n}: {r.target}: {r.reason}"
+                                 for r in report.results if r.status is ImageStatus.FAILED]
+                assert failures == [], "\n".join(failures)
+                assert await verify_corpus(corpus, registry.url, repo_map=repo_map) == []
+            finally:
+                registry.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -115,3 +118,47 @@ async def test_unwritable_staging_dir_streams_instead(tmp_path: Path) -> None:
     async with stage.use(desc(data), writer(data)) as path:
         assert path is None
     assert stage.statistics()["held_bytes"] == 0
+
+
+def _no_space(*args: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("where", ["reserving", "downloading"])
+async def test_full_staging_disk_streams_with_one_warning(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ENOSPC while staging (reserving the file, or writing it during the download) is an
+    expected condition: the callers stream, one warning for the run, later blobs are not even
+    tried, nothing is left behind and no OSError escapes."""
+    stage = BlobStage(tmp_path, size_limit=None)
+    downloads: list[bytes] = []
+
+    def failing(data: bytes):  # type: ignore[no-untyped-def]
+        async def download(path: Path) -> None:
+            downloads.append(data)
+            await trio.Path(path).write_bytes(data[:3])
+            _no_space()
+
+        return download
+
+    if where == "reserving":
+        monkeypatch.setattr(os, "posix_fallocate", _no_space)
+    a, b = b"a" * 100, b"b" * 100
+    seen: list[Path | None] = []
+
+    async def user(data: bytes) -> None:
+        async with stage.use(desc(data), failing(data) if where == "downloading" else writer(data, downloads)) as path:
+            seen.append(path)
+
+    with caplog.at_level(logging.WARNING, logger="ocync.engine.staging"):
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(user, a)
+        await user(b)
+    assert seen == [None] * 4
+    assert downloads == ([] if where == "reserving" else [a])  # b is not even tried
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0].getMessage()
+    assert stage.statistics()["held_bytes"] == 0
+    assert not _files(tmp_path)

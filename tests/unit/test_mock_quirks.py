@@ -150,3 +150,14 @@ def test_fault_injector_is_seeded() -> None:
     assert all(0 <= fault.offset < 1000 for _, fault in outcomes if fault is not None)
     quiet = FaultInjector(FaultRates(), 1)
     assert not quiet.active and quiet.server_error() is None and quiet.body_fault(10) is None
+
+
+def test_corrupt_first_damages_each_blobs_first_bodies_only() -> None:
+    faults = FaultInjector(FaultRates(corrupt_first=2), 0)
+    assert faults.active
+    first = [faults.body_fault(100, "sha256:a") for _ in range(3)]
+    assert [f.kind if f else None for f in first] == ["corrupt", "corrupt", None]
+    assert faults.body_fault(100, "sha256:b") is not None  # counted per blob
+    assert faults.statistics() == {"corrupt": 3}
+    with pytest.raises(OptionsError, match="corrupt_first"):
+        MockOptions(corrupt_first=-1).resolve_profile()
