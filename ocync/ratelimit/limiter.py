@@ -25,9 +25,9 @@ from ocync.ratelimit.aimd import (
     DEFAULT_MAX_CONCURRENT,
     AIMDWindow,
 )
-from ocync.ratelimit.backoff import BACKOFF_BASE, BACKOFF_MAX, backoff_delay, hint_delay
+from ocync.ratelimit.backoff import backoff_delay, hint_delay
 from ocync.ratelimit.bucket import DEFAULT_HEADROOM, RateCap
-from ocync.ratelimit.caplearner import CapLearner, CapSource, adopts_announced_cap
+from ocync.ratelimit.caplearner import CapLearner, CapSource
 from ocync.ratelimit.gate import GateState
 from ocync.ratelimit.signals import ThrottleSignal
 from ocync.ratelimit.statistics import ControllerStatistics, KeyStatistics
@@ -422,15 +422,10 @@ def _now() -> float:
 
 
 __all__ = [
-    "BACKOFF_BASE",
-    "BACKOFF_MAX",
     "DEFAULT_KEY",
     "ControllerRegistry",
     "ControllerStatistics",
     "KeyStatistics",
     "Permit",
     "PrincipalController",
-    "adopts_announced_cap",
-    "backoff_delay",
-    "hint_delay",
 ]
