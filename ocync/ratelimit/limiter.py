@@ -191,8 +191,8 @@ class PrincipalController:
             return
         window = self._window(key)
         start = _now()
-        await trio.lowlevel.checkpoint_if_cancelled()
-        await self._wait_for_gate()
+        await trio.lowlevel.checkpoint_if_cancelled()  # no schedule point: still ``start``
+        await self._wait_for_gate(start)
         await self._wait_for_slot(window)
         now = _now()
         self._wait_seconds += now - start
@@ -204,9 +204,8 @@ class PrincipalController:
             window.in_flight -= 1
             self._wake(window)
 
-    async def _wait_for_gate(self) -> None:
+    async def _wait_for_gate(self, now: float) -> None:
         """FIFO through the pause and the token bucket; takes one token."""
-        now = _now()
         if not self._gate_waiters and self._gate.delay(now) <= 0:
             # No yield between the gate and the window queue keeps admission FIFO end to end.
             self._gate.admit(now)
