@@ -10,9 +10,10 @@ one congestion event, floor 1, cap ``max_concurrent``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-# Defaults from issue 4: start small (5), cap 50 concurrent requests, 100 ms congestion epoch.
+# Defaults of the rate-control design: start small (5), cap 50 concurrent requests, and a
+# 100 ms congestion epoch (the 429s answering one volley of requests arrive within it).
 DEFAULT_INITIAL_WINDOW = 5.0
 DEFAULT_MAX_CONCURRENT = 50
 DEFAULT_EPOCH = 0.1
@@ -33,16 +34,8 @@ class WindowStatistics:
     decreases: int
 
     def to_dict(self) -> dict[str, float | int]:
-        return {
-            "window": round(self.window, 3),
-            "limit": self.limit,
-            "min": round(self.min, 3),
-            "mean": round(self.mean, 3),
-            "max": round(self.max, 3),
-            "successes": self.successes,
-            "throttles": self.throttles,
-            "decreases": self.decreases,
-        }
+        # Fractions of a request are noise: three decimals.
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 class AIMDWindow:

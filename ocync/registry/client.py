@@ -465,6 +465,7 @@ class RegistryClient:
                 rate_share=self.settings.rate_share,
                 # the profile's figure yields to a lower cap the registry announces
                 cap_source="configured" if self.settings.rate_limit else "documented",
+                now=trio.current_time(),
             )
         s = self.settings
         self._http = httpx.AsyncClient(

@@ -90,3 +90,22 @@ def test_mock_and_client_count_the_same_request_kinds() -> None:
     from ocync.registry.profiles import REQUEST_KINDS
 
     assert KINDS == REQUEST_KINDS
+
+
+# The pure machines of rate control: ``now`` is a parameter, trio is the limiter's alone.
+PURE_RATELIMIT = ("aimd", "backoff", "bucket", "caplearner", "gate", "signals", "statistics")
+
+
+@pytest.mark.parametrize("module", PURE_RATELIMIT)
+def test_ratelimit_machines_are_sans_io(module: str) -> None:
+    path = ROOT / "ocync" / "ratelimit" / f"{module}.py"
+    assert not _imports(path) & {"trio", "httpx", "h11", "socket", "anyio", "pydantic"}
+
+
+def test_importing_the_pure_ratelimit_machines_loads_no_io_stack() -> None:
+    modules = ", ".join(f"ocync.ratelimit.{m}" for m in PURE_RATELIMIT)
+    code = f"import sys, {modules}; print(sorted({{'trio', 'httpx'}} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"

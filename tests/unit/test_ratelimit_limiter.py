@@ -10,14 +10,10 @@ import trio
 import trio.testing
 
 from ocync.errors import ConfigError
+from ocync.ratelimit.backoff import BACKOFF_BASE, backoff_delay
 from ocync.ratelimit.bucket import RateCap
-from ocync.ratelimit.limiter import (
-    BACKOFF_BASE,
-    ControllerRegistry,
-    PrincipalController,
-    adopts_announced_cap,
-    backoff_delay,
-)
+from ocync.ratelimit.caplearner import adopts_announced_cap
+from ocync.ratelimit.limiter import ControllerRegistry, PrincipalController
 from ocync.ratelimit.signals import ThrottleSignal
 
 GHCR_GROUPS: dict[str, str | None] = {}  # one window for everything

@@ -1,4 +1,5 @@
-"""Issue 4's scenarios simulated on trio's MockClock: PrincipalControllers against the mock's own
+"""The rate-limit acceptance scenarios (known cap, unknown cap, shared principal) simulated on
+trio's MockClock: PrincipalControllers against the mock's own
 sliding-window limiter (mockregistry.ratelimit), with seeded network latency and jitter.
 
 Deterministic and fast (no sockets, no real sleeps); tests/integration/test_ratelimit_scenarios.py
