@@ -49,7 +49,7 @@ from ocync.registry.blobs import copy_blob_to, upload_blob
 from ocync.registry.client import ClientSettings, RegistryClient
 from ocync.registry.profiles import profile_named
 from stress.corpus import CorpusSpec, build_corpus, push_corpus
-from stress.sync_bench import write_ocync_config
+from stress.syncbench.tools import write_ocync_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "stress" / "results"
