@@ -1,4 +1,4 @@
-"""Issue 4's rate-limit acceptance scenarios, run against the mock registry through ocync's client.
+"""The rate controller's acceptance scenarios, run against the mock registry through ocync's client.
 
 1. known cap: GHCR profile capped at 600/6s, >= 3000 registry operations (small blob uploads and
    copies, manifest reads) from several tasks sharing one principal -> zero 429s and a request
@@ -48,7 +48,7 @@ from ocync.registry.auth import AuthSettings
 from ocync.registry.blobs import copy_blob_to, upload_blob
 from ocync.registry.client import ClientSettings, RegistryClient
 from ocync.registry.profiles import profile_named
-from stress.corpus import CorpusSpec, build_corpus, push_corpus
+from stress.corpus import Corpus, CorpusSpec, build_corpus, push_corpus
 from stress.syncbench.tools import write_ocync_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,28 +80,27 @@ class WorkloadResult:
     samples: Samples
 
 
-def _manifest(config: Descriptor, layer: Descriptor) -> bytes:
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": mt.OCI_MANIFEST,
-        "config": {
-            "mediaType": config.media_type,
-            "digest": str(config.digest),
-            "size": config.size,
-        },
-        "layers": [
-            {"mediaType": layer.media_type, "digest": str(layer.digest), "size": layer.size}
-        ],
-    }
-    return json.dumps(doc, separators=(",", ":")).encode()
+# Each task's image (from the corpus planner: a config and one small layer), read by the workers.
+BASE_TAG = "base"
+
+
+def _base_images(tasks: int, seed: int) -> Corpus:
+    """One single-platform image per task; the workload is about requests, not bytes."""
+    spec = CorpusSpec(
+        seed=seed,
+        repositories=tasks,
+        namespace="",
+        tags_per_repo=1,
+        platforms=("linux/amd64",),
+        layers_per_image=1,
+        layer_size=(512, 512),
+        shared_base_layers=0,
+    )
+    return build_corpus(spec)
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
-
-
-def _blob(data: bytes, media_type: str = mt.OCI_LAYER) -> Descriptor:
-    return Descriptor(media_type, Digest.of(data), len(data))
 
 
 async def _push_blob(
@@ -109,7 +108,7 @@ async def _push_blob(
 ) -> Descriptor:
     """Upload with a fresh session per attempt: a throttled *streamed* PUT cannot be replayed
     by the client, so the transfer restarts (as the engine's blob copies do)."""
-    desc = _blob(data, media_type)
+    desc = Descriptor(media_type, Digest.of(data), len(data))
     for attempt in range(1, 6):
         try:
             await upload_blob(client, repo, desc, _chunks(data))
@@ -118,6 +117,101 @@ async def _push_blob(
             if not exc.temporary or attempt == 5:
                 raise
     raise AssertionError("unreachable")
+
+
+@dataclass(slots=True)
+class _Workload:
+    """What the workers and the sampler share: the two clients, the goal, and the tallies."""
+
+    source: RegistryClient
+    target: RegistryClient
+    operations: int
+    errors: list[str] = field(default_factory=list)
+    samples: Samples = field(default_factory=Samples)
+    units: int = 0
+    base: int = 0  # requests made before the workload started (seeding)
+    start: float = 0.0
+
+    def made(self) -> int:
+        """Registry API requests so far (the storage host's blob GETs are not API calls)."""
+        total = 0
+        for client in (self.source, self.target):
+            stats = client.statistics()
+            total += stats.requests - stats.by_kind.get("storage_get", 0)
+        return total
+
+    def done(self) -> int:
+        """Requests of the workload itself (seeding excluded)."""
+        return self.made() - self.base
+
+
+def _controller(
+    url: str, profile: str, rate_limit: str | None, rate_share: float, learning: str, seed: int
+) -> PrincipalController | None:
+    """The principal's controller for ``learning`` other than "announced" (None: the default)."""
+    if learning == "announced":
+        return None
+    return PrincipalController(
+        f"{url}|{USER}",
+        window_groups=profile_named(profile).window_groups,
+        cap=parse_rate(rate_limit) if rate_limit else None,
+        rate_share=rate_share,
+        adopt_announced_cap=False,
+        estimate_cap=learning == "estimated",
+        seed=seed,
+    )
+
+
+async def _seed_images(client: RegistryClient, images: Corpus, prefix: str) -> list[str]:
+    """Push each planned image to its task's source repository, tagged BASE_TAG."""
+    repos: list[str] = []
+    for t, image in enumerate(images.images):
+        repo = f"{USER}/{prefix}-src-{t}"
+        for digest in image.blobs:
+            blob = images.blobs[digest]
+            await _push_blob(client, repo, blob.data, blob.media_type)
+        top = images.manifests[image.digest]
+        await client.put_manifest(repo, BASE_TAG, top.data, top.media_type)
+        repos.append(repo)
+    return repos
+
+
+async def _worker(work: _Workload, src: str, dst: str, rng: random.Random) -> None:
+    """Repeat one unit until the workload has made its requests: upload a small blob, copy it
+    to a second repository, read the image's manifest twice, HEAD the copy."""
+    source, target = work.source, work.target
+    while work.done() < work.operations:
+        try:
+            desc = await _push_blob(source, src, rng.randbytes(rng.randint(256, 4096)))
+            await copy_blob_to(source, src, desc, target, dst)
+            await source.get_manifest(src, BASE_TAG)
+            await target.head_blob(dst, desc.digest)
+            await source.get_manifest(src, BASE_TAG)
+            work.units += 1
+        except Exception as exc:  # reported, the scenario then fails
+            work.errors.append(f"{type(exc).__name__}: {exc}")
+            if len(work.errors) > 20:
+                raise
+
+
+async def _sampler(
+    work: _Workload, controller: PrincipalController, every: float, cancel: trio.CancelScope
+) -> None:
+    """Snapshot the controller every ``every`` seconds (for the plot) until ``cancel``."""
+    samples = work.samples
+    with cancel:
+        while True:
+            stats = controller.statistics()
+            samples.t.append(trio.current_time() - work.start)
+            samples.throttles.append(stats.throttles)
+            samples.requests.append(work.done())
+            for key, key_stats in stats.windows.items():
+                series = samples.windows.setdefault(key, [math.nan] * (len(samples.t) - 1))
+                series.append(key_stats.window.window)
+            for series in samples.windows.values():
+                if len(series) < len(samples.t):
+                    series.append(series[-1] if series else math.nan)
+            await trio.sleep(every)
 
 
 async def run_workload(
@@ -135,8 +229,7 @@ async def run_workload(
     on_start: Callable[[], None] | None = None,
 ) -> WorkloadResult:
     """``tasks`` tasks sharing one principal (a source and a target client, one controller)
-    repeat a unit (upload a small blob, copy it to a second repository, read the image's
-    manifest twice, HEAD the copy) until the client has made ``operations`` requests."""
+    repeat a unit (`_worker`) until the client has made ``operations`` requests."""
     settings = ClientSettings(
         auth=AuthSettings(kind="basic", username=USER, password=PASSWORD),
         profile=profile,
@@ -145,22 +238,7 @@ async def run_workload(
         insecure=True,
     )
     registry = ControllerRegistry(rate_share=rate_share)
-    controller: PrincipalController | None = None
-    if learning != "announced":
-        prof = profile_named(profile)
-        cap = parse_rate(rate_limit) if rate_limit else None
-        controller = PrincipalController(
-            f"{url}|{USER}",
-            window_groups=prof.window_groups,
-            cap=cap,
-            rate_share=rate_share,
-            adopt_announced_cap=False,
-            estimate_cap=learning == "estimated",
-            seed=seed,
-        )
-    rng = random.Random(seed)
-    errors: list[str] = []
-    samples = Samples()
+    controller = _controller(url, profile, rate_limit, rate_share, learning, seed)
     async with (
         RegistryClient(
             url, settings, controllers=registry, controller=controller, seed=seed
@@ -170,84 +248,33 @@ async def run_workload(
         ) as target,
     ):
         assert source.controller is target.controller, "one principal, one controller"
-        ctl = source.controller
-
-        def made() -> int:
-            """Registry API requests so far (the storage host's blob GETs are not API calls)."""
-            total = 0
-            for client in (source, target):
-                stats = client.statistics()
-                total += stats.requests - stats.by_kind.get("storage_get", 0)
-            return total
-
-        # Seed one image per task (its requests count as operations too).
-        bases: list[str] = []
-        for t in range(tasks):
-            repo = f"{USER}/{prefix}-src-{t}"
-            config = await _push_blob(
-                source, repo, b'{"architecture":"amd64","os":"linux"}', mt.OCI_CONFIG
-            )
-            layer = await _push_blob(source, repo, rng.randbytes(512))
-            await source.put_manifest(repo, "base", _manifest(config, layer), mt.OCI_MANIFEST)
-            bases.append(repo)
+        work = _Workload(source, target, operations)
+        # One image per task (its requests count as operations too).
+        bases = await _seed_images(source, _base_images(tasks, seed), prefix)
         if on_start is not None:
             on_start()
-        base = made()
-        start = trio.current_time()
-        units = 0
-
-        async def worker(t: int) -> None:
-            nonlocal units
-            task_rng = random.Random(seed * 1000 + t)
-            src, dst = bases[t], f"{USER}/{prefix}-dst-{t}"
-            while made() - base < operations:
-                try:
-                    desc = await _push_blob(
-                        source, src, task_rng.randbytes(task_rng.randint(256, 4096))
-                    )
-                    await copy_blob_to(source, src, desc, target, dst)
-                    await source.get_manifest(src, "base")
-                    await target.head_blob(dst, desc.digest)
-                    await source.get_manifest(src, "base")
-                    units += 1
-                except Exception as exc:  # reported, the scenario then fails
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    if len(errors) > 20:
-                        raise
-
-        async def sampler(cancel: trio.CancelScope) -> None:
-            with cancel:
-                while True:
-                    stats = ctl.statistics()
-                    samples.t.append(trio.current_time() - start)
-                    samples.throttles.append(stats.throttles)
-                    samples.requests.append(made() - base)
-                    for key, window in stats.windows.items():
-                        series = samples.windows.setdefault(key, [math.nan] * (len(samples.t) - 1))
-                        series.append(window.window.window)
-                    for series in samples.windows.values():
-                        if len(series) < len(samples.t):
-                            series.append(series[-1] if series else math.nan)
-                    await trio.sleep(sample_every)
-
+        work.base = work.made()
+        work.start = trio.current_time()
         cancel = trio.CancelScope()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(sampler, cancel)
+            nursery.start_soon(_sampler, work, source.controller, sample_every, cancel)
             async with trio.open_nursery() as workers:
                 for t in range(tasks):
-                    workers.start_soon(worker, t)
+                    dst = f"{USER}/{prefix}-dst-{t}"
+                    workers.start_soon(_worker, work, bases[t], dst, random.Random(seed * 1000 + t))
             cancel.cancel()
-        seconds = trio.current_time() - start
-        client_stats = source.statistics().to_dict()
-        target_stats = target.statistics().to_dict()
+        seconds = trio.current_time() - work.start
         return WorkloadResult(
-            operations=made() - base,
-            units=units,
-            errors=errors,
+            operations=work.done(),
+            units=work.units,
+            errors=work.errors,
             seconds=seconds,
-            client={"source": client_stats, "target": target_stats},
-            controller=ctl.statistics().to_dict(),
-            samples=samples,
+            client={
+                "source": source.statistics().to_dict(),
+                "target": target.statistics().to_dict(),
+            },
+            controller=source.controller.statistics().to_dict(),
+            samples=work.samples,
         )
 
 

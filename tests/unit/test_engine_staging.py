@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
 import trio
 import trio.testing
 
@@ -100,11 +99,6 @@ async def test_failed_download_leaves_nothing(tmp_path: Path, autojump_clock: tr
         nursery.start_soon(second)
     assert sorted(results) == ["None", "raised"]
     assert not _files(tmp_path)
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
 
 
 async def test_unwritable_staging_dir_streams_instead(tmp_path: Path) -> None:
