@@ -1,16 +1,16 @@
 """Benchmark runner: `python -m stress.bench [--quick] [--only NAME]...` (`make bench`).
 
-Scenarios live in one table (`SCENARIOS`), filled by the `@scenario` decorator; later issues add
-theirs in their own modules listed in `SCENARIO_MODULES`. Results go to stress/results/bench.json
-(merged, so `--only` keeps the other scenarios' last numbers) and a Markdown table bench.md.
-The mock scenarios run `ocync-mockregistry serve` as a subprocess; the load comes from this
-process (stress/loadgen.py), so server and client do not share an interpreter.
+Scenarios live in one table (`SCENARIOS`): the mock registry's own below (the `@scenario`
+decorator), then the ones stress/client_bench.py and stress/syncbench/ define, imported here.
+Results go to stress/results/bench.json (merged, so `--only` keeps the other scenarios' last
+numbers) and a Markdown table bench.md. The mock scenarios run `ocync-mockregistry serve` as a
+subprocess; the load comes from this process (stress/loadgen.py), so server and client do not
+share an interpreter.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
@@ -18,62 +18,32 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from stress import client_bench
+from stress.benchscenario import BenchContext, Metric, Scenario, ScenarioResult
 from stress.loadgen import RawConnection, hammer_heads, repeated_digest, upload_blob
 from stress.mockproc import MockProcess
+from stress.syncbench import SCENARIO_TABLE, bench_metrics
+
+__all__ = ["SCENARIOS", "BenchContext", "Metric", "Scenario", "ScenarioResult", "main", "run"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MB = 1_000_000  # throughput in MB/s = 10^6 bytes per second
 MiB = 1 << 20
 
-# Modules whose import registers more scenarios (later issues append theirs).
-SCENARIO_MODULES: list[str] = ["stress.client_bench", "stress.sync_bench"]
-
-if __name__ == "__main__":
-    # `python -m stress.bench`: let `import stress.bench` in scenario modules find this very
-    # module (and its SCENARIOS table) instead of importing a second copy.
-    sys.modules.setdefault("stress.bench", sys.modules[__name__])
-
-
-@dataclass(frozen=True, slots=True)
-class Metric:
-    name: str
-    value: float
-    unit: str
-    target: float | None = None  # None: informational
-    higher_is_better: bool = True
-
-    @property
-    def ok(self) -> bool | None:
-        if self.target is None:
-            return None
-        return self.value >= self.target if self.higher_is_better else self.value <= self.target
-
-
-@dataclass(slots=True)
-class ScenarioResult:
-    metrics: list[Metric] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class BenchContext:
-    quick: bool
-    workdir: Path
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    name: str
-    description: str
-    run: Callable[[BenchContext], ScenarioResult]
-
-
 SCENARIOS: dict[str, Scenario] = {}
+
+
+def add_scenarios(scenarios: Iterable[Scenario]) -> None:
+    """Put `scenarios` into the table; a name may be there only once."""
+    for item in scenarios:
+        if item.name in SCENARIOS:
+            raise ValueError(f"benchmark scenario {item.name!r} is registered twice")
+        SCENARIOS[item.name] = item
 
 
 def scenario(
@@ -84,17 +54,15 @@ def scenario(
     def register(
         func: Callable[[BenchContext], ScenarioResult],
     ) -> Callable[[BenchContext], ScenarioResult]:
-        if name in SCENARIOS:
-            raise ValueError(f"benchmark scenario {name!r} is registered twice")
-        SCENARIOS[name] = Scenario(name, description, func)
+        add_scenarios([Scenario(name, description, func)])
         return func
 
     return register
 
 
-# --- mock registry scenarios (issue 2) ------------------------------------------------------
+# --- mock registry scenarios ------------------------------------------------------------------
 
-# Issue 2's targets for the mock on a 2-core machine.
+# The mock registry's design targets on a 2-core machine (README, "Performance": the mock table).
 DOWNLOAD_TARGET_MBS = 300.0
 UPLOAD_TARGET_MBS = 200.0
 SMALL_REQUESTS_TARGET = 3000.0
@@ -281,16 +249,28 @@ def bench_memory(ctx: BenchContext) -> ScenarioResult:
     )
 
 
+# --- the other modules' scenarios -------------------------------------------------------------
+
+
+def _sync_group(
+    key: str, description: str, group: Callable[[bool, Path], dict[str, Any]]
+) -> Scenario:
+    """A stress/syncbench scenario group as a table entry (its own subdirectory of the workdir)."""
+
+    def run(ctx: BenchContext) -> ScenarioResult:
+        workdir = ctx.workdir / key
+        workdir.mkdir(parents=True, exist_ok=True)
+        result = group(ctx.quick, workdir)
+        return ScenarioResult(metrics=bench_metrics(key, result), details=result)
+
+    return Scenario(key, description, run)
+
+
+add_scenarios(client_bench.bench_scenarios())
+add_scenarios(_sync_group(key, *entry) for key, entry in SCENARIO_TABLE.items())
+
+
 # --- runner ------------------------------------------------------------------------------------
-
-
-def load_scenarios() -> dict[str, Scenario]:
-    for module in SCENARIO_MODULES:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # one broken scenario module must not hide the others
-            print(f"bench: warning: cannot load {module}: {exc}", file=sys.stderr)
-    return SCENARIOS
 
 
 def machine() -> dict[str, Any]:
@@ -333,7 +313,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def run(names: Sequence[str], *, quick: bool, results_dir: Path = RESULTS_DIR) -> dict[str, Any]:
-    scenarios = load_scenarios()
+    scenarios = SCENARIOS
     unknown = [n for n in names if n not in scenarios]
     if unknown:
         raise SystemExit(
@@ -392,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    scenarios = load_scenarios()
+    scenarios = SCENARIOS
     if args.list:
         for name, item in scenarios.items():
             print(f"{name}: {item.description}")

@@ -1,6 +1,6 @@
 """The mock registry as a subprocess (`ocync-mockregistry serve --port 0 ...`), for tests and benchmarks.
 
-The CLI contract (see notes/common.md): the first stdout line is the base URL, logs go to
+The CLI contract (mockregistry/cli.py's docstring): the first stdout line is the base URL, logs go to
 stderr, SIGTERM exits 0. Running it out of process keeps the load generator's CPU apart from
 the server's and lets the benchmark read the server's peak RSS from /proc. `ServerProcess` (stop
 with SIGTERM, RSS, `with`) also serves stress/registries.py's docker-registry and logged mock.

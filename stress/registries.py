@@ -1,7 +1,8 @@
 """Registries for the sync benchmark, as subprocesses whose every request is logged.
 
 - `DistributionProcess`: Debian's `docker-registry` 2.8 (the reference implementation) with
-  filesystem storage in a temporary directory and deletes enabled. Its access log (gorilla's
+  filesystem storage in a temporary directory and deletes enabled; also the tests' fixture
+  (tests/conftest.py, with the access log off). Its access log (gorilla's
   combined log format on stdout, one line per request AFTER the response is written:
   `127.0.0.1 - - [date] "GET /v2/ HTTP/1.1" 200 2 "" "agent"`) gives method, path with query,
   status and response bytes; request bodies are not logged.
@@ -66,7 +67,8 @@ _REPO = re.compile(r"^/v2/(.+?)/(?:blobs|manifests|tags|referrers)/")
 
 
 def classify(method: str, path: str, query: str = "") -> str:
-    """The common request kind (notes/common.md) of a distribution API request."""
+    """The request kind of a distribution API request, in the vocabulary ocync's client counters
+    and the mock's /_mock/stats share (ocync/registry/profiles.py, mockregistry/stats.py)."""
     if path in ("/v2/", "/v2"):
         return "ping"
     if path.endswith("/_catalog"):
@@ -101,12 +103,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, timeout: float) -> bool:
+def _wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes]) -> bool:
+    """True once `port` accepts connections while `proc` runs; False if it exits first (e.g.
+    the port was taken between `free_port()` and its bind) or `timeout` passes."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
+                return proc.poll() is None
         except OSError:
             time.sleep(0.05)
     return False
@@ -143,11 +147,24 @@ _COMBINED = re.compile(
 
 
 class DistributionProcess(ServerProcess):
-    """`with DistributionProcess(workdir) as reg: reg.url, reg.take()` -- docker-registry 2.8."""
+    """`with DistributionProcess(workdir) as reg: reg.url, reg.take()` -- docker-registry 2.8.
 
-    def __init__(self, root: Path, *, startup_timeout: float = 15.0) -> None:
+    A port taken between `free_port()` and the registry's bind makes it exit: `start()` tries
+    again on another port (three times). `access_log=False` leaves `take()` empty.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        startup_timeout: float = 15.0,
+        access_log: bool = True,
+        port: int | None = None,
+    ) -> None:
         self.root = root
         self.startup_timeout = startup_timeout
+        self.log_requests = access_log
+        self.fixed_port = port  # None: a free port, another one if it is taken meanwhile
         self.port = 0
         self.access_log = root / "access.log"
         self._tail = _LogTail(self.access_log)
@@ -166,23 +183,30 @@ class DistributionProcess(ServerProcess):
             raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "config.yml"
-        for _attempt in range(3):
-            self.port = free_port()
-            config.write_text(
-                "version: 0.1\n"
-                "log:\n  level: warn\n  formatter: text\n  accesslog:\n    disabled: false\n"
-                f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
-                "  delete:\n    enabled: true\n"
-                f"http:\n  addr: 127.0.0.1:{self.port}\n"
-            )
+        for _attempt in range(3 if self.fixed_port is None else 1):
+            self.port = self.fixed_port or free_port()
+            config.write_text(self._config())
             with self.access_log.open("ab") as out, (self.root / "registry.log").open("ab") as err:
                 self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=out, stderr=err)
-            if _wait_for_port(self.port, self.startup_timeout):
+            if _wait_for_port(self.port, self.startup_timeout, self.proc):
                 self._tail.offset = self.access_log.stat().st_size
                 return self
             self.stop()  # the port was taken in between, or the binary failed: try another
         detail = (self.root / "registry.log").read_text(errors="replace")[-500:]
         raise RuntimeError(f"docker-registry did not start: {detail.strip()}")
+
+    def _config(self) -> str:
+        """Filesystem storage under root, deletes on, no background upload purging (it only
+        removes week-old sessions), the access log (on stdout) as asked."""
+        access_off = "false" if self.log_requests else "true"
+        return (
+            "version: 0.1\n"
+            f"log:\n  level: warn\n  formatter: text\n  accesslog:\n    disabled: {access_off}\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
+            "  delete:\n    enabled: true\n"
+            "  maintenance:\n    uploadpurging:\n      enabled: false\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n"
+        )
 
     def take(self) -> list[LoggedRequest]:
         out: list[LoggedRequest] = []

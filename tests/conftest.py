@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from stress.registries import DistributionProcess, free_port
+
+__all__ = ["free_port", "require_binary", "distribution_process"]
 
 REQUIRE_REAL = os.environ.get("OCYNC_REQUIRE_REAL") == "1"
 
@@ -36,77 +37,24 @@ def require_binary(name: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"docker-registry exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"docker-registry did not listen on {port} within {timeout}s")
-
-
-class DistributionRegistry:
-    """A running Debian docker-registry (CNCF distribution 2.8) on loopback."""
-
-    def __init__(self, root: Path, port: int | None = None) -> None:
-        self.binary = require_binary("docker-registry")
-        self.port = port or free_port()  # a given port: the same registry restarted
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        config = root / "config.yml"
-        config.write_text(
-            "version: 0.1\n"
-            "log:\n  level: error\n  accesslog:\n    disabled: true\n"
-            "storage:\n"
-            f"  filesystem:\n    rootdirectory: {root / 'data'}\n"
-            "  delete:\n    enabled: true\n"
-            "  maintenance:\n    uploadpurging:\n      enabled: false\n"
-            f"http:\n  addr: 127.0.0.1:{self.port}\n"
-        )
-        self.proc = subprocess.Popen(
-            [self.binary, "serve", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_listening(self.port, self.proc)
-        self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}"
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def distribution_process(root: Path, port: int | None = None) -> DistributionProcess:
+    """docker-registry 2.8 on loopback, started by `with` (stress/registries.py's harness, which
+    tries another port when one is taken; ``port``: that port only, e.g. the same registry
+    restarted), access log off; a missing binary skips or fails."""
+    require_binary("docker-registry")
+    return DistributionProcess(root, access_log=False, port=port)
 
 
 @pytest.fixture
-def distribution(tmp_path: Path) -> Iterator[DistributionRegistry]:
-    reg = DistributionRegistry(tmp_path / "distribution")
-    try:
+def distribution(tmp_path: Path) -> Iterator[DistributionProcess]:
+    with distribution_process(tmp_path / "distribution") as reg:
         yield reg
-    finally:
-        reg.close()
 
 
 @pytest.fixture(scope="session")
-def distribution_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributionRegistry]:
-    reg = DistributionRegistry(tmp_path_factory.mktemp("distribution"))
-    try:
+def distribution_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributionProcess]:
+    with distribution_process(tmp_path_factory.mktemp("distribution")) as reg:
         yield reg
-    finally:
-        reg.close()
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,6 @@ def test_runner_merges_results_and_renders_markdown(
     def broken(ctx: bench.BenchContext) -> bench.ScenarioResult:
         raise RuntimeError("the server fell over\nsecond line")
 
-    monkeypatch.setattr(bench, "SCENARIO_MODULES", [])
     monkeypatch.setitem(bench.SCENARIOS, "fake_one", bench.Scenario("fake_one", "a fake", fake))
     monkeypatch.setitem(bench.SCENARIOS, "fake_two", bench.Scenario("fake_two", "broken", broken))
     bench.run(["fake_one"], quick=True, results_dir=tmp_path)

@@ -209,7 +209,7 @@ async def test_retries_5xx_and_connection_errors_then_gives_up(autojump_clock: t
     assert c.statistics().retries == 2
 
     async with client(lambda r: httpx.Response(502), attempts=2) as c:
-        with pytest.raises(Exception, match="HTTP 502"):
+        with pytest.raises(RegistryError, match="HTTP 502"):
             await c.get_manifest("o/a", "v1")
     assert c.statistics().by_kind["manifest_get"] == 2
 

@@ -64,6 +64,7 @@ async def body_of(response) -> bytes:  # type: ignore[no-untyped-def]
 
 async def test_keep_alive_reuse_and_stale_detection() -> None:
     requests: list[bytes] = []
+    first_closed = trio.Event()
 
     async def script(stream: trio.SocketStream, n: int) -> None:
         # connection 1 answers twice then closes while idle; connection 2 answers once
@@ -71,13 +72,17 @@ async def test_keep_alive_reuse_and_stale_detection() -> None:
             requests.append(await read_request(stream))
             await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
         await stream.aclose()
+        if n == 1:
+            first_closed.set()
 
     async with server(script) as url:
         pool = WirePool()
-        for _ in range(3):
+        for i in range(3):
             response = await pool.request("GET", url + "/v2/x?q=1", {"Accept": "*/*"})
             assert response.status == 200 and await body_of(response) == b"hello"
-            await trio.sleep(0.05)  # let the server's close arrive
+            if i == 1:  # the idle connection is closed before the third request goes out
+                with trio.fail_after(10):
+                    await first_closed.wait()
         stats = pool.statistics()
         await pool.aclose()
     assert stats["connections_opened"] == 2 and stats["connections_reused"] == 1
@@ -136,12 +141,14 @@ async def test_chunked_response_and_streamed_request_body() -> None:
 
 async def test_body_error_aborts_the_request() -> None:
     got: list[bytes] = []
+    server_saw_close = trio.Event()
 
     async def script(stream: trio.SocketStream, n: int) -> None:
         data = b""
         while chunk := await stream.receive_some(65536):
             data += chunk
         got.append(data)
+        server_saw_close.set()
 
     class Bad:
         def __init__(self) -> None:
@@ -161,7 +168,8 @@ async def test_body_error_aborts_the_request() -> None:
         with pytest.raises(IntegrityError):
             await pool.request("PUT", url + "/up", {"Content-Length": "10"}, Bad())
         await pool.aclose()
-        await trio.sleep(0.05)
+        with trio.fail_after(10):
+            await server_saw_close.wait()
     assert got and got[0].endswith(b"12345")  # the server never saw a complete body
 
 

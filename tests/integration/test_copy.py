@@ -1,4 +1,4 @@
-"""Acceptance for issue 3: image copies between the mock (ghcr and generic profiles) and
+"""Acceptance for `ocync copy` and the client's blob data plane: image copies between the mock (ghcr and generic profiles) and
 Debian's docker-registry, verified bit-for-bit with skopeo; GHCR upload discipline; mounts;
 integrity failures; retries under injected faults; the ``ocync copy`` command."""
 

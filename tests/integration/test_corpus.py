@@ -15,6 +15,7 @@ from stress.corpus import (
     OCI_INDEX,
     OCI_MANIFEST,
     CorpusSpec,
+    PushError,
     build_corpus,
     push_corpus,
     referrers_tag,
@@ -214,7 +215,7 @@ async def test_seed_mock_ghcr_with_token_auth() -> None:
     options = MockOptions(profile="ghcr", auth="token", users={"bob": "pat-bob"}, seed=2)
     async with serve_mock(options) as mock:
         # Anonymous pushes are refused with one clear line naming the request.
-        with pytest.raises(Exception, match="401|403"):
+        with pytest.raises(PushError, match="401|403"):
             await push_corpus(corpus, mock.url)
         stats = await push_corpus(corpus, mock.url, username="bob", password="pat-bob")
         assert stats.referrers_api is False  # GHCR: no referrers API, the tag fallback is used

@@ -1,7 +1,7 @@
-"""Small versions of issue 4's rate-limit scenarios over real sockets: the mock registry in
-process, ocync's RegistryClient and its PrincipalController; scenario 3 runs two `ocync sync`
-processes (stress/ratelimit_scenarios.py runs the full-size ones). Caps of 100-200 per 2 s
-(120 per 4 s for scenario 3) keep each scenario to a few seconds."""
+"""Small versions of the rate controller's acceptance scenarios over real sockets: the mock
+registry in process, ocync's RegistryClient and its PrincipalController; scenario 3 runs two
+`ocync sync` processes (stress/ratelimit_scenarios.py runs the full-size ones). Caps of 100-200
+per 2 s (120 per 4 s for scenario 3) keep each scenario to a few seconds."""
 
 from __future__ import annotations
 

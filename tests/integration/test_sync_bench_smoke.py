@@ -1,4 +1,4 @@
-"""Smoke test of the sync benchmark harness (stress/sync_bench.py, stress/registries.py).
+"""Smoke test of the sync benchmark harness (stress/syncbench/, stress/registries.py).
 
 A tiny corpus on a pair of Debian docker-registry 2.8 instances, cold run only: both tools
 must copy every tag faithfully, and ocync must spend fewer requests than `skopeo sync --all`
@@ -15,7 +15,7 @@ import pytest
 
 from stress.corpus import CorpusSpec, build_corpus
 from stress.registries import DistributionProcess, LoggedRequest, classify
-from stress.sync_bench import SideBySide, ToolRun, ratios, tally
+from stress.syncbench import SideBySide, ToolRun, ratios, tally
 
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
@@ -140,7 +140,7 @@ def test_cold_sync_ocync_fewer_requests_than_skopeo(tmp_path: Path, skopeo: str)
 
 @pytest.mark.parametrize("n", [1, 3])
 def test_target_repo_mapping_matches_skopeo_unscoped(n: int) -> None:
-    from stress.sync_bench import target_repo
+    from stress.syncbench import target_repo
 
     assert target_repo(f"corpus/repo{n}") == f"mirror/repo{n}"
     assert target_repo(f"a/b/repo{n}") == f"mirror/repo{n}"

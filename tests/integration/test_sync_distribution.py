@@ -24,7 +24,7 @@ from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
 from stress.corpus import CorpusSpec, build_corpus, push_corpus, verify_corpus
-from tests.conftest import DistributionRegistry
+from tests.conftest import distribution_process
 
 pytestmark = pytest.mark.real_registry
 TOKEN = "pat-alice"
@@ -124,7 +124,7 @@ async def test_stale_cache_recheck_after_storage_wipe_converges_every_run(tmp_pa
     with trio.fail_after(600):
         async with serve_mock(MockOptions(profile="generic")) as src:
             await push_corpus(corpus, src.url)
-            registry = DistributionRegistry(tmp_path / "storage-0")
+            registry = distribution_process(tmp_path / "storage-0").start()
             port = registry.port
             try:
                 cache = TransferCache()
@@ -134,8 +134,8 @@ async def test_stale_cache_recheck_after_storage_wipe_converges_every_run(tmp_pa
                 for n in range(1, rounds + 1):
                     # what cache_dir keeps between runs: the persisted payload
                     cache = TransferCache.from_payload(cache.to_payload())
-                    registry.close()
-                    registry = DistributionRegistry(tmp_path / f"storage-{n}", port=port)
+                    registry.stop()
+                    registry = distribution_process(tmp_path / f"storage-{n}", port=port).start()
                     contexts: list[TransferContext] = []
                     report, _ = await sync(src.url, registry.url, maps_for(repos, "copy"), cache,
                                            settings, concurrency=8, seen=contexts)
@@ -147,4 +147,4 @@ async def test_stale_cache_recheck_after_storage_wipe_converges_every_run(tmp_pa
                 assert failures == [], "\n".join(failures)
                 assert await verify_corpus(corpus, registry.url, repo_map=repo_map) == []
             finally:
-                registry.close()
+                registry.stop()

@@ -1,5 +1,6 @@
 """A sync killed with SIGKILL at a random moment, then run again, converges; and at no moment
-does the target hold a tag whose manifest references missing content (issue 6, faults).
+does the target hold a tag whose manifest references missing content (a manifest goes up
+only after everything it references).
 
 ``ocync sync`` runs as a real subprocess; both mocks run in this test's trio loop so the
 target's store can be inspected while the sync is writing to it.

@@ -1,7 +1,7 @@
 """``ocync sync`` end to end on loopback: a source mock seeded with a corpus, a ghcr-profile
 target mock (token auth, rate cap, blob redirects, mounts only inside a namespace).
 
-Checks the acceptance points of issue 6 that need real sockets: bit-for-bit copies, every
+Checks the sync engine's acceptance points that need real sockets: bit-for-bit copies, every
 blob present, each source blob fetched once, zero 429s, shared base layers uploaded once and
 mounted elsewhere, a warm second run that moves no blob, and the CLI's exit codes.
 """

@@ -1,4 +1,4 @@
-"""Hypothesis: invariants of the tag filter pipeline (issue 5)."""
+"""Hypothesis: invariants of the tag filter pipeline (ocync/oci/tagfilter.py)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,13 @@
 """Every file in invalid_configs/ must fail `ocync validate` with exit 3 and one clear line.
 
 Each file ends with ``# expect: TEXT`` lines (substrings of the error output, which name the
-offending field), optionally ``# env: NAME=VALUE`` and ``# unset: NAME``.
+offending field), optionally ``# env: NAME=VALUE`` and ``# unset: NAME``. In process;
+tests/integration/test_validate_cli.py runs two of them through the console script.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -80,16 +79,3 @@ def test_several_problems_each_on_its_own_line(
 def test_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 3
     assert "no such file" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("name", ["latest-without-sort", "env-required-unset"])
-def test_subprocess_exit_code_and_no_traceback(name: str) -> None:
-    env = {"PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "ocync", "validate", str(HERE / f"{name}.yaml")],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
-    )
-    assert proc.returncode == 3, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for expect in _directives(HERE / f"{name}.yaml", "expect"):
-        assert expect in proc.stderr

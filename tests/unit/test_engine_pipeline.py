@@ -258,11 +258,6 @@ async def run(mappings: list[MappingSpec], src: FakeRegistry, *targets: FakeRegi
     return eng
 
 
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 BASE = b"base-layer" * 100
 
 

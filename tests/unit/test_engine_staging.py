@@ -105,11 +105,6 @@ async def test_failed_download_leaves_nothing(tmp_path: Path, autojump_clock: tr
     assert not _files(tmp_path)
 
 
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 async def test_unwritable_staging_dir_streams_instead(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     await trio.Path(blocker).write_text("x")

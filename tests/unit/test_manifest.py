@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ocync.errors import ManifestError
+from ocync.errors import IntegrityError, ManifestError
 from ocync.oci import mediatypes as mt
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import (
@@ -106,7 +106,7 @@ def test_size_limit() -> None:
 
 def test_verify_manifest() -> None:
     verify_manifest(b"abc", Digest.of(b"abc"), "m")
-    with pytest.raises(Exception, match="m: digest mismatch"):
+    with pytest.raises(IntegrityError, match="m: digest mismatch"):
         verify_manifest(b"abd", Digest.of(b"abc"), "m")
 
 

@@ -1,6 +1,6 @@
-"""The rate-limit acceptance scenarios (known cap, unknown cap, shared principal) simulated on
-trio's MockClock: PrincipalControllers against the mock's own
-sliding-window limiter (mockregistry.ratelimit), with seeded network latency and jitter.
+"""The rate controller's acceptance scenarios (stress/ratelimit_scenarios.py) simulated on
+trio's MockClock: PrincipalControllers against the mock's own sliding-window limiter
+(mockregistry.ratelimit), with seeded network latency and jitter.
 
 Deterministic and fast (no sockets, no real sleeps); tests/integration/test_ratelimit_scenarios.py
 runs the same scenarios over real sockets through the client.
