@@ -27,7 +27,8 @@ from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor
 from ocync.registry.auth import AuthSettings
 from ocync.registry.blobs import copy_blob_to, upload_blob
-from ocync.registry.client import ClientPool, ClientSettings, RegistryClient, digest_query
+from ocync.registry.client import ClientSettings, RegistryClient, digest_query
+from ocync.registry.pool import ClientPool
 from ocync.registry.transport import WIRE_BYTES_THRESHOLD, Transports
 from tests.scripted import ScriptedTransport
 
