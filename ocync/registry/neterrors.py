@@ -86,8 +86,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def is_timeout(exc: BaseException) -> bool:
-    """True when the failure was a timeout (no connection or no answer in time)."""
-    return any(
+    """True when the failure was a timeout (no connection or no answer in time): our typed
+    :class:`RequestTimeout`, or a foreign timeout anywhere in the chain (what the mapping reads)."""
+    return isinstance(exc, RequestTimeout) or any(
         isinstance(e, httpx.TimeoutException | trio.TooSlowError | TimeoutError) for e in _chain(exc)
     )
 

@@ -47,6 +47,7 @@ from ocync.registry.settings import ClientSettings
 from ocync.registry.transport import Reply, Transport, Transports
 from ocync.registry.urls import check_url, registry_base_url
 
+# The client's logger name, kept since the split: users and tests filter on it.
 log = logging.getLogger("ocync.registry.client")
 logging.getLogger("httpx").addFilter(RedactedURLs())
 
