@@ -31,6 +31,7 @@ from ocync.registry.authsession import AuthSession
 from ocync.registry.bodystream import CountedChunks
 from ocync.registry.exchange import (
     TIMEOUT_ATTEMPTS,
+    Action,
     Deliver,
     Exchange,
     Fail,
@@ -72,7 +73,6 @@ def registry_error(method: str, url: str, status: int, body: bytes, what: str = 
     return status_error(what or f"{method} {redact_url(url)}", status, body, method=method, url=redact_url(url))
 
 
-
 class RequestCore:
     """The request side of a :class:`~ocync.registry.client.RegistryClient`: lifecycle,
     credentials, the controller, and ``_exchange``. Use as an async context manager."""
@@ -100,6 +100,8 @@ class RequestCore:
         self._injected = transport
         self._transports: Transports | None = None
         self.auth = AuthSession(self.name, self._send_token_request)
+        if credential is not None:
+            self.auth.credential = credential
         self._rng = random.Random(seed)
         # Unix seconds, to read an HTTP-date Retry-After and GitHub's epoch x-ratelimit-reset;
         # waits themselves run on trio's clock.
@@ -259,7 +261,7 @@ class RequestCore:
         content: bytes | AsyncIterable[bytes] | None,
         stream: bool,
         max_body: int,
-    ) -> tuple[Response | None, Deliver | Retry | Reauthenticate | Follow | WaitThrottle | Fail]:
+    ) -> tuple[Response | None, Action]:
         """Send once under a permit, count it once, and ask the exchange what comes next."""
         method, url, kind = ex.method, ex.url, ex.kind
         refused = ex.refusal()

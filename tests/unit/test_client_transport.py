@@ -25,7 +25,7 @@ from ocync.errors import (
 from ocync.oci import mediatypes as mt
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor
-from ocync.registry.auth import AuthSettings
+from ocync.registry.auth import AuthSettings, Credential
 from ocync.registry.blobs import copy_blob_to, upload_blob
 from ocync.registry.client import ClientSettings, RegistryClient, digest_query
 from ocync.registry.pool import ClientPool
@@ -545,3 +545,9 @@ async def test_an_injected_transport_carries_both_planes() -> None:
         async with c.open_blob("o/a", Digest.of(b"blob")) as stream:
             assert b"".join([chunk async for chunk in stream.chunks()]) == b"blob"
     assert scripted.requests == 1
+
+
+def test_a_given_credential_names_the_principal_before_entering() -> None:
+    given = Credential("basic", username="u", secret="p", source="test")
+    c = RegistryClient("reg.test", credential=given, transport=ScriptedTransport(lambda r: httpx.Response(200)))
+    assert c.credential is given and c.principal == "reg.test|user:u"
