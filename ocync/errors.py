@@ -6,6 +6,11 @@
     +-- IntegrityError              digest or size mismatch of received content
     +-- ManifestError               manifest bytes that do not parse, or over 4 MiB
     +-- TransportError              connection, timeout, truncated body (temporary)
+    |   +-- ConnectError            no connection (refused, DNS, TLS, unreachable)
+    |   +-- RequestTimeout          nothing in time (connect, head, body, or a write)
+    |   +-- ProtocolError           the peer did not speak HTTP/1.1 as it should
+    |   +-- ConnectionClosed        the connection broke or closed mid-exchange
+    |   +-- StaleToken              a streamed request got 401: restart with the fresh token
     |   +-- NotAnswering            a host timed out again and again: given up for the run
     +-- RegistryError               the registry answered with an error status
     |   +-- Unauthorized            401/403 after the auth flow (exit 4)
@@ -55,6 +60,27 @@ class TransportError(OcyncError):
     """The network failed us: connection refused or reset, timeout, truncated body."""
 
     temporary = True
+
+
+class ConnectError(TransportError):
+    """No connection: refused, the name does not resolve, TLS failed, host unreachable."""
+
+
+class RequestTimeout(TransportError):
+    """Nothing arrived (or nothing was taken) within the connect, read or write timeout."""
+
+
+class ProtocolError(TransportError):
+    """The peer broke HTTP/1.1: an answer that is not HTTP, a body cut short of its length."""
+
+
+class ConnectionClosed(TransportError):
+    """The connection broke or was closed by the peer in the middle of an exchange."""
+
+
+class StaleToken(TransportError):
+    """A request with a streamed (non-replayable) body got 401: the token was refreshed, and
+    the transfer must restart from its first byte."""
 
 
 class NotAnswering(TransportError):
@@ -128,6 +154,8 @@ class Throttled(RegistryError):
 
 __all__ = [
     "ConfigError",
+    "ConnectError",
+    "ConnectionClosed",
     "IntegrityError",
     "InterruptedRun",
     "NoMatchingPlatform",
@@ -136,8 +164,11 @@ __all__ = [
     "NotFound",
     "OCIErrorEntry",
     "OcyncError",
+    "ProtocolError",
     "ReferenceError_",
     "RegistryError",
+    "RequestTimeout",
+    "StaleToken",
     "Throttled",
     "TransportError",
     "Unauthorized",

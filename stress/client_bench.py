@@ -77,7 +77,8 @@ async def _child(src_url: str, dst_url: str, size: int, count: int, profile: str
     from ocync.oci.digest import Digest
     from ocync.oci.manifest import Descriptor
     from ocync.registry.blobs import BlobTarget, copy_blob, push_blob
-    from ocync.registry.client import ClientPool, ClientSettings
+    from ocync.registry.client import ClientSettings
+    from ocync.registry.pool import ClientPool
 
     descriptors = [
         Descriptor("application/octet-stream", Digest("sha256", _pattern_digest(i, size)), size)

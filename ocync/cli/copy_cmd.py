@@ -20,8 +20,9 @@ from ocync.errors import ConfigError
 from ocync.oci.platform import parse_platforms
 from ocync.oci.reference import Reference, parse_reference
 from ocync.registry.auth import AuthSettings, docker_config_path
-from ocync.registry.client import ClientPool, ClientSettings
+from ocync.registry.client import ClientSettings
 from ocync.registry.imagecopy import CopySummary, copy_image
+from ocync.registry.pool import ClientPool
 from ocync.registry.profiles import PROFILES
 
 

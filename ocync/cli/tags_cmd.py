@@ -25,7 +25,8 @@ from ocync.errors import ConfigError
 from ocync.oci.reference import is_valid_tag, parse_repository
 from ocync.oci.tagfilter import TagFilter, TagSelection, apply_filter
 from ocync.oci.version import parse_range
-from ocync.registry.client import ClientPool, ClientSettings
+from ocync.registry.client import ClientSettings
+from ocync.registry.pool import ClientPool
 
 # Dropped tags shown per stage without -v; the rest is summarised as "(+N more)".
 _SHOWN = 8

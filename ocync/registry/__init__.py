@@ -1,10 +1,13 @@
 """The distribution client: profiles, auth, counted and rate-controlled requests, streaming
-blob copy. Everything here does I/O under trio: httpx for the control plane, h11 on trio
-streams for blob bodies (``wire.py``); parsing lives in :mod:`ocync.oci`.
+blob copy. Everything here does I/O under trio, except the pure request rules
+(``exchange.py``), origins (``origin.py``) and the request ledger (``requeststats.py``); the
+transports (``transport.py``) put httpx (control plane) and h11 on trio streams (blob bodies,
+``wire.py``) behind one interface; parsing lives in :mod:`ocync.oci`.
 
 API (what the engine and the CLI use)::
 
-    from ocync.registry.client import ClientPool, ClientSettings, RegistryClient
+    from ocync.registry.client import ClientSettings, RegistryClient
+    from ocync.registry.pool import ClientPool
     from ocync.registry.auth import AuthSettings
     settings = ClientSettings(auth=AuthSettings(kind="basic", username="u", password="pat"),
                               profile="ghcr", rate_limit=None, max_concurrent=None,
@@ -17,7 +20,6 @@ API (what the engine and the CLI use)::
         await client.head_manifest(repo, tag_or_digest)      # -> ManifestHead(digest, media_type, size) | None
         await client.get_manifest(repo, tag_or_digest)       # -> oci.manifest.Manifest (raw, media_type, digest, parsed)
         await client.put_manifest(repo, tag_or_digest, raw, media_type)  # -> Digest
-        await client.delete_manifest(repo, digest)           # -> bool
         await client.head_blob(repo, digest)                 # -> size | None
         await client.mount_blob(repo, digest, from_repo)     # -> MountResult(mounted, session | None)
         await client.start_upload(repo)                      # -> UploadSession
@@ -28,7 +30,7 @@ API (what the engine and the CLI use)::
         client.statistics()                                  # ClientStatistics (by_kind, by_status, bytes, throttled...)
         client.profile                                       # RegistryProfile (profiles.py): upload_strategy,
                                                              # mount_scope, mount_probe_ok, window_groups, ...
-        pool.statistics()                                    # ClientStatistics.merge over all clients
+        pool.statistics()                                    # sum(client statistics, ClientStatistics())
 
     from ocync.registry.blobs import BlobTarget, copy_blob, copy_blob_to, push_blob, upload_blob
     results = await copy_blob(src, src_repo, descriptor,

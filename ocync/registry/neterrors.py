@@ -15,13 +15,20 @@ import re
 import socket
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import h11
 import httpx
 import trio
 
-from ocync.errors import TransportError
+from ocync.errors import (
+    ConnectError,
+    ConnectionClosed,
+    ProtocolError,
+    RequestTimeout,
+    TransportError,
+)
 
 # h11: "peer closed connection without sending complete message body (received 2590 bytes,
 # expected 4514)".
@@ -79,8 +86,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def is_timeout(exc: BaseException) -> bool:
-    """True when the failure was a timeout (no connection or no answer in time)."""
-    return any(
+    """True when the failure was a timeout (no connection or no answer in time): our typed
+    :class:`RequestTimeout`, or a foreign timeout anywhere in the chain (what the mapping reads)."""
+    return isinstance(exc, RequestTimeout) or any(
         isinstance(e, httpx.TimeoutException | trio.TooSlowError | TimeoutError) for e in _chain(exc)
     )
 
@@ -128,6 +136,46 @@ def describe(exc: BaseException, timeouts: tuple[float, float] | None = None) ->
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+# What the transports may raise from below: httpx (control plane), h11 and trio streams (the
+# wire), the socket and ssl modules (OSError) under both.
+FOREIGN_ERRORS: tuple[type[BaseException], ...] = (
+    httpx.HTTPError, httpx.StreamError, h11.ProtocolError, OSError,
+    trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError,
+)
+
+
+def error_class(exc: BaseException) -> type[TransportError]:
+    """The most specific :class:`TransportError` for a foreign failure (httpx's
+    ``HTTPCORE_EXC_MAP`` idea): timeouts first, as the retry policy counts them apart."""
+    if is_timeout(exc):
+        return RequestTimeout
+    chain = list(_chain(exc))
+    if any(isinstance(e, socket.gaierror | ssl.SSLError | ConnectionRefusedError | httpx.ConnectError) or (
+        isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH)
+    ) for e in chain):
+        return ConnectError
+    if any(isinstance(e, h11.ProtocolError | httpx.ProtocolError) for e in chain):
+        return ProtocolError
+    if any(isinstance(e, OSError | trio.BrokenResourceError | trio.ClosedResourceError | httpx.NetworkError)
+           for e in chain):
+        return ConnectionClosed
+    return TransportError
+
+
+@contextmanager
+def map_transport_errors(
+    method: str, url: str, *, timeouts: tuple[float, float] | None = None, during: str = ""
+) -> Iterator[None]:
+    """Foreign network exceptions raised inside become one typed :class:`TransportError`
+    (``raise ... from exc``); ours pass through (httpcore's ``map_exceptions``)."""
+    try:
+        yield
+    except TransportError:
+        raise
+    except FOREIGN_ERRORS as exc:
+        raise transport_error(method, url, exc, timeouts=timeouts, during=during) from exc
+
+
 def transport_error(
     method: str, url: str, exc: BaseException, *, timeouts: tuple[float, float] | None = None,
     during: str = "",
@@ -142,7 +190,16 @@ def transport_error(
         host, path = "registry", shown or "/"
     what = describe(exc, timeouts)
     suffix = f" {during}" if during and "body" not in what else ""
-    return TransportError(f"{host}: {what}{suffix} ({method} {path})")
+    return error_class(exc)(f"{host}: {what}{suffix} ({method} {path})")
 
 
-__all__ = ["RedactedURLs", "describe", "is_timeout", "redact_url", "transport_error"]
+__all__ = [
+    "FOREIGN_ERRORS",
+    "RedactedURLs",
+    "describe",
+    "error_class",
+    "is_timeout",
+    "map_transport_errors",
+    "redact_url",
+    "transport_error",
+]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import select
 import ssl
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ import trio
 
 from ocync.errors import TransportError
 from ocync.registry.neterrors import redact_url, transport_error
+from ocync.registry.origin import Origin
 
 # One receive of up to 256 KiB: fewer trips through h11 and the event loop per byte.
 RECEIVE_SIZE = 256 * 1024
@@ -29,26 +29,6 @@ MAX_IDLE_PER_ORIGIN = 16
 # h11 refuses response heads bigger than this (its default is 16 KiB; S3-style storage hosts
 # send long signed headers).
 MAX_HEAD = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    scheme: str
-    host: str
-    port: int
-
-    @classmethod
-    def of(cls, url: str) -> Origin:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        port = parts.port or (443 if scheme == "https" else 80)
-        return cls(scheme, (parts.hostname or "").lower(), port)
-
-    @property
-    def host_header(self) -> str:
-        default = 443 if self.scheme == "https" else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default else f"{host}:{self.port}"
 
 
 class _Connection:

@@ -22,8 +22,9 @@ from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor
 from ocync.registry.auth import AuthSettings
 from ocync.registry.blobs import BlobTarget, copy_blob
-from ocync.registry.client import ClientPool, ClientSettings, RegistryClient
+from ocync.registry.client import ClientSettings, RegistryClient
 from ocync.registry.imagecopy import copy_image
+from ocync.registry.pool import ClientPool
 
 sys.path.insert(0, str(Path(__file__).parent))
 from imageseed import SeedImage, make_image, make_index, push_image  # noqa: E402

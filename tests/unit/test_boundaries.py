@@ -39,6 +39,16 @@ def test_oci_core_is_sans_io(path: Path) -> None:
     assert not _imports(path) & {"trio", "httpx", "h11", "socket", "anyio"}
 
 
+# The registry's pure pieces: the request rules, origins, the request ledger.
+_PURE_REGISTRY = ["exchange.py", "origin.py", "requeststats.py"]
+
+
+@pytest.mark.parametrize("name", _PURE_REGISTRY)
+def test_registry_request_rules_are_sans_io(name: str) -> None:
+    """No I/O and no clock reads: ``now`` is a parameter (h11's Connection is the model)."""
+    assert not _imports(ROOT / "ocync" / "registry" / name) & {"trio", "httpx", "h11", "socket", "anyio", "time"}
+
+
 def _imported_modules(path: Path) -> set[str]:
     """Full dotted names of absolute imports (``from ocync import registry`` too)."""
     tree = ast.parse(path.read_text(), filename=str(path))

@@ -12,8 +12,21 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocync.errors import TransportError
-from ocync.registry.neterrors import describe, is_timeout, redact_url, transport_error
+from ocync.errors import (
+    ConnectError,
+    ConnectionClosed,
+    ProtocolError,
+    RequestTimeout,
+    TransportError,
+)
+from ocync.registry.neterrors import (
+    describe,
+    error_class,
+    is_timeout,
+    map_transport_errors,
+    redact_url,
+    transport_error,
+)
 
 
 def chained(outer: BaseException, *inner: BaseException) -> BaseException:
@@ -87,3 +100,42 @@ def test_transport_error_never_raises_nor_leaks(text: str, scheme: str) -> None:
     message = str(transport_error("GET", url, REFUSED))
     assert "connection refused (GET " in message
     assert "SECRET" not in message or "SECRET" in text
+
+
+@pytest.mark.parametrize(
+    ("exc", "cls"),
+    [
+        pytest.param(chained(httpx.ConnectError("x"), REFUSED), ConnectError, id="refused"),
+        pytest.param(chained(httpx.ConnectError("x"), socket.gaierror(-2, "unknown")), ConnectError, id="dns"),
+        pytest.param(ssl.SSLCertVerificationError("bad"), ConnectError, id="tls"),
+        pytest.param(httpx.ReadTimeout("t"), RequestTimeout, id="httpx-read-timeout"),
+        pytest.param(trio.TooSlowError(), RequestTimeout, id="trio-fail-after"),
+        pytest.param(chained(httpx.ConnectTimeout("t"), TimeoutError()), RequestTimeout, id="connect-timeout"),
+        pytest.param(h11.RemoteProtocolError("illegal status line"), ProtocolError, id="not-http"),
+        pytest.param(httpx.RemoteProtocolError("peer closed"), ProtocolError, id="httpx-protocol"),
+        pytest.param(ConnectionResetError(104, "reset"), ConnectionClosed, id="reset"),
+        pytest.param(trio.BrokenResourceError(), ConnectionClosed, id="broken-stream"),
+        pytest.param(httpx.ReadError("x"), ConnectionClosed, id="httpx-read-error"),
+    ],
+)
+def test_transport_errors_are_typed_by_cause(exc: BaseException, cls: type[TransportError]) -> None:
+    error = transport_error("GET", "https://reg.test/v2/", exc)
+    assert type(error) is cls and error_class(exc) is cls
+    assert is_timeout(error) is (cls is RequestTimeout)
+
+
+def test_map_transport_errors_raises_from_the_foreign_exception() -> None:
+    cause = httpx.ReadTimeout("t")
+    with pytest.raises(RequestTimeout, match=r"^reg\.test: no answer within 7 s \(GET /v2/\)$") as info:
+        with map_transport_errors("GET", "https://reg.test/v2/?secret=1", timeouts=(3, 7)):
+            raise cause
+    assert info.value.__cause__ is cause
+
+
+def test_map_transport_errors_lets_ours_and_others_through() -> None:
+    ours = ConnectError("reg.test: connection refused (GET /v2/)")
+    with pytest.raises(ConnectError) as info, map_transport_errors("GET", "https://reg.test/v2/"):
+        raise ours
+    assert info.value is ours
+    with pytest.raises(KeyError), map_transport_errors("GET", "https://reg.test/v2/"):
+        raise KeyError("not a network failure")

@@ -1,11 +1,12 @@
-"""RegistryClient behaviours pinned against a scripted registry (httpx.MockTransport):
+"""RegistryClient behaviours pinned against a scripted registry (tests/scripted.py, injected
+at the Transport interface, so bodies take the production path; no sockets):
 redirect credential stripping, Location followed verbatim, token refresh, retries, throttles,
 manifest verification and size limits."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -24,9 +25,12 @@ from ocync.errors import (
 from ocync.oci import mediatypes as mt
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor
-from ocync.registry.auth import AuthSettings
+from ocync.registry.auth import AuthSettings, Credential
 from ocync.registry.blobs import copy_blob_to, upload_blob
-from ocync.registry.client import ClientPool, ClientSettings, RegistryClient, digest_query
+from ocync.registry.client import ClientSettings, RegistryClient, digest_query
+from ocync.registry.pool import ClientPool
+from ocync.registry.transport import WIRE_BYTES_THRESHOLD, Transports
+from tests.scripted import ScriptedTransport
 
 Handler = Callable[[httpx.Request], httpx.Response]
 MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}).encode()
@@ -34,7 +38,7 @@ MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests
 
 def client(handler: Handler, registry: str = "reg.test", **settings: object) -> RegistryClient:
     options = ClientSettings(**settings)  # type: ignore[arg-type]
-    return RegistryClient(registry, options, transport=httpx.MockTransport(handler), seed=1)
+    return RegistryClient(registry, options, transport=ScriptedTransport(handler, timeouts=(options.connect_timeout, options.read_timeout)), seed=1)
 
 
 async def body_chunks(data: bytes, size: int = 7):
@@ -511,3 +515,39 @@ async def test_endless_link_pagination_stops(autojump_clock: trio.testing.MockCl
         async with client(handler) as c:
             assert await c.list_tags("o/a") == ["a", "b"]
         assert calls["n"] == 2
+
+
+async def _chunks() -> AsyncIterator[bytes]:
+    yield b"x"
+
+
+@pytest.mark.parametrize(
+    ("body", "stream", "plane"),
+    [
+        pytest.param(None, False, "control", id="a-get"),
+        pytest.param(b"{}", False, "control", id="a-small-manifest-put"),
+        pytest.param(None, True, "data", id="a-blob-get"),
+        pytest.param("chunks", False, "data", id="a-streamed-upload"),
+        pytest.param(b"x" * (WIRE_BYTES_THRESHOLD + 1), False, "data", id="a-big-byte-body"),
+    ],
+)
+def test_the_plane_is_chosen_in_one_place(body: object, stream: bool, plane: str) -> None:
+    control, data = ScriptedTransport(lambda r: httpx.Response(200)), ScriptedTransport(lambda r: httpx.Response(200))
+    transports = Transports(control, data)
+    sent = _chunks() if body == "chunks" else body
+    chosen = transports.choose(sent, stream=stream)  # type: ignore[arg-type]
+    assert chosen is (data if plane == "data" else control)
+
+
+async def test_an_injected_transport_carries_both_planes() -> None:
+    scripted = ScriptedTransport(lambda r: httpx.Response(200, content=b"blob"))
+    async with RegistryClient("reg.test", transport=scripted, seed=1) as c:
+        async with c.open_blob("o/a", Digest.of(b"blob")) as stream:
+            assert b"".join([chunk async for chunk in stream.chunks()]) == b"blob"
+    assert scripted.requests == 1
+
+
+def test_a_given_credential_names_the_principal_before_entering() -> None:
+    given = Credential("basic", username="u", secret="p", source="test")
+    c = RegistryClient("reg.test", credential=given, transport=ScriptedTransport(lambda r: httpx.Response(200)))
+    assert c.credential is given and c.principal == "reg.test|user:u"

@@ -1,0 +1,133 @@
+"""The auth state of one client: the challenge the registry taught, bearer tokens per scope
+set (one fetch at a time per scope set), and which repositories want push tokens. The token
+request itself is sent by the client (it is counted and rate-controlled like any other).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import httpx
+import trio
+
+from ocync.errors import RegistryError, Unauthorized
+from ocync.oci.challenge import Challenge, find_challenge, parse_www_authenticate
+from ocync.oci.errorbody import parse_oci_errors
+from ocync.registry.auth import (
+    ANONYMOUS,
+    Credential,
+    TokenCache,
+    TokenRequest,
+    parse_token_response,
+    repository_scope,
+    token_request,
+)
+from ocync.registry.neterrors import redact_url
+
+log = logging.getLogger(__name__)
+
+# Sends a token request -> (status, body).
+TokenSender = Callable[[TokenRequest], Awaitable[tuple[int, bytes]]]
+
+
+class AuthSession:
+    """What to put in ``Authorization`` for a request, learnt from 401 challenges."""
+
+    def __init__(self, registry: str, send_token_request: TokenSender) -> None:
+        self.registry = registry
+        self.credential: Credential = ANONYMOUS
+        self.challenge: Challenge | None = None
+        self.tokens = TokenCache()
+        self._send = send_token_request
+        self._locks: dict[tuple[str, ...], trio.Lock] = {}
+        self._push_repos: set[str] = set()
+
+    def want_push(self, repository: str) -> None:
+        self._push_repos.add(repository)
+
+    def scopes(self, repository: str | None, push: bool = False, mount_from: str | None = None) -> tuple[str, ...]:
+        if repository is None:
+            return ()
+        scopes = [repository_scope(repository, push or repository in self._push_repos)]
+        if mount_from is not None and mount_from != repository:
+            scopes.append(repository_scope(mount_from, False))
+        return tuple(scopes)
+
+    @property
+    def bearer(self) -> bool:
+        return self.challenge is not None and self.challenge.scheme == "bearer"
+
+    async def header(self, scopes: tuple[str, ...]) -> tuple[str | None, str | None]:
+        """-> (Authorization value, the fetched token it carries) for the registry's origin."""
+        cred = self.credential
+        if cred.kind == "static_token":
+            return f"Bearer {cred.secret}", None
+        challenge = self.challenge
+        if challenge is None:
+            return None, None
+        if challenge.scheme == "basic":
+            return cred.basic_header(), None
+        if challenge.scheme == "bearer":
+            token = await self.token_for(scopes)
+            return f"Bearer {token}", token
+        return None, None
+
+    async def token_for(self, scopes: tuple[str, ...], stale: str | None = None) -> str:
+        cached = self.tokens.get(scopes, trio.current_time())
+        if cached is not None and cached != stale:
+            return cached
+        async with self._locks.setdefault(scopes, trio.Lock()):
+            cached = self.tokens.get(scopes, trio.current_time())
+            if cached is not None and cached != stale:
+                return cached
+            if stale is not None:
+                self.tokens.invalidate(stale)
+            token, lifetime = await self._fetch(scopes)
+            self.tokens.put(scopes, token, lifetime, trio.current_time())
+            return token
+
+    async def _fetch(self, scopes: tuple[str, ...]) -> tuple[str, float]:
+        assert self.challenge is not None
+        failed = f"authentication to {self.registry} failed ({self.credential.source})"
+        try:
+            request = token_request(self.challenge, scopes, self.credential)
+        except Unauthorized as exc:
+            raise Unauthorized(f"{failed}: {exc}") from None
+        status, body = await self._send(request)
+        if status != 200:
+            raise Unauthorized(
+                f"{failed}: token endpoint answered HTTP {status}",
+                status=status,
+                method=request.method,
+                url=redact_url(request.url),
+                errors=parse_oci_errors(body),
+            )
+        try:
+            return parse_token_response(body)
+        except Unauthorized as exc:
+            raise Unauthorized(f"{failed}: {exc} ({redact_url(request.url)})") from None
+
+    def learn_challenge(self, headers: httpx.Headers) -> bool:
+        """Take the Bearer (else Basic, with a basic credential) challenge of a 401."""
+        values = headers.get_list("www-authenticate")
+        challenges: list[Challenge] = []
+        for value in values:
+            try:
+                challenges += parse_www_authenticate(value)
+            except RegistryError as exc:
+                log.debug("%s", exc)
+        chosen = find_challenge(challenges, "bearer") or find_challenge(challenges, "basic")
+        if chosen is None:
+            return False
+        if chosen.scheme == "basic" and self.credential.kind != "basic":
+            return False
+        self.challenge = chosen
+        return True
+
+    def __repr__(self) -> str:
+        scheme = self.challenge.scheme if self.challenge else None
+        return f"<AuthSession {self.registry} challenge={scheme} {self.tokens!r}>"
+
+
+__all__ = ["AuthSession", "TokenSender"]
