@@ -147,6 +147,44 @@ class FileSpan:
     def __len__(self) -> int:
         return self.count
 
+    def __bytes__(self) -> bytes:
+        """The bytes themselves (a read of at most one piece, from the page cache when staged)."""
+        data = os.pread(self.fd, self.count, self.offset)
+        if len(data) != self.count:
+            raise BrokenPipeError(errno.EPIPE, "file ended before its declared length")
+        return data
+
+
+class StagedFile:
+    """A staged blob file as an upload body: :class:`FileSpan` pieces that the wire sends with
+    ``os.sendfile`` (the bytes never enter this process); ``bytes(span)`` reads one where a
+    consumer needs the bytes (a small monolithic PUT). Close with :meth:`aclose`."""
+
+    def __init__(self, path: os.PathLike[str] | str, size: int) -> None:
+        self._path = path
+        self._size = size
+        self._offset = 0
+        self._fd: int | None = None
+
+    def __aiter__(self) -> StagedFile:
+        return self
+
+    async def __anext__(self) -> FileSpan:
+        if self._fd is None:
+            self._fd = await trio.to_thread.run_sync(os.open, self._path, os.O_RDONLY)
+        else:
+            await trio.lowlevel.checkpoint()
+        if self._offset >= self._size:
+            raise StopAsyncIteration
+        span = FileSpan(self._fd, self._offset, min(SENDFILE_PIECE, self._size - self._offset))
+        self._offset += span.count
+        return span
+
+    async def aclose(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
 
 async def send_file(stream: trio.abc.Stream, span: FileSpan) -> None:
     """Write ``span`` to ``stream``: ``os.sendfile`` on a plain TCP socket (the kernel moves the
@@ -155,7 +193,7 @@ async def send_file(stream: trio.abc.Stream, span: FileSpan) -> None:
     offset, end = span.offset, span.offset + span.count
     if sock is not None and hasattr(os, "sendfile"):
         while offset < end:
-            await trio.lowlevel.checkpoint_if_cancelled()
+            await trio.lowlevel.checkpoint()
             try:
                 sent = os.sendfile(sock.fileno(), span.fd, offset, min(end - offset, SENDFILE_PIECE))
             except BlockingIOError:
@@ -177,4 +215,13 @@ async def send_file(stream: trio.abc.Stream, span: FileSpan) -> None:
         offset += got
 
 
-__all__ = ["RELAY_BUFFER", "BodyEndedEarly", "FileSpan", "ReceiveRelay", "raw_socket", "relayed_length", "send_file"]
+__all__ = [
+    "RELAY_BUFFER",
+    "BodyEndedEarly",
+    "FileSpan",
+    "ReceiveRelay",
+    "StagedFile",
+    "raw_socket",
+    "relayed_length",
+    "send_file",
+]
