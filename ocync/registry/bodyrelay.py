@@ -186,9 +186,10 @@ class StagedFile:
             os.close(fd)
 
 
-async def send_file(stream: trio.abc.Stream, span: FileSpan) -> None:
+async def send_file(stream: trio.abc.Stream, span: FileSpan, idle_seconds: float) -> None:
     """Write ``span`` to ``stream``: ``os.sendfile`` on a plain TCP socket (the kernel moves the
-    pages), else reads of one relay buffer sent with ``send_all`` (TLS encrypts in user space)."""
+    pages), else reads of one relay buffer sent with ``send_all`` (TLS encrypts in user space).
+    A peer that takes nothing for ``idle_seconds`` raises ``trio.TooSlowError``."""
     sock = raw_socket(stream)
     offset, end = span.offset, span.offset + span.count
     if sock is not None and hasattr(os, "sendfile"):
@@ -197,7 +198,8 @@ async def send_file(stream: trio.abc.Stream, span: FileSpan) -> None:
             try:
                 sent = os.sendfile(sock.fileno(), span.fd, offset, min(end - offset, SENDFILE_PIECE))
             except BlockingIOError:
-                await trio.lowlevel.wait_writable(sock)
+                with trio.fail_after(idle_seconds):
+                    await trio.lowlevel.wait_writable(sock)
                 continue
             except OSError as exc:
                 if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
@@ -211,7 +213,8 @@ async def send_file(stream: trio.abc.Stream, span: FileSpan) -> None:
         got = await trio.to_thread.run_sync(os.preadv, span.fd, [buffer[: end - offset]], offset)
         if not got:
             raise BrokenPipeError(errno.EPIPE, "file ended before its declared length")
-        await stream.send_all(buffer[:got])
+        with trio.fail_after(idle_seconds):
+            await stream.send_all(buffer[:got])
         offset += got
 
 

@@ -326,46 +326,50 @@ class WirePool:
         elif body is not None and "content-length" not in lowered:
             head.append(("Transfer-Encoding", "chunked"))
         try:
-            stream = conn.stream
-            await self._send(stream, conn.h11.send(h11.Request(method=method, target=target, headers=head)))
-            if isinstance(body, bytes):
-                if body:
-                    for piece in conn.h11.send_with_data_passthrough(h11.Data(data=body)) or ():
-                        await self._send(stream, piece)
-            elif body is not None:
-                # h11 counts each chunk against Content-Length and hands back the very object
-                # (a memoryview of a relay buffer, a FileSpan): sent as is, never copied
-                async for chunk in body:
-                    data_event = h11.Data(data=chunk)  # type: ignore[arg-type]  # any sized object passes through
-                    for piece in conn.h11.send_with_data_passthrough(data_event) or ():
-                        if isinstance(piece, FileSpan):
-                            with trio.fail_after(self.read_timeout):
-                                await send_file(stream, piece)
-                        else:
-                            await self._send(stream, piece)
-            await self._send(stream, conn.h11.send(h11.EndOfMessage()) or b"")
-            while True:
-                event = conn.h11.next_event()
-                if event is h11.NEED_DATA:
-                    with trio.fail_after(self.read_timeout):
-                        data = await stream.receive_some(RECEIVE_SIZE)
-                    conn.h11.receive_data(data)  # type: ignore[arg-type]  # EOF: h11 reports it
-                    continue
-                if isinstance(event, h11.InformationalResponse):
-                    continue
-                if isinstance(event, h11.Response):
-                    response_headers = httpx.Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers])
-                    return WireResponse(self, conn, event.status_code, response_headers, url, method)
-                if isinstance(event, h11.ConnectionClosed):
-                    raise TransportError(
-                        f"{redact_url(url)}: the server closed the connection without answering ({method})"
-                    )
+            await self._send(conn.stream, conn.h11.send(h11.Request(method=method, target=target, headers=head)))
+            await self._send_body(conn, body)
+            await self._send(conn.stream, conn.h11.send(h11.EndOfMessage()) or b"")
+            return await self._receive_head(conn, url, method)
         except BaseException as exc:
             await conn.aclose()
             if isinstance(exc, (OSError, trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError,
                                 trio.TooSlowError)):
                 raise transport_error(method, url, exc, timeouts=self.timeouts) from exc
             raise
+
+    async def _send_body(
+        self, conn: _Connection, body: bytes | AsyncIterator[bytes] | AsyncIterator[bytes | memoryview | FileSpan] | None
+    ) -> None:
+        if isinstance(body, bytes):
+            if body:
+                for piece in conn.h11.send_with_data_passthrough(h11.Data(data=body)) or ():
+                    await self._send(conn.stream, piece)
+        elif body is not None:
+            # h11 counts each chunk against Content-Length and hands back the very object
+            # (a memoryview of a relay buffer, a FileSpan): sent as is, never copied
+            async for chunk in body:
+                data_event = h11.Data(data=chunk)  # type: ignore[arg-type]  # any sized object passes through
+                for piece in conn.h11.send_with_data_passthrough(data_event) or ():
+                    if isinstance(piece, FileSpan):
+                        await send_file(conn.stream, piece, self.read_timeout)
+                    else:
+                        await self._send(conn.stream, piece)
+
+    async def _receive_head(self, conn: _Connection, url: str, method: str) -> WireResponse:
+        while True:
+            event = conn.h11.next_event()
+            if event is h11.NEED_DATA:
+                with trio.fail_after(self.read_timeout):
+                    data = await conn.stream.receive_some(RECEIVE_SIZE)
+                conn.h11.receive_data(data)  # type: ignore[arg-type]  # EOF: h11 reports it
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                response_headers = httpx.Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers])
+                return WireResponse(self, conn, event.status_code, response_headers, url, method)
+            if isinstance(event, h11.ConnectionClosed):
+                raise TransportError(f"{redact_url(url)}: the server closed the connection without answering ({method})")
 
     async def _send(self, stream: trio.abc.Stream, data: bytes | bytearray | memoryview | None) -> None:
         """Write one piece (at most a chunk of the body); a peer that does not take it within
