@@ -16,15 +16,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Container,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Container, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -1167,14 +1159,14 @@ class BlobStream:
         self._not_answering = not_answering
         length = response.headers.get("content-length", "")
         self.content_length = int(length) if length.isdigit() else None
-        self._read: Callable[[], Awaitable[bytes]] = response.read_some
+        self._read = response.read_some
 
     def chunks(self, *, views: bool = False) -> AsyncIterator[bytes]:
         """With ``views`` each chunk is a memoryview of one reusable buffer (the wire's relay),
         valid until the next one is asked for: for a consumer that is done with each in turn."""
         read_view = getattr(self._response, "read_view", None) if views else None
         if read_view is not None:
-            self._read = cast(Callable[[], Awaitable[bytes]], read_view)  # bytes-like views
+            self._read = cast(Any, read_view)  # memoryviews: bytes-like, like read_some's chunks
         return self
 
     def __aiter__(self) -> AsyncIterator[bytes]:
