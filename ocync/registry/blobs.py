@@ -180,7 +180,7 @@ async def upload_blob(
     try:
         async with _closing(body):
             if strategy == "monolithic":
-                data = b"".join([chunk async for chunk in body])
+                data = b"".join([bytes(chunk) async for chunk in body])  # chunks may be views of one buffer
                 url = digest_query(session.location, descriptor.digest)
                 response = await client.send(
                     "upload_put", "PUT", url, repository, content=data, headers={"Content-Type": _OCTET}, ok=COMMITTED
@@ -334,7 +334,8 @@ async def _copy_once(
                 raise IntegrityError(
                     f"{what}: size mismatch: expected {descriptor.size} bytes, source sends {stream.content_length}"
                 )
-            chunks = verified_chunks(stream.chunks(), descriptor, what, received=True)
+            # one target takes each chunk before the next is read: one reusable buffer will do
+            chunks = verified_chunks(stream.chunks(views=len(targets) == 1), descriptor, what, received=True)
             async with _closing(chunks):
                 if len(targets) == 1:
                     index, target = targets[0]

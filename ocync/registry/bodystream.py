@@ -5,7 +5,8 @@ Iterator objects, not async generators: an aborted transfer leaves nothing to fi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any, cast
 
 from ocync.errors import NotAnswering, RequestTimeout, TransportError
 from ocync.registry.exchange import HostSilence
@@ -29,8 +30,14 @@ class BlobStream:
         self._not_answering = not_answering
         length = response.headers.get("content-length", "")
         self.content_length = int(length) if length.isdigit() else None
+        self._read: Callable[[], Awaitable[bytes]] = response.read_some
 
-    def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self, *, views: bool = False) -> AsyncIterator[bytes]:
+        """With ``views`` each chunk is a memoryview of one reusable buffer (the wire's relay),
+        valid until the next one is asked for: for a consumer that is done with each in turn."""
+        read_view = getattr(self._response, "read_view", None) if views else None
+        if read_view is not None:
+            self._read = cast(Any, read_view)  # memoryviews: bytes-like, like read_some's chunks
         return self
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -38,7 +45,7 @@ class BlobStream:
 
     async def __anext__(self) -> bytes:
         try:
-            chunk = await self._response.read_some()
+            chunk = await self._read()
         except TransportError as exc:
             self._counters.transport_errors += 1
             silence = self._silence
