@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 import re
 import shutil
-import sys
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
