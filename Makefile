@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench stress mock clean
+.PHONY: install demo test lint bench stress mock image chart-schema clean
 
 install: $(STAMP)
 
@@ -35,6 +35,18 @@ stress: $(STAMP)
 
 mock: $(STAMP)
 	$(BIN)/ocync-mockregistry serve --host 127.0.0.1 --port 5000 $(MOCK_ARGS)
+
+# The container image (Dockerfile) with whichever builder this machine has.
+IMAGE ?= ocync:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image:
+	@builder=$$(command -v docker || command -v podman || command -v buildah) \
+		|| { echo "make image: no container builder (docker, podman or buildah) on PATH" >&2; exit 2; }; \
+	case "$$builder" in *buildah) set -- bud;; *) set -- build;; esac; \
+	"$$builder" "$$@" -t $(IMAGE) --build-arg VERSION=$(patsubst ocync:%,%,$(IMAGE)) .
+
+# charts/ocync/values.schema.json from the config models (ocync schema) and the chart's values
+chart-schema: $(STAMP)
+	$(BIN)/python charts/values_schema.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

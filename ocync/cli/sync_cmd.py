@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -21,6 +22,7 @@ from ocync.config import load_config_file
 from ocync.engine.pipeline import SyncEngine
 from ocync.engine.report import RunReport
 from ocync.engine.runner import RunOptions, run_sync
+from ocync.engine.sharding import resolved_key, select, shard_from_env
 from ocync.errors import ConfigError, OcyncError
 from ocync.ratelimit.bucket import parse_rate
 
@@ -99,6 +101,8 @@ def register(subparsers: Any) -> None:
     _interrupt_and_share(p)
     p.add_argument("--no-cache", action="store_true", help="ignore and do not save the transfer cache")
     add_timeout(p)
+    p.add_argument("--shard", metavar="I/N", help="only the mappings of shard I of N (also OCYNC_SHARD)")
+    _shards(p, "with JOB_COMPLETION_INDEX as I: the shard of an Indexed Job's pod")
     p.set_defaults(func=run_sync_command)
 
     p = subparsers.add_parser(
@@ -109,14 +113,25 @@ def register(subparsers: Any) -> None:
     _interrupt_and_share(p)
     p.add_argument("--max-runs", type=int, default=0, metavar="N", help="stop after N runs (default 0: never)")
     add_timeout(p)
-    p.set_defaults(func=run_watch_command, dry_run=False, no_cache=False)
+    p.set_defaults(func=run_watch_command, dry_run=False, no_cache=False, shard=None, shards=None)
 
     p = subparsers.add_parser(
         "analyze", help="from manifests only: blobs, shared layers, mounts, requests and minutes"
     )
     _common(p)
     add_timeout(p)
+    _shards(p, "also show how the mappings split into N shards and the extra source pulls it costs")
     p.set_defaults(func=run_analyze_command)
+
+
+def _shards(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--shards", type=_count, default=None, metavar="N", help=help_text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1: {text!r}")
+    return int(text)
 
 
 class _LiveProgress:
@@ -238,7 +253,11 @@ def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
         use_cache=not getattr(args, "no_cache", False),
         on_tick=progress.tick if progress is not None else None,
         timeout=args.timeout,
+        shard=shard_from_env(args.shard, args.shards, os.environ),
     )
+    if options.shard is not None and options.dry_run and not args.json:
+        kept = select(loaded.config.resolve(), resolved_key, options.shard)
+        print(f"shard {options.shard}: {len(kept)} of {len(loaded.config.resolve())} mappings")
     if progress is None:
         return trio.run(run_sync, loaded.config, options)
     with progress:
@@ -269,7 +288,9 @@ def run_analyze_command(args: argparse.Namespace) -> int:
 
     try:
         loaded = load_config_file(args.config)
-        result = trio.run(functools.partial(analyze, loaded.config, request_timeout=args.timeout))
+        result = trio.run(
+            functools.partial(analyze, loaded.config, request_timeout=args.timeout, shards=args.shards)
+        )
     except OcyncError as exc:
         if args.json:
             _fatal_json(exc)

@@ -24,6 +24,7 @@ from ocync.engine.discovery import ImageTree, MappingSpec, fetch_tree, select_ta
 from ocync.engine.plan import MountScope, mount_group
 from ocync.engine.report import redact
 from ocync.engine.runner import client_settings, mapping_specs, used_registries
+from ocync.engine.shardcost import ShardSplit, shard_split
 from ocync.engine.tasks import run_all
 from ocync.errors import OcyncError, Unauthorized
 from ocync.ratelimit.bucket import parse_rate
@@ -68,6 +69,7 @@ class Analysis:
     targets: list[TargetAnalysis] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     auth_errors: int = 0
+    shards: ShardSplit | None = None  # --shards N
 
     def exit_code(self) -> int:
         """0 clean; 1 some tags or mappings failed; 2 nothing could be read; 4 when every
@@ -90,6 +92,7 @@ class Analysis:
             "source_requests": self.source_requests,
             "targets": [t.to_dict() for t in self.targets],
             "errors": self.errors,
+            **({"shards": self.shards.to_dict()} if self.shards else {}),
         }
 
     def render_text(self) -> str:
@@ -111,10 +114,14 @@ class Analysis:
             lines.append("most shared layers:")
             for s in self.shared_layers:
                 lines.append(f"  {s['digest'][:19]} {s['size'] / mib:.1f} MiB in {s['images']} images")
+        lines += self.shards.render_lines() if self.shards else []
         return "\n".join(lines)
 
 
-async def analyze(config: Config, *, concurrency: int = 16, request_timeout: float | None = None) -> Analysis:
+async def analyze(
+    config: Config, *, concurrency: int = 16, request_timeout: float | None = None,
+    shards: int | None = None,
+) -> Analysis:
     resolved = config.resolve()
     specs = mapping_specs(resolved)
     registries = used_registries(resolved)
@@ -212,6 +219,8 @@ async def analyze(config: Config, *, concurrency: int = 16, request_timeout: flo
     result.shared_layers = [
         {"digest": d, "size": sizes[d], "images": n} for d, n in refs.most_common(5) if n > 1
     ]
+    if shards:
+        result.shards = shard_split(resolved, specs, [(s, t.blobs()) for s, _, t in trees], shards)
     return result
 
 

@@ -232,9 +232,9 @@ class CacheFile:
 
     ``now`` is a parameter (wall-clock seconds) so tests need no clock."""
 
-    def __init__(self, cache_dir: Path, *, ttl: float | None) -> None:
-        self.path = Path(cache_dir) / "transfer-cache.json"
-        self.lock_path = Path(cache_dir) / "transfer-cache.lock"
+    def __init__(self, cache_dir: Path, *, ttl: float | None, stem: str = "transfer-cache") -> None:
+        self.path = Path(cache_dir) / f"{stem}.json"  # a shard's stem: Shard.cache_stem
+        self.lock_path = Path(cache_dir) / f"{stem}.lock"
         self.ttl = ttl
         self.locked = False
         self._lock_file: IO[str] | None = None

@@ -29,6 +29,7 @@ from ocync.engine.discovery import ArtifactPolicy, MappingSpec, TargetRepo
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.report import ImageResult, RunReport
+from ocync.engine.sharding import Shard, resolved_key, select
 from ocync.engine.staging import BlobStage
 from ocync.errors import OcyncError
 from ocync.ratelimit.limiter import ControllerRegistry
@@ -49,6 +50,7 @@ class RunOptions:
     on_result: Callable[[ImageResult], None] | None = None
     on_tick: Callable[[SyncEngine], None] | None = None  # progress display, ~4 times a second
     timeout: float | None = None  # --timeout: for every registry; None: each one's timeout:
+    shard: Shard | None = None  # --shard I/N: only this shard's mappings, its own cache file
 
 
 # Seconds a request may receive nothing before it fails, unless the config or --timeout says
@@ -205,12 +207,13 @@ async def run_sync(config: Config, options: RunOptions = RunOptions()) -> RunRep
 
 
 async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt) -> RunReport:
-    resolved = config.resolve()
+    resolved = select(config.resolve(), resolved_key, options.shard)
     rate_share = options.rate_share if options.rate_share is not None else config.global_.rate_share
     controllers = ControllerRegistry(rate_share=rate_share)
     registries = used_registries(resolved)
     cache_dir = config.global_.resolved_cache_dir()
-    cache_file = CacheFile(cache_dir, ttl=config.global_.cache_ttl)
+    stem = options.shard.cache_stem if options.shard else "transfer-cache"
+    cache_file = CacheFile(cache_dir, ttl=config.global_.cache_ttl, stem=stem)
     persist = options.use_cache and not options.dry_run and cache_file.acquire()
     cache = cache_file.load(time.time()) if options.use_cache else TransferCache()
     stage = BlobStage(
