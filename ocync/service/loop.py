@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ocync.config import Config, load_config_file
+from ocync.config import Config, LoadedConfig, load_config_file
 from ocync.engine.cache import CacheFile, CacheStatistics, TransferCache
 from ocync.engine.pipeline import SyncEngine
 from ocync.engine.report import RunReport, redact
@@ -49,6 +49,12 @@ class WatchOptions:
     seed: int | None = None  # the backoff jitter's; None: from the OS
 
 
+async def _load_in_thread(path: str) -> LoadedConfig:
+    """The config file, read and validated off the trio thread (a slow volume cannot stall
+    the health endpoints)."""
+    return await trio.to_thread.run_sync(load_config_file, path)
+
+
 @dataclass(frozen=True, slots=True)
 class CycleOutcome:
     outcome: str  # ok | partial | failed | interrupted
@@ -76,12 +82,14 @@ class WatchService:
         on_report: Callable[[RunReport], None] = lambda report: None,
         wall: Callable[[], float] = time.time,
         runner: Callable[[Config, RunOptions], Awaitable[RunReport]] = run_sync,
+        loader: Callable[[str], Awaitable[LoadedConfig]] | None = None,
     ) -> None:
         self.options = options
         self.config = config  # the last good one
         self.on_report = on_report
         self.wall = wall
         self.runner = runner
+        self.loader = loader or _load_in_thread
         self.state = ServiceState(options.schedule.period(wall()), options.liveness_floor,
                                   options.unready_after)
         self.heartbeat = Heartbeat(options.schedule.period(wall()))
@@ -124,7 +132,7 @@ class WatchService:
         """The config file again; on a problem, one line (``FILE:LINE: ...``) and the last
         good config."""
         try:
-            loaded = await trio.to_thread.run_sync(load_config_file, self.options.config_path)
+            loaded = await self.loader(self.options.config_path)
         except ConfigError as exc:
             first = redact(str(exc).splitlines()[0] if str(exc) else "invalid config")
             if first != self.state.config_error:
