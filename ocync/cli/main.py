@@ -5,7 +5,8 @@ Each subcommand lives in its own module with ``register(subparsers)``; the parse
 Exit codes: 0 success, 1 partial failure, 2 failure, 3 invalid config or arguments,
 4 authentication or authorization failure. SIGINT and SIGTERM follow one rule in every
 command: an interrupt that left work undone exits 1, a clean stop with nothing undone
-(``watch`` between runs) exits 0, each with one line saying it was interrupted.
+(``watch`` between runs) exits 0, each with one line saying it was interrupted. One
+exception: ``watch --health-port`` is a service, and a SIGTERM it drained exits 0.
 """
 
 from __future__ import annotations

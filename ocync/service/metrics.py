@@ -18,6 +18,7 @@ from ocync.errors import OcyncError
 from ocync.ratelimit.bucket import parse_rate
 from ocync.ratelimit.statistics import ControllerStatistics
 
+CYCLE_OUTCOMES = ("ok", "partial", "failed", "interrupted")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Cycles range from a second (nothing to do) to hours (a first sync of a large mirror).
 CYCLE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
@@ -91,6 +92,8 @@ class ServiceMetrics:
         self.throttles = Counter("ocync_throttled", "429 answers per principal",
                                  ["principal"], registry=r)
         self.cycles = Counter("ocync_cycles", "cycles by outcome", ["outcome"], registry=r)
+        for outcome in CYCLE_OUTCOMES:  # present at 0 from the start: increase() alerts work
+            self.cycles.labels(outcome)
         self.rate = Gauge("ocync_principal_requests_per_second",
                           "a principal's request rate over the last cycle", ["principal"], registry=r)
         self.last_success = Gauge("ocync_last_success_timestamp_seconds",
