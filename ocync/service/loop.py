@@ -73,6 +73,18 @@ def classify(report: RunReport) -> CycleOutcome:
     return CycleOutcome("ok" if code == 0 else "partial", code, report=report)
 
 
+def failed_outcome(exc: Exception) -> CycleOutcome:
+    """A cycle that raised: one redacted line; an exception group (a nursery's) by its first
+    leaf, with our own errors' exit code."""
+    leaf: BaseException = exc
+    while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+        leaf = leaf.exceptions[0]
+    text = redact(str(leaf).splitlines()[0]) if str(leaf) else ""
+    if isinstance(leaf, OcyncError):
+        return CycleOutcome("failed", leaf.exit_code, text or type(leaf).__name__)
+    return CycleOutcome("failed", 2, f"{type(leaf).__name__}: {text}".rstrip(": "))
+
+
 class WatchService:
     def __init__(
         self,
@@ -174,12 +186,8 @@ class WatchService:
         )
         try:
             outcome = classify(await self.runner(config, options))
-        except OcyncError as exc:
-            line = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            outcome = CycleOutcome("failed", exc.exit_code, line)
         except Exception as exc:  # the environment (disk full, no DNS): the next cycle retries
-            text = redact(str(exc).splitlines()[0]) if str(exc) else ""
-            outcome = CycleOutcome("failed", 2, f"{type(exc).__name__}: {text}".rstrip(": "))
+            outcome = failed_outcome(exc)
         finally:
             self._interrupt = None
         return outcome
@@ -264,4 +272,4 @@ class WatchService:
         return outcome.exit_code
 
 
-__all__ = ["CycleOutcome", "WatchOptions", "WatchService", "classify"]
+__all__ = ["CycleOutcome", "WatchOptions", "WatchService", "classify", "failed_outcome"]

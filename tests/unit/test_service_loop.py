@@ -14,8 +14,8 @@ import trio.testing
 from ocync.config import Config, LoadedConfig, load_config_file
 from ocync.engine.report import ImageResult, ImageStatus, RunReport
 from ocync.engine.runner import RunOptions
-from ocync.errors import TransportError
-from ocync.service.loop import WatchOptions, WatchService
+from ocync.errors import TransportError, Unauthorized
+from ocync.service.loop import WatchOptions, WatchService, failed_outcome
 from ocync.service.schedule import CronSchedule, FailureBackoff, IntervalSchedule, next_cycle_at
 
 EPOCH = 1_800_000_000.0  # a wall-clock start on a half-hour boundary (UTC)
@@ -155,3 +155,23 @@ async def test_signals_between_cycles_and_sighup(tmp_path: Path, mock_clock: obj
         svc.deliver_signal("SIGTERM")
         assert svc.state.readiness().reason == {"status": "draining"}
     assert capsys.readouterr().err.strip().endswith("ocync: interrupted between runs: nothing left undone")
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [
+        pytest.param(TransportError("registry src: connection refused"), 2,
+                     "registry src: connection refused", id="ours"),
+        pytest.param(OSError(28, "No space left on device"), 2,
+                     "OSError: [Errno 28] No space left on device", id="disk-full"),
+        pytest.param(ExceptionGroup("nursery", [Unauthorized("auth: registry dst: 401 unauthorized", status=401)]), 4,
+                     "auth: registry dst: 401 unauthorized",
+                     id="group-of-ours"),
+    ],
+)
+def test_a_raised_cycle_is_one_line_with_its_exit_code(exc: Exception, code: int, line: str | None) -> None:
+    outcome = failed_outcome(exc)
+    assert outcome.outcome == "failed" and outcome.exit_code == code
+    assert "\n" not in outcome.fatal and outcome.fatal
+    if line is not None:
+        assert outcome.fatal == line
