@@ -5,7 +5,8 @@ Each subcommand lives in its own module with ``register(subparsers)``; the parse
 Exit codes: 0 success, 1 partial failure, 2 failure, 3 invalid config or arguments,
 4 authentication or authorization failure. SIGINT and SIGTERM follow one rule in every
 command: an interrupt that left work undone exits 1, a clean stop with nothing undone
-(``watch`` between runs) exits 0, each with one line saying it was interrupted.
+(``watch`` between runs) exits 0, each with one line saying it was interrupted. One
+exception: ``watch --health-port`` is a service, and a SIGTERM it drained exits 0.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ocync.registry.auth import secret_scope
 COMMAND_MODULES = (
     "ocync.cli.copy_cmd",
     "ocync.cli.sync_cmd",
+    "ocync.cli.watch_cmd",
     "ocync.cli.tags_cmd",
     "ocync.cli.config_cmds",
     "ocync.cli.auth_cmd",
@@ -56,7 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    for command in LOG_FORMAT_COMMANDS:
+        if command in sub.choices:
+            sub.choices[command].add_argument(
+                "--log-format", choices=("text", "json"), default="text",
+                help="stderr as text lines (default) or one JSON object per line",
+            )
     return parser
+
+
+# The commands that take --log-format (the long-running and bulk ones a collector reads).
+LOG_FORMAT_COMMANDS = ("copy", "sync", "watch")
 
 
 def _print_version() -> int:
@@ -212,8 +224,15 @@ def _main(argv: Sequence[str] | None) -> int:
     level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
     if quiet:
         level = logging.ERROR
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("ocync: %(levelname)s: %(message)s"))
+    saved_stderr = sys.stderr
+    if getattr(args, "log_format", "text") == "json":
+        from ocync.service.logformat import JsonFormatter, install_json_stderr
+
+        handler = logging.StreamHandler(install_json_stderr())
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_RedactingFormatter("ocync: %(levelname)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
     # httpx logs every request URL at INFO (queries redacted by ocync.registry.neterrors);
     # keep it for -vv only. httpcore's DEBUG lines dump raw response headers (signed
@@ -228,6 +247,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return code
         except (Exception, KeyboardInterrupt, BaseExceptionGroup) as exc:
             return _report(exc)  # the CLI boundary: one line per error, never a traceback
+        finally:
+            if sys.stderr is not saved_stderr:
+                sys.stderr.flush()
+                sys.stderr = saved_stderr
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``ocync sync``, ``ocync analyze`` and ``ocync watch``: argument parsing and rendering only.
+"""``ocync sync`` and ``ocync analyze``: argument parsing and rendering only.
 
 The engine (``ocync.engine``) does the work; this module loads the config, runs it under
 trio, shows live progress on a terminal (nothing of it when output is piped) and prints
@@ -23,7 +23,7 @@ from ocync.engine.pipeline import SyncEngine
 from ocync.engine.report import RunReport
 from ocync.engine.runner import RunOptions, run_sync
 from ocync.engine.sharding import resolved_key, select, shard_from_env
-from ocync.errors import ConfigError, OcyncError
+from ocync.errors import OcyncError
 from ocync.ratelimit.bucket import parse_rate
 
 
@@ -104,16 +104,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--shard", metavar="I/N", help="only the mappings of shard I of N (also OCYNC_SHARD)")
     _shards(p, "with JOB_COMPLETION_INDEX as I: the shard of an Indexed Job's pod")
     p.set_defaults(func=run_sync_command)
-
-    p = subparsers.add_parser(
-        "watch", help="run sync repeatedly (every --interval seconds) until interrupted"
-    )
-    _common(p)
-    p.add_argument("--interval", type=_positive, default=300.0, metavar="S", help="seconds between runs")
-    _interrupt_and_share(p)
-    p.add_argument("--max-runs", type=int, default=0, metavar="N", help="stop after N runs (default 0: never)")
-    add_timeout(p)
-    p.set_defaults(func=run_watch_command, dry_run=False, no_cache=False, shard=None, shards=None)
 
     p = subparsers.add_parser(
         "analyze", help="from manifests only: blobs, shared layers, mounts, requests and minutes"
@@ -304,27 +294,4 @@ def run_analyze_command(args: argparse.Namespace) -> int:
     return result.exit_code()
 
 
-def run_watch_command(args: argparse.Namespace) -> int:
-    runs = 0
-    code = 0
-    while True:
-        try:
-            report = _run_once(args, handle_signals=True)
-        except ConfigError:
-            raise
-        _print_report(report, args)
-        _print_interrupted(report)
-        sys.stdout.flush()  # each run's report is seen when it ends, also through a pipe
-        code = report.exit_code()
-        runs += 1
-        if report.interrupted or (args.max_runs and runs >= args.max_runs):
-            return code
-        try:
-            time.sleep(args.interval)  # SIGTERM arrives here as SIGINT too (ocync.cli.main)
-        except KeyboardInterrupt:
-            # Between runs nothing is in flight: the exit code is the last run's.
-            print("ocync: interrupted between runs: nothing left undone", file=sys.stderr)
-            return code
-
-
-__all__ = ["add_timeout", "register", "run_analyze_command", "run_sync_command", "run_watch_command"]
+__all__ = ["add_timeout", "register", "run_analyze_command", "run_sync_command"]

@@ -51,6 +51,10 @@ class RunOptions:
     on_tick: Callable[[SyncEngine], None] | None = None  # progress display, ~4 times a second
     timeout: float | None = None  # --timeout: for every registry; None: each one's timeout:
     shard: Shard | None = None  # --shard I/N: only this shard's mappings, its own cache file
+    # Long-lived state a caller (``ocync watch``) keeps across runs; None: built for this run.
+    controllers: ControllerRegistry | None = None
+    cache: TransferCache | None = None  # in memory; still saved to the cache file at the end
+    interrupt: RunInterrupt | None = None  # signals delivered by the caller (handle_signals off)
 
 
 # Seconds a request may receive nothing before it fails, unless the config or --timeout says
@@ -189,7 +193,7 @@ class RunInterrupt:
 async def run_sync(config: Config, options: RunOptions = RunOptions()) -> RunReport:
     """Run ``ocync sync`` for ``config``; the report (exit code inside) is returned."""
     if not options.handle_signals:
-        return await _run_sync(config, options, RunInterrupt())
+        return await _run_sync(config, options, options.interrupt or RunInterrupt())
     interrupt = RunInterrupt()
     report: RunReport | None = None
     failure: Exception | None = None
@@ -209,13 +213,15 @@ async def run_sync(config: Config, options: RunOptions = RunOptions()) -> RunRep
 async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt) -> RunReport:
     resolved = select(config.resolve(), resolved_key, options.shard)
     rate_share = options.rate_share if options.rate_share is not None else config.global_.rate_share
-    controllers = ControllerRegistry(rate_share=rate_share)
+    controllers = options.controllers or ControllerRegistry(rate_share=rate_share)
     registries = used_registries(resolved)
     cache_dir = config.global_.resolved_cache_dir()
     stem = options.shard.cache_stem if options.shard else "transfer-cache"
     cache_file = CacheFile(cache_dir, ttl=config.global_.cache_ttl, stem=stem)
     persist = options.use_cache and not options.dry_run and cache_file.acquire()
-    cache = cache_file.load(time.time()) if options.use_cache else TransferCache()
+    cache = options.cache
+    if cache is None:
+        cache = cache_file.load(time.time()) if options.use_cache else TransferCache()
     stage = BlobStage(
         cache_dir / "staging" / f"run-{os.getpid()}",
         size_limit=config.global_.staging_size_limit,
