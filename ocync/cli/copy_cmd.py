@@ -1,6 +1,7 @@
 """``ocync copy SRC DST``: copy one tag or digest (all platforms unless ``--platform``).
 
-Argument parsing and rendering only; the work is :func:`ocync.registry.imagecopy.copy_image`.
+Argument parsing and rendering only; the work is a one-image run of the sync engine
+(:func:`ocync.engine.singlecopy.copy_one`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import Any
 
 import trio
 
+from ocync.engine.singlecopy import CopyRequest, copy_one
 from ocync.errors import ConfigError
 from ocync.oci.platform import parse_platforms
 from ocync.oci.reference import Reference, parse_reference
 from ocync.registry.auth import AuthSettings, docker_config_path
-from ocync.registry.client import ClientPool, ClientSettings
-from ocync.registry.imagecopy import CopySummary, copy_image
+from ocync.registry.client import ClientSettings
 from ocync.registry.profiles import PROFILES
 
 
@@ -107,45 +108,24 @@ def _copy(args: argparse.Namespace) -> int:
     src_settings = dataclasses.replace(common, profile=args.src_profile)
     dst_settings = dataclasses.replace(common, profile=args.dst_profile)
     started = time.monotonic()
-
-    async def main() -> tuple[CopySummary, dict[str, Any]]:
-        async with ClientPool() as pool:
-            src = await pool.client(source.registry, src_settings)
-            dst = await pool.client(destination.registry, dst_settings)
-            summary = await copy_image(
-                src,
-                source.repository,
-                source.identifier,
-                dst,
-                destination.repository,
-                tag,
-                platforms=platforms,
-                expected_digest=destination.digest,
-            )
-            return summary, pool.statistics().to_dict()
-
-    summary, stats = trio.run(main)
+    request = CopyRequest(source, destination, tag, tuple(platforms))
+    outcome = trio.run(copy_one, request, src_settings, dst_settings)
     seconds = time.monotonic() - started
-    target = f"{destination.name}:{tag}" if tag else f"{destination.name}@{summary.digest}"
-    for warning in summary.warnings:
+    digest = outcome.result.digest
+    target = f"{destination.name}:{tag}" if tag else f"{destination.name}@{digest}"
+    for warning in outcome.report.warnings:
         print(f"ocync: warning: {warning}", file=sys.stderr)
+    doc = outcome.to_dict()
     if args.json:
-        doc = {
-            "source": str(source),
-            "destination": target,
-            **summary.to_dict(),
-            "requests": stats["requests"],
-            "requests_by_kind": stats["by_kind"],
-            "seconds": round(seconds, 3),
-        }
+        doc = {"source": str(source), "destination": target, **doc, "seconds": round(seconds, 3)}
         print(json.dumps(doc, indent=2))
     elif not args.quiet:
-        trimmed = f" (trimmed index: {', '.join(summary.trimmed_platforms)})" if summary.trimmed_platforms else ""
+        trimmed = f" (trimmed index: {', '.join(outcome.trimmed_platforms)})" if outcome.trimmed_platforms else ""
         print(
-            f"copied {source} -> {target} {summary.digest}{trimmed}: "
-            f"blobs {summary.blobs_transferred} transferred / {summary.blobs_mounted} mounted / "
-            f"{summary.blobs_present} already present, {_human(summary.bytes_transferred)}, "
-            f"{stats['requests']} requests, {seconds:.1f}s",
+            f"copied {source} -> {target} {digest}{trimmed}: "
+            f"blobs {doc['blobs_transferred']} transferred / {doc['blobs_mounted']} mounted / "
+            f"{doc['blobs_skipped']} already present, {_human(doc['bytes'])}, "
+            f"{doc['requests']} requests, {seconds:.1f}s",
             file=sys.stdout,
         )
     return 0

@@ -9,20 +9,12 @@ pipeline be tested deterministically under ``trio.testing.MockClock``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from ocync.engine.plan import MountScope
 from ocync.oci.manifest import Descriptor, Manifest
-
-
-@dataclass(frozen=True, slots=True)
-class MountOutcome:
-    """A mount POST: 201 -> ``mounted``; 202 -> not fulfilled, ``session`` to upload on."""
-
-    mounted: bool
-    session: object | None = None
+from ocync.registry.client import MountResult, UploadSession
 
 
 class Endpoint(Protocol):
@@ -106,7 +98,9 @@ class TargetEndpoint(Endpoint, Protocol):
         """One tag-list page (``n=1``): False on 404 NAME_UNKNOWN."""
         ...
 
-    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountOutcome: ...
+    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountResult:
+        """A mount POST: 201 -> ``mounted``; 202 -> not fulfilled, ``session`` to upload on."""
+        ...
 
     async def copy_blob(
         self,
@@ -114,16 +108,16 @@ class TargetEndpoint(Endpoint, Protocol):
         source_repo: str,
         repo: str,
         desc: Descriptor,
-        session: object | None,
+        session: UploadSession | None,
     ) -> None:
         """Stream the blob from the source into ``repo`` (hash verified in flight; retried)."""
         ...
 
     async def upload_file(
-        self, repo: str, desc: Descriptor, path: Path, session: object | None
+        self, repo: str, desc: Descriptor, path: Path, session: UploadSession | None
     ) -> None:
         """Upload a staged, already verified blob file."""
         ...
 
 
-__all__ = ["Endpoint", "MountOutcome", "SourceEndpoint", "TargetEndpoint"]
+__all__ = ["Endpoint", "SourceEndpoint", "TargetEndpoint"]

@@ -37,11 +37,10 @@ from ocync.engine.discovery import (
 )
 from ocync.engine.endpoints import Endpoint, SourceEndpoint, TargetEndpoint
 from ocync.engine.plan import mount_group
-from ocync.engine.report import ImageResult, ImageStatus, RunReport, redact
+from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, RunReport, redact
 from ocync.engine.staging import BlobStage
 from ocync.engine.tasks import run_all
 from ocync.engine.transfer import (
-    Tally,
     TransferContext,
     TransferProgress,
     failed_result,
@@ -256,51 +255,19 @@ class SyncEngine:
                     push_scope=not self.options.dry_run,
                 )
                 refreshed = await self._refresh_referrers(mapping, outcome, referrer_tags)
-            if self.options.dry_run:  # kept for the dry-run report only: bounded memory
+            if self.options.dry_run or mapping.one_image is not None:
+                # kept for the dry-run report (and ocync copy's one image) only: bounded memory
                 found.outcomes.append(outcome)
             for target, reason in outcome.skipped:
-                done = refreshed.get(target, Tally())
-                if isinstance(done, OcyncError):
-                    self._record(
-                        ImageResult(
-                            mapping=mapping.name,
-                            source=mapping.source_label(tag),
-                            target=target.label(tag),
-                            status=ImageStatus.FAILED,
-                            digest=outcome.digest,
-                            reason="referrers: " + (redact(str(done)) or type(done).__name__),
-                            auth_failure=isinstance(done, Unauthorized),
-                        )
-                    )
-                    continue
-                self._record(
-                    ImageResult(
-                        mapping=mapping.name,
-                        source=mapping.source_label(tag),
-                        target=target.label(tag),
-                        # new referrers of an unchanged image were written: worth a line
-                        status=ImageStatus.SYNCED if done.referrers else ImageStatus.SKIPPED,
-                        digest=outcome.digest,
-                        blobs_transferred=done.transferred,
-                        blobs_mounted=done.mounted,
-                        blobs_skipped=done.skipped,
-                        bytes_transferred=done.bytes,
-                        referrers=done.referrers,
-                        reason=f"{reason}; {done.referrers} new referrer(s) copied"
-                        if done.referrers
-                        else reason,
-                    )
-                )
+                self._record(self._skipped_result(mapping, tag, outcome.digest, target, reason, refreshed))
             if outcome.error is not None:
                 for target in mapping.targets:
                     self._record(
-                        ImageResult(
-                            mapping=mapping.name,
-                            source=mapping.source_label(tag),
-                            target=target.label(tag),
-                            status=ImageStatus.FAILED,
-                            reason=redact(str(outcome.error)) or type(outcome.error).__name__,
-                            auth_failure=isinstance(outcome.error, Unauthorized),
+                        ImageResult.failed(
+                            mapping.name,
+                            mapping.source_label(tag),
+                            target.label(mapping.push_tag(tag)),
+                            outcome.error,
                         )
                     )
                 return
@@ -308,6 +275,8 @@ class SyncEngine:
             if item is None:
                 return
             self.report.warnings.extend(f"{mapping.source_label(tag)}: {w}" for w in item.warnings)
+            if mapping.one_image is not None:
+                self._note_source_holds(item)
             digests = item.tree.blob_digests()
             for target in item.targets:
                 self.ctx.refcounts.add(digests)
@@ -326,9 +295,44 @@ class SyncEngine:
         self._unexamined += len(found.selection.tags)
         await run_all(functools.partial(examine, tag) for tag in found.selection.tags)
 
+    def _note_source_holds(self, item: WorkItem) -> None:
+        """``ocync copy`` within one registry: the source repository holds every blob of the
+        image it serves, so a target repository at that registry may mount them from it
+        (the cache is ``ocync copy``'s own, in memory)."""
+        host = self.ctx.sources[item.mapping.source].host
+        if any(self.ctx.targets[t.registry].host == host for t in item.targets):
+            for digest in item.tree.blob_digests():
+                self.ctx.cache.record_blob(host, item.mapping.source_repo, digest)
+
+    @staticmethod
+    def _skipped_result(
+        mapping: MappingSpec,
+        tag: str,
+        digest: str,
+        target: TargetRepo,
+        reason: str,
+        refreshed: dict[TargetRepo, BlobCounts | OcyncError],
+    ) -> ImageResult:
+        """A target that already has the tag, and what refreshing its referrers did."""
+        source, label = mapping.source_label(tag), target.label(mapping.push_tag(tag))
+        done = refreshed.get(target, BlobCounts())
+        if isinstance(done, OcyncError):
+            return ImageResult.failed(
+                mapping.name, source, label, done, digest=digest, context="referrers: "
+            )
+        if not done.referrers:
+            return ImageResult.synced(
+                mapping.name, source, label, digest, done, status=ImageStatus.SKIPPED, reason=reason
+            )
+        # new referrers of an unchanged image were written: worth a line
+        return ImageResult.synced(
+            mapping.name, source, label, digest, done,
+            reason=f"{reason}; {done.referrers} new referrer(s) copied",
+        )
+
     async def _refresh_referrers(
         self, mapping: MappingSpec, outcome: TagOutcome, referrer_tags: frozenset[str] | None
-    ) -> dict[TargetRepo, Tally | OcyncError]:
+    ) -> dict[TargetRepo, BlobCounts | OcyncError]:
         """``artifacts.refresh: always``: referrers added at the source to a tag that is
         already in sync (its targets skipped as unchanged) are copied now."""
         dests = [t for t, reason in outcome.skipped if reason == "unchanged"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocync.engine.plan import exit_code_for
+from ocync.errors import OcyncError, Unauthorized
 from ocync.registry.auth import known_secrets
 
 
@@ -28,6 +29,17 @@ class ImageStatus(enum.Enum):
     # in flight when an interrupt's drain deadline ended it: the reason says how far it got
     # (tag pushed, referrers not copied; or not tagged yet); counted in ``undone``
     INTERRUPTED = "interrupted"
+
+
+@dataclass(slots=True)
+class BlobCounts:
+    """What one transfer did with its blobs (and referrers), counted as it goes."""
+
+    transferred: int = 0
+    mounted: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    referrers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +59,68 @@ class ImageResult:
     reason: str = ""  # why skipped, or the error line when failed
     auth_failure: bool = False
     seconds: float = 0.0
+    # The failure itself (``ocync copy`` raises it: its exit code and its one line).
+    error: OcyncError | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def synced(
+        cls,
+        mapping: str,
+        source: str,
+        target: str,
+        digest: str,
+        counts: BlobCounts,
+        *,
+        status: ImageStatus = ImageStatus.SYNCED,
+        reason: str = "",
+        seconds: float = 0.0,
+    ) -> ImageResult:
+        """A transfer that ended (synced, or skipped/interrupted with what it did)."""
+        return cls(
+            mapping=mapping,
+            source=source,
+            target=target,
+            status=status,
+            digest=digest,
+            blobs_transferred=counts.transferred,
+            blobs_mounted=counts.mounted,
+            blobs_skipped=counts.skipped,
+            bytes_transferred=counts.bytes,
+            referrers=counts.referrers,
+            reason=reason,
+            seconds=seconds,
+        )
+
+    @classmethod
+    def failed(
+        cls,
+        mapping: str,
+        source: str,
+        target: str,
+        error: OcyncError,
+        *,
+        digest: str = "",
+        counts: BlobCounts | None = None,
+        context: str = "",
+        seconds: float = 0.0,
+    ) -> ImageResult:
+        """A transfer that failed with ``error`` (``context`` prefixes its line)."""
+        done = counts if counts is not None else BlobCounts()
+        return cls(
+            mapping=mapping,
+            source=source,
+            target=target,
+            status=ImageStatus.FAILED,
+            digest=digest,
+            blobs_transferred=done.transferred,
+            blobs_mounted=done.mounted,
+            blobs_skipped=done.skipped,
+            bytes_transferred=done.bytes,
+            reason=context + (redact(str(error)) or type(error).__name__),
+            auth_failure=isinstance(error, Unauthorized),
+            seconds=seconds,
+            error=error,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -280,4 +354,4 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["ImageResult", "ImageStatus", "RunReport", "redact"]
+__all__ = ["BlobCounts", "ImageResult", "ImageStatus", "RunReport", "redact"]

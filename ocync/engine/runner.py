@@ -30,7 +30,7 @@ from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.report import ImageResult, RunReport
 from ocync.engine.staging import BlobStage
-from ocync.errors import OcyncError
+from ocync.errors import OcyncError, with_message
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
@@ -248,8 +248,7 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
             specs = without_registries(mapping_specs(resolved), down)
             if down and not specs:
                 first = next(iter(down.values()))
-                first.args = ("; ".join(str(e) for e in down.values()),)
-                raise first
+                raise with_message(first, "; ".join(str(e) for e in down.values())) from first
             sources: dict[str, SourceEndpoint] = {m.source: endpoints[m.source] for m in specs}
             targets: dict[str, TargetEndpoint] = {
                 t.registry: endpoints[t.registry] for m in specs for t in m.targets

@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import trio
 
@@ -29,12 +28,13 @@ from ocync.engine.cache import TransferCache
 from ocync.engine.discovery import ImageTree, MappingSpec, TargetRepo, WorkItem
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.plan import BlobActionKind, BlobRefCounts, choose_blob_action
-from ocync.engine.report import ImageResult, ImageStatus, redact
+from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, redact
 from ocync.engine.staging import BlobStage
 from ocync.engine.tasks import run_all
-from ocync.errors import ManifestError, NotFound, OcyncError, RegistryError, Unauthorized
+from ocync.errors import ArtifactsMissing, ManifestError, NotFound, OcyncError, RegistryError
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor, Manifest, merge_referrers_index
+from ocync.registry.client import UploadSession
 
 log = logging.getLogger("ocync.engine.transfer")
 
@@ -43,25 +43,12 @@ log = logging.getLogger("ocync.engine.transfer")
 _MISSING_CODES = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"})
 
 
-class ArtifactsMissing(OcyncError):
-    """``require_artifacts`` is set and the image has no (wanted) referrers."""
-
-
-@dataclass(slots=True)
-class Tally:
-    transferred: int = 0
-    mounted: int = 0
-    skipped: int = 0
-    bytes: int = 0
-    referrers: int = 0
-
-
 @dataclass(slots=True)
 class TransferProgress:
     """How far one transfer got, kept outside it so that a transfer cancelled by an
     interrupt's drain deadline can still be reported (:func:`interrupted_result`)."""
 
-    tally: Tally = field(default_factory=Tally)
+    tally: BlobCounts = field(default_factory=BlobCounts)
     tag_pushed: bool = False
     referrers_wanted: int = 0
 
@@ -121,7 +108,7 @@ async def ensure_blob(
     source: SourceEndpoint,
     source_repo: str,
     desc: Descriptor,
-    tally: Tally,
+    tally: BlobCounts,
     *,
     trust_cache: bool = True,
     stage_hint: bool = False,
@@ -172,7 +159,7 @@ async def _place_blob(
     source: SourceEndpoint,
     source_repo: str,
     desc: Descriptor,
-    tally: Tally,
+    tally: BlobCounts,
     trust_cache: bool,
     stage_hint: bool,
 ) -> None:
@@ -186,7 +173,7 @@ async def _place_blob(
         scope=target.mount_scope,
         self_probe=target.mount_probe_ok,
     )
-    session: object | None = None
+    session: UploadSession | None = None
     ctx.actions[action.kind.value] += 1
     if action.kind is BlobActionKind.MOUNT:
         assert action.from_repo is not None
@@ -251,7 +238,7 @@ async def _upload(
     source: SourceEndpoint,
     source_repo: str,
     desc: Descriptor,
-    session: object | None,
+    session: UploadSession | None,
     stage_hint: bool,
 ) -> None:
     digest = str(desc.digest)
@@ -281,7 +268,7 @@ async def push_tree(
     repo: str,
     source: SourceEndpoint,
     source_repo: str,
-    tally: Tally,
+    tally: BlobCounts,
     *,
     trust_cache: bool = True,
     stage_hint: bool = False,
@@ -404,7 +391,7 @@ async def copy_referrers(
     target: TargetEndpoint,
     repo: str,
     source: SourceEndpoint,
-    tally: Tally,
+    tally: BlobCounts,
     *,
     stage_hint: bool = False,
 ) -> None:
@@ -446,7 +433,7 @@ async def refresh_referrers(
     subject: str,
     dests: Sequence[TargetRepo],
     referrer_tags: frozenset[str] | None,
-) -> dict[TargetRepo, Tally]:
+) -> dict[TargetRepo, BlobCounts]:
     """``artifacts.refresh: always`` for a tag already in sync at ``dests``: copy the
     referrers the source has and a target lacks (a signature added after the image was
     mirrored). Requests: one at the source (:func:`list_wanted_referrers`); at a target
@@ -455,7 +442,7 @@ async def refresh_referrers(
     merge into). Returns what was copied per target (referrers and their blobs)."""
     source = ctx.sources[mapping.source]
     wanted, fallback = await list_wanted_referrers(mapping, subject, source, referrer_tags)
-    copied: dict[TargetRepo, Tally] = {t: Tally() for t in dests}
+    copied: dict[TargetRepo, BlobCounts] = {t: BlobCounts() for t in dests}
     if not wanted:
         return copied
     missing: dict[TargetRepo, list[Descriptor]] = {t: [] for t in dests}
@@ -495,14 +482,12 @@ async def refresh_referrers(
 
 
 def failed_result(item: WorkItem, dest: TargetRepo, exc: OcyncError, seconds: float = 0.0) -> ImageResult:
-    return ImageResult(
-        mapping=item.mapping.name,
-        source=item.mapping.source_label(item.tag),
-        target=dest.label(item.tag),
-        status=ImageStatus.FAILED,
+    return ImageResult.failed(
+        item.mapping.name,
+        item.mapping.source_label(item.tag),
+        dest.label(item.push_tag),
+        exc,
         digest=item.tree.digest,
-        reason=redact(str(exc)) or type(exc).__name__,
-        auth_failure=isinstance(exc, Unauthorized),
         seconds=seconds,
     )
 
@@ -518,17 +503,13 @@ def interrupted_result(
         reason = f"tag pushed, {missing} referrer(s) not copied"
     else:
         reason = "tag not pushed"
-    return ImageResult(
-        mapping=item.mapping.name,
-        source=item.mapping.source_label(item.tag),
-        target=dest.label(item.tag),
+    return ImageResult.synced(
+        item.mapping.name,
+        item.mapping.source_label(item.tag),
+        dest.label(item.push_tag),
+        item.tree.digest,
+        tally,
         status=ImageStatus.INTERRUPTED,
-        digest=item.tree.digest,
-        blobs_transferred=tally.transferred,
-        blobs_mounted=tally.mounted,
-        blobs_skipped=tally.skipped,
-        bytes_transferred=tally.bytes,
-        referrers=tally.referrers,
         reason=f"interrupted: {reason}",
         seconds=seconds,
     )
@@ -552,25 +533,7 @@ async def transfer_image(
     target = ctx.targets[dest.registry]
     stage_hint = len({ctx.targets[t.registry].host for t in item.targets}) > 1
     label_src = item.mapping.source_label(item.tag)
-    label_dst = dest.label(item.tag)
-
-    def result(status: ImageStatus, *, counted: bool = True, **extra: Any) -> ImageResult:
-        if counted:
-            extra.update(
-                blobs_transferred=tally.transferred,
-                blobs_mounted=tally.mounted,
-                blobs_skipped=tally.skipped,
-                bytes_transferred=tally.bytes,
-            )
-        return ImageResult(
-            mapping=item.mapping.name,
-            source=label_src,
-            target=label_dst,
-            status=status,
-            digest=item.tree.digest,
-            seconds=trio.current_time() - start,
-            **extra,
-        )
+    label_dst = dest.label(item.push_tag)
 
     try:
         if referrers is not None and referrers.trees and target.referrers_api is not True:
@@ -582,7 +545,7 @@ async def transfer_image(
                 await push_tree(
                     ctx,
                     item.tree,
-                    item.tag,
+                    item.push_tag,
                     target,
                     dest.repo,
                     source,
@@ -615,24 +578,28 @@ async def transfer_image(
                 stage_hint=stage_hint,
             )
     except OcyncError as exc:
-        return result(
-            ImageStatus.FAILED,
-            reason=redact(str(exc)) or type(exc).__name__,
-            auth_failure=isinstance(exc, Unauthorized),
+        return ImageResult.failed(
+            item.mapping.name, label_src, label_dst, exc, digest=item.tree.digest, counts=tally,
+            seconds=trio.current_time() - start,
         )
     except Exception as exc:  # a bug must not stop the other images
         log.debug("internal error while copying %s", label_dst, exc_info=True)
-        return result(
-            ImageStatus.FAILED,
-            counted=False,
+        return ImageResult(
+            mapping=item.mapping.name,
+            source=label_src,
+            target=label_dst,
+            status=ImageStatus.FAILED,
+            digest=item.tree.digest,
             reason=redact(f"internal error: {type(exc).__name__}: {exc}"),
+            seconds=trio.current_time() - start,
         )
-    return result(ImageStatus.SYNCED, referrers=tally.referrers)
+    return ImageResult.synced(
+        item.mapping.name, label_src, label_dst, item.tree.digest, tally,
+        seconds=trio.current_time() - start,
+    )
 
 
 __all__ = [
-    "ArtifactsMissing",
-    "Tally",
     "TransferContext",
     "TransferProgress",
     "ReferrerSet",
