@@ -17,7 +17,8 @@ from typing import Any
 
 import trio
 
-from ocync.engine.singlecopy import CopyRequest, copy_one
+from ocync.config import load_config_file
+from ocync.engine.singlecopy import CopyRequest, copy_one, registry_access
 from ocync.errors import ConfigError
 from ocync.oci.platform import parse_platforms
 from ocync.oci.reference import Reference, parse_reference
@@ -42,6 +43,14 @@ def register(subparsers: Any) -> None:
         metavar="OS/ARCH[/VARIANT]",
         help="copy only these platforms of an index (repeatable); pushes a trimmed index",
     )
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="a sync config: the registry whose host is SRC's (DST's) supplies its URL, "
+        "credentials, profile, caps and timeout",
+    )
     parser.add_argument("--insecure", action="store_true", help="plain HTTP to non-loopback registries")
     parser.add_argument(
         "--authfile",
@@ -55,9 +64,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=60.0,
+        default=None,
         metavar="SECONDS",
-        help="give up on a registry that sends nothing for this long (default 60)",
+        help="give up on a registry that sends nothing for this long (default: the config "
+        "entry's timeout, else 60)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: requests)")
@@ -95,21 +105,26 @@ def _copy(args: argparse.Namespace) -> int:
     platforms = parse_platforms(args.platform)
     if args.retries < 1:
         raise ConfigError("--retries must be at least 1")
-    connect_timeout, read_timeout = check_timeout(args.timeout)
+    connect_timeout, read_timeout = check_timeout(DEFAULT_TIMEOUT if args.timeout is None else args.timeout)
     if args.authfile is not None and not docker_config_path(args.authfile).exists():
         resolved = docker_config_path(args.authfile)
         shown = "" if resolved == args.authfile else f" ({resolved})"
         raise ConfigError(f"--authfile {args.authfile}: no such file{shown}")
+    config = load_config_file(args.config).config if args.config is not None else None
     auth = AuthSettings(docker_config=args.authfile)
     common = ClientSettings(
         auth=auth, insecure=args.insecure, attempts=args.retries,
         connect_timeout=connect_timeout, read_timeout=read_timeout,
     )
-    src_settings = dataclasses.replace(common, profile=args.src_profile)
-    dst_settings = dataclasses.replace(common, profile=args.dst_profile)
+    src_access = registry_access(
+        source.registry, dataclasses.replace(common, profile=args.src_profile), config, timeout=args.timeout
+    )
+    dst_access = registry_access(
+        destination.registry, dataclasses.replace(common, profile=args.dst_profile), config, timeout=args.timeout
+    )
     started = time.monotonic()
     request = CopyRequest(source, destination, tag, tuple(platforms))
-    outcome = trio.run(copy_one, request, src_settings, dst_settings)
+    outcome = trio.run(copy_one, request, src_access, dst_access)
     seconds = time.monotonic() - started
     digest = outcome.result.digest
     target = f"{destination.name}:{tag}" if tag else f"{destination.name}@{digest}"
@@ -129,6 +144,10 @@ def _copy(args: argparse.Namespace) -> int:
             file=sys.stdout,
         )
     return 0
+
+
+# Seconds a request may receive nothing before it fails (the client's default).
+DEFAULT_TIMEOUT = 60.0
 
 
 def check_timeout(seconds: float) -> tuple[float, float]:

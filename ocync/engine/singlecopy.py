@@ -7,20 +7,61 @@ differs (the source first, the destination's tag or digest, an expected digest).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ocync.config import Config
 from ocync.engine.cache import TransferCache
 from ocync.engine.clientadapter import ClientEndpoint
 from ocync.engine.discovery import ArtifactPolicy, MappingSpec, OneImage, TargetRepo
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.report import ImageResult, ImageStatus, RunReport
+from ocync.engine.runner import client_settings
 from ocync.errors import OcyncError
 from ocync.oci.platform import Platform
 from ocync.oci.reference import Reference
 from ocync.oci.tagfilter import TagFilter
 from ocync.registry.client import ClientPool, ClientSettings
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryAccess:
+    """How to reach one side of a copy: the registry's URL (or host) and client settings."""
+
+    url: str
+    settings: ClientSettings
+
+
+def registry_access(
+    host: str,
+    flags: ClientSettings,
+    config: Config | None = None,
+    *,
+    timeout: float | None = None,
+) -> RegistryAccess:
+    """``host`` with the command line's settings (``flags``), or, when ``config`` has a
+    registry serving ``host``, that entry's URL, credentials, profile, caps and timeout
+    (as ``ocync sync`` uses them); the command line's profile, retries, ``--insecure``,
+    ``--authfile`` and ``--timeout`` (when given) still apply over it."""
+    reg = config.registry_for_host(host) if config is not None else None
+    if reg is None or config is None:
+        return RegistryAccess(host, flags)
+    settings = client_settings(reg, config.global_.rate_share, timeout)
+    auth = settings.auth
+    if flags.auth.docker_config is not None:
+        auth = dataclasses.replace(auth, docker_config=flags.auth.docker_config)
+    return RegistryAccess(
+        reg.base_url,
+        dataclasses.replace(
+            settings,
+            auth=auth,
+            profile=flags.profile or settings.profile,
+            attempts=flags.attempts,
+            insecure=settings.insecure or flags.insecure,
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +138,18 @@ class CopyOutcome:
             "requests": summary["requests"],
             "requests_by_kind": summary["requests_by_kind"],
             "throttled": summary["throttled"],
+            "controllers": self.report.to_dict()["controllers"],
         }
 
 
 async def copy_one(
-    request: CopyRequest, source: ClientSettings, destination: ClientSettings, *, seed: int | None = None
+    request: CopyRequest, source: RegistryAccess, destination: RegistryAccess, *, seed: int | None = None
 ) -> CopyOutcome:
     """Copy one image; its failure is raised (an :class:`OcyncError`, exit code inside)."""
     async with ClientPool(seed=seed) as pool:
-        src = ClientEndpoint(request.source.registry, await pool.client(request.source.registry, source))
-        dst_client = await pool.client(request.destination.registry, destination)
+        src_client = await pool.client(source.url, source.settings)
+        src = ClientEndpoint(request.source.registry, src_client)
+        dst_client = await pool.client(destination.url, destination.settings)
         # The same client on both sides (one registry, one profile): one endpoint, so its
         # requests are counted once.
         dst = src if dst_client is src.client else ClientEndpoint(request.destination.registry, dst_client)
@@ -133,4 +176,12 @@ async def run_one(mapping: MappingSpec, source: SourceEndpoint, target: TargetEn
     return CopyOutcome(result, report, item.trimmed if item is not None else ())
 
 
-__all__ = ["CopyOutcome", "CopyRequest", "copy_one", "one_image_mapping", "run_one"]
+__all__ = [
+    "CopyOutcome",
+    "CopyRequest",
+    "RegistryAccess",
+    "copy_one",
+    "one_image_mapping",
+    "registry_access",
+    "run_one",
+]

@@ -186,7 +186,7 @@ async def test_unfulfilled_mount_reuses_its_session() -> None:
 async def test_staging_pulls_once_for_many_targets(tmp_path: Path) -> None:
     """Targets no one mount can reach (two registries, a GHCR namespace): each blob is pulled
     from the source once and pushed to every target from the staging directory; a target
-    that refuses the push does not stop the others and costs no pull of its own."""
+    that refuses the push does not stop the others."""
     rng = random.Random(15)
     image = make_image(rng, "v1", layers=1, layer_size=300_000)
     blobs = uploaded_blobs(image)
@@ -215,7 +215,11 @@ async def test_staging_pulls_once_for_many_targets(tmp_path: Path) -> None:
             by_target = {r.target.split("/")[0]: r for r in report.results}
             assert by_target["a"].status is ImageStatus.SYNCED, report.describe()
             assert by_target["anon"].status is ImageStatus.FAILED and by_target["anon"].auth_failure
-            assert s.statistics().by_kind["blob_get"] == before + blobs
+            # Each blob is pulled once, except that the refused target may have been the one
+            # pulling a blob into staging when its failure cancelled its other blobs: the
+            # surviving target then pulls that one again (one blob at most: the refusal is
+            # the first upload, so at most one other download of it is in flight).
+            assert before + blobs <= s.statistics().by_kind["blob_get"] <= before + blobs + 1
             head = await a.head_manifest("m/z", "v1")
             assert head is not None and head.digest == digest
 
