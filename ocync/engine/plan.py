@@ -71,7 +71,6 @@ def mount_group(scope: MountScope, registry: str, repo: str) -> str:
 class BlobActionKind(enum.Enum):
     """How to make one blob present in a target repository."""
 
-    SKIP = "skip"  # the cache says it is already there: no request
     MOUNT = "mount"  # POST ?mount=&from=<holder>: 201 done, 202 upload on that session
     PROBE = "probe"  # POST ?mount=&from=<the target repo itself>: existence probe + session
     HEAD = "head"  # HEAD, then upload if missing
@@ -86,7 +85,6 @@ class BlobAction:
 def choose_blob_action(
     target_repo: str,
     *,
-    known_here: bool,
     holders: Sequence[str],
     committed: Collection[str],
     scope: MountScope,
@@ -101,8 +99,6 @@ def choose_blob_action(
     where the profile honours it (one request answers "present" or hands back a session),
     else HEAD first.
     """
-    if known_here:
-        return BlobAction(BlobActionKind.SKIP)
     fallback: str | None = None
     for repo in holders:  # one pass, stopping at the first committed usable holder
         if not mount_possible(scope, repo, target_repo):
@@ -145,10 +141,6 @@ class BlobRefCounts:
     def leader_score(self, blobs: Iterable[str]) -> int:
         """Shared references this image covers: sum over its blobs of (count - 1)."""
         return sum(max(self._counts.get(d, 0) - 1, 0) for d in set(blobs))
-
-    def shared(self) -> dict[str, int]:
-        """Blobs referenced more than once, with their counts."""
-        return {d: n for d, n in self._counts.items() if n > 1}
 
     def statistics(self) -> dict[str, int]:
         return {

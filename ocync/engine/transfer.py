@@ -167,7 +167,6 @@ async def _place_blob(
     holders = ctx.cache.holders(target.host, digest) if trust_cache else []
     action = choose_blob_action(
         repo,
-        known_here=False,
         holders=holders,
         committed=ctx.cache.committed(target.host),
         scope=target.mount_scope,
