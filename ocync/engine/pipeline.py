@@ -37,16 +37,15 @@ from ocync.engine.discovery import (
 )
 from ocync.engine.endpoints import Endpoint, SourceEndpoint, TargetEndpoint
 from ocync.engine.plan import mount_group
+from ocync.engine.referrers import find_referrers, refresh_referrers
 from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, RunReport, redact
+from ocync.engine.runstate import RunState
 from ocync.engine.staging import BlobStage
 from ocync.engine.tasks import run_all
 from ocync.engine.transfer import (
-    TransferContext,
     TransferProgress,
     failed_result,
-    find_referrers,
     interrupted_result,
-    refresh_referrers,
     transfer_image,
 )
 from ocync.errors import OcyncError, Unauthorized
@@ -88,7 +87,7 @@ class SyncEngine:
     ) -> None:
         self.mappings = tuple(mappings)
         self.options = options
-        self.ctx = TransferContext(
+        self.ctx = RunState(
             sources=sources,
             targets=targets,
             cache=cache,
