@@ -21,7 +21,7 @@ import trio
 from ocync.config import Config
 from ocync.engine.clientadapter import ClientEndpoint
 from ocync.engine.discovery import ImageTree, MappingSpec, fetch_tree, select_tags
-from ocync.engine.plan import MountScope, mount_group
+from ocync.engine.plan import mount_group
 from ocync.engine.report import redact
 from ocync.engine.runner import client_settings, mapping_specs, used_registries
 from ocync.engine.tasks import run_all
@@ -167,7 +167,7 @@ async def analyze(config: Config, *, concurrency: int = 16, request_timeout: flo
             sizes[str(d.digest)] = d.size
         for target in spec.targets:
             profile = profiles[target.registry]
-            scope = MountScope.parse(profile.mount_scope)
+            scope = profile.mount_scope
             reg = registries[target.registry]
             cap = reg.rate_limit or profile.documented_cap
             ta = per_target.setdefault(

@@ -64,7 +64,7 @@ class ClientEndpoint:
 
     @property
     def mount_scope(self) -> MountScope:
-        return MountScope.parse(self.client.profile.mount_scope)
+        return self.client.profile.mount_scope
 
     @property
     def mount_probe_ok(self) -> bool:

@@ -14,32 +14,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-
-class MountScope(enum.Enum):
-    """Where a registry fulfils cross-repository mounts (profile data)."""
-
-    ANY = "any"  # distribution 2.8: any repository the token may pull from
-    NAMESPACE = "namespace"  # GHCR: same first path component (org or user) only
-    NONE = "none"  # mounts never fulfilled: do not try
-
-    @classmethod
-    def parse(cls, value: object) -> MountScope:
-        """Accept an enum member, its value, or a boolean-ish 'same namespace only' flag."""
-        if isinstance(value, MountScope):
-            return value
-        if value is None or value is False:
-            return cls.ANY
-        if value is True:
-            return cls.NAMESPACE
-        text = str(getattr(value, "value", value)).lower()
-        for member in cls:
-            if member.value == text:
-                return member
-        if text in {"same_namespace", "namespace_only", "org"}:
-            return cls.NAMESPACE
-        if text in {"never", "disabled", "off"}:
-            return cls.NONE
-        return cls.ANY
+from ocync.registry.profiles import MountScope  # profile data: the one mount-scope vocabulary
 
 
 def namespace_of(repository: str) -> str:
@@ -48,7 +23,8 @@ def namespace_of(repository: str) -> str:
 
 
 def mount_possible(scope: MountScope, source_repo: str, target_repo: str) -> bool:
-    """Whether a mount from ``source_repo`` into ``target_repo`` can be fulfilled at all."""
+    """Whether a mount from ``source_repo`` into ``target_repo`` can be fulfilled at all
+    (the one mount rule: planning, analysis and the CLI all ask this)."""
     if source_repo == target_repo:
         return False
     if scope is MountScope.NONE:

@@ -78,18 +78,12 @@ def test_mount_possible(scope: MountScope, src: str, dst: str, ok: bool) -> None
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [
-        (MountScope.NAMESPACE, MountScope.NAMESPACE),
-        ("namespace", MountScope.NAMESPACE),
-        (True, MountScope.NAMESPACE),
-        (False, MountScope.ANY),
-        (None, MountScope.ANY),
-        ("none", MountScope.NONE),
-        ("any", MountScope.ANY),
-    ],
+    [("namespace", MountScope.NAMESPACE), ("none", MountScope.NONE), ("any", MountScope.ANY)],
 )
-def test_mount_scope_parse(value: object, expected: MountScope) -> None:
-    assert MountScope.parse(value) is expected
+def test_mount_scope_is_strict(value: str, expected: MountScope) -> None:
+    assert MountScope(value) is expected
+    with pytest.raises(ValueError):
+        MountScope(value.upper() + "-typo")
 
 
 def test_refcounts_order_and_leader() -> None:
