@@ -20,7 +20,7 @@ import functools
 import logging
 import signal
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -49,8 +49,42 @@ from ocync.engine.transfer import (
     transfer_image,
 )
 from ocync.errors import OcyncError, Unauthorized
+from ocync.ratelimit.bucket import parse_rate
 
 log = logging.getLogger("ocync.engine.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointLoad:
+    """Requests one endpoint sent so far, and its principal's cap per minute if known."""
+
+    name: str
+    requests: int
+    cap_per_minute: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineProgress:
+    """How far a run is (the CLI's live status reads this, nothing inside the engine)."""
+
+    expected: int  # (image, target) pairs handed to execution so far
+    finished: int
+    in_flight: int
+    results: int
+    bytes_transferred: int
+    endpoints: tuple[EndpointLoad, ...] = ()
+
+
+def _cap_per_minute(stats: Mapping[str, object]) -> float | None:
+    controller = stats.get("controller")
+    cap = controller.get("cap") if isinstance(controller, dict) else None
+    if not cap:
+        return None
+    try:
+        rate = parse_rate(str(cap))  # the controller reports its cap as text
+    except OcyncError:
+        return None
+    return rate.count / rate.period * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +265,7 @@ class SyncEngine:
                 found.listed, found.selection, referrer_tags = await select_tags(mapping, source)
         except OcyncError as exc:
             found.error = f"mapping {mapping.name}: {redact(str(exc))}"
-            prefix = "auth: " if isinstance(exc, Unauthorized) else ""
-            self.report.add_error(prefix + found.error)
+            self.report.add_error(found.error, auth_failure=isinstance(exc, Unauthorized))
             return
         message = found.selection.min_tags_message()
         if message is not None:
@@ -409,6 +442,21 @@ class SyncEngine:
             self._in_flight -= 1
             slots.release()
 
+    def progress(self) -> EngineProgress:
+        unique = {id(e): e for e in (*self.ctx.sources.values(), *self.ctx.targets.values())}
+        loads = tuple(
+            EndpointLoad(ep.name, sum(ep.request_counts().values()), _cap_per_minute(ep.statistics()))
+            for ep in unique.values()
+        )
+        return EngineProgress(
+            expected=self._expected,
+            finished=self._finished,
+            in_flight=self._in_flight,
+            results=len(self.report.results),
+            bytes_transferred=self.report.bytes_transferred,
+            endpoints=loads,
+        )
+
     def statistics(self) -> dict[str, object]:
         return {
             "expected": self._expected,
@@ -425,4 +473,4 @@ class SyncEngine:
         )
 
 
-__all__ = ["EngineOptions", "SyncEngine"]
+__all__ = ["EndpointLoad", "EngineOptions", "EngineProgress", "SyncEngine"]

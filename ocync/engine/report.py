@@ -194,6 +194,7 @@ class RunReport:
 
     results: list[ImageResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # run-level (discovery, mapping) errors
+    auth_errors: int = 0  # how many of ``errors`` were authentication failures
     warnings: list[str] = field(default_factory=list)
     requests: int = 0
     requests_by_kind: dict[str, int] = field(default_factory=dict)
@@ -204,7 +205,9 @@ class RunReport:
     # images_interrupted, images_not_started, tags_not_examined, mappings_not_listed
     undone_detail: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
-    controllers: dict[str, Any] = field(default_factory=dict)
+    controllers: dict[str, Any] = field(default_factory=dict)  # by endpoint name
+    # every principal's controller (several endpoints may share one)
+    principals: list[dict[str, Any]] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -212,8 +215,9 @@ class RunReport:
     def add(self, result: ImageResult) -> None:
         self.results.append(result)
 
-    def add_error(self, message: str) -> None:
+    def add_error(self, message: str, *, auth_failure: bool = False) -> None:
         self.errors.append(redact(message))
+        self.auth_errors += auth_failure
 
     def count(self, status: ImageStatus) -> int:
         return sum(1 for r in self.results if r.status is status)
@@ -237,7 +241,7 @@ class RunReport:
     def exit_code(self) -> int:
         failed = self.count(ImageStatus.FAILED) + len(self.errors)
         auth = sum(1 for r in self.results if r.status is ImageStatus.FAILED and r.auth_failure)
-        auth += sum(1 for e in self.errors if e.startswith("auth:"))
+        auth += self.auth_errors
         return exit_code_for(
             self.count(ImageStatus.SYNCED),
             self.count(ImageStatus.SKIPPED),
@@ -327,6 +331,7 @@ class RunReport:
             "errors": self.problem_lines(),  # failed images' errors, then run-level ones
             "warnings": list(self.warnings),
             "controllers": _jsonable(self.controllers),
+            "principals": _jsonable(self.principals),
             "cache": _jsonable(self.cache),
             "plan": _jsonable(self.plan),
             **({"extra": _jsonable(self.extra)} if self.extra else {}),

@@ -272,7 +272,7 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
                     nursery.start_soon(_tick, engine, options.on_tick)
                     report = await engine.run()
                     nursery.cancel_scope.cancel()
-            report.controllers["_principals"] = [c.statistics().to_dict() for c in controllers]
+            report.principals = [c.statistics().to_dict() for c in controllers]
             return report
     finally:
         if persist:
