@@ -9,12 +9,12 @@ the transfer cache has seen at every target cost no request at all (issue 5).
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from ocync.config.resolve import ArtifactPolicy  # the config's, as the engine uses it
 from ocync.engine.cache import TransferCache
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.tasks import run_all
@@ -36,30 +36,6 @@ class TargetRepo:
 
     def label(self, tag: str | None = None) -> str:
         return f"{self.registry}/{self.repo}" + (f":{tag}" if tag else "")
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactPolicy:
-    """``artifacts``: copy OCI 1.1 referrers, filtered by artifact type (globs).
-
-    ``refresh``: ``"always"`` also lists the referrers of an unchanged tag at the source (one
-    request) and copies those the target lacks; ``"on_change"`` only with a copied subject."""
-
-    enabled: bool = True
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    require: bool = False
-    refresh: str = "always"  # the config's default (ocync.config.DEFAULT_ARTIFACTS_REFRESH)
-
-    @property
-    def refresh_unchanged(self) -> bool:
-        return self.enabled and self.refresh == "always"
-
-    def wants(self, artifact_type: str | None) -> bool:
-        kind = artifact_type or ""
-        if self.include and not any(fnmatch.fnmatchcase(kind, p) for p in self.include):
-            return False
-        return not any(fnmatch.fnmatchcase(kind, p) for p in self.exclude)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ async def list_wanted_referrers(
         except NotFound:
             listed = []
     policy = mapping.artifacts
-    wanted = tuple(d for d in listed if d.is_manifest and policy.wants(d.artifact_type))
+    wanted = tuple(d for d in listed if d.is_manifest and policy.allows(d.artifact_type))
     return wanted, fallback
 
 
@@ -80,7 +80,7 @@ async def find_referrers(item: WorkItem, source: SourceEndpoint) -> ReferrerSet:
     wanted, fallback = await list_wanted_referrers(
         item.mapping, item.tree.digest, source, item.referrer_tags
     )
-    if policy.require and not wanted:
+    if policy.require_artifacts and not wanted:
         raise ArtifactsMissing(
             f"{item.mapping.source_label(item.tag)} has no artifacts (require_artifacts is set)"
         )

@@ -25,7 +25,7 @@ import trio
 from ocync.config import Config, RegistrySettings, ResolvedMapping
 from ocync.engine.cache import CacheFile, TransferCache
 from ocync.engine.clientadapter import ClientEndpoint
-from ocync.engine.discovery import ArtifactPolicy, MappingSpec, TargetRepo
+from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.report import ImageResult, RunReport
@@ -86,7 +86,6 @@ def client_settings(
 def mapping_specs(resolved: Iterable[ResolvedMapping]) -> list[MappingSpec]:
     specs = []
     for m in resolved:
-        art = m.artifacts
         specs.append(
             MappingSpec(
                 name=m.label,
@@ -97,13 +96,7 @@ def mapping_specs(resolved: Iterable[ResolvedMapping]) -> list[MappingSpec]:
                 ),
                 tag_filter=m.tag_filter,
                 platforms=m.platforms or (),
-                artifacts=ArtifactPolicy(
-                    enabled=art.enabled,
-                    include=art.include,
-                    exclude=art.exclude,
-                    require=art.require_artifacts,
-                    refresh=art.refresh,
-                ),
+                artifacts=m.artifacts,
                 head_first=True if m.source.head_first is None else m.source.head_first,
             )
         )

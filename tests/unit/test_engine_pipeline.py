@@ -378,7 +378,7 @@ async def test_require_artifacts_fails_image(autojump_clock: trio.testing.MockCl
     image(src, "lib/a", "2", [BASE, b"x"])
     signature(src, "lib/a", src.tags["lib/a"]["2"])
     dst = FakeRegistry("dst")
-    m = mapping("m", "lib/a", [("dst", "lib/a")], artifacts=ArtifactPolicy(require=True))
+    m = mapping("m", "lib/a", [("dst", "lib/a")], artifacts=ArtifactPolicy(require_artifacts=True))
     eng = await run([m], src, dst)
     by_tag = {r.source: r.status for r in eng.report.results}
     assert by_tag == {"src/lib/a:1": ImageStatus.FAILED, "src/lib/a:2": ImageStatus.SYNCED}
