@@ -20,7 +20,7 @@ import trio
 from ocync.config import load_config_file
 from ocync.engine.pipeline import SyncEngine
 from ocync.engine.report import RunReport
-from ocync.engine.runner import RunOptions, run_sync
+from ocync.engine.syncrun import RunOptions, run_sync
 from ocync.errors import ConfigError, OcyncError
 
 

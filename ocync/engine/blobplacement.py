@@ -19,10 +19,10 @@ import trio
 
 from ocync.engine.discovery import ImageTree
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
+from ocync.engine.nursery import run_all
 from ocync.engine.plan import BlobActionKind, choose_blob_action
 from ocync.engine.report import BlobCounts
 from ocync.engine.runstate import RunState
-from ocync.engine.tasks import run_all
 from ocync.errors import OcyncError
 from ocync.oci.manifest import Descriptor, Manifest
 from ocync.registry.client import UploadSession

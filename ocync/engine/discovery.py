@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ocync.config.resolve import ArtifactPolicy  # the config's, as the engine uses it
 from ocync.engine.cache import TransferCache
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
-from ocync.engine.tasks import run_all
+from ocync.engine.nursery import run_all
 from ocync.errors import ConfigError, ManifestError, NotFound, OcyncError
 from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
 from ocync.oci.platform import Platform, trim_index

@@ -1,6 +1,6 @@
 """What the engine needs from a registry, as two small protocols.
 
-The engine talks to sources and targets only through these; ``ocync.engine.clientadapter``
+The engine talks to sources and targets only through these; ``ocync.engine.registryendpoint``
 implements them over :mod:`ocync.registry` (every request through the principal's
 controller), and the unit tests implement them in memory. Keeping the seam narrow lets the
 pipeline be tested deterministically under ``trio.testing.MockClock``.

@@ -36,12 +36,12 @@ from ocync.engine.discovery import (
     select_tags,
 )
 from ocync.engine.endpoints import Endpoint, SourceEndpoint, TargetEndpoint
+from ocync.engine.nursery import run_all
 from ocync.engine.plan import mount_group
 from ocync.engine.referrers import find_referrers, refresh_referrers
 from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, RunReport, redact
 from ocync.engine.runstate import RunState
 from ocync.engine.staging import BlobStage
-from ocync.engine.tasks import run_all
 from ocync.engine.transfer import (
     TransferProgress,
     failed_result,

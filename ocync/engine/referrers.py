@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from ocync.engine.blobplacement import BlobPlacement, push_tree, repository_is_fresh
 from ocync.engine.discovery import ImageTree, MappingSpec, TargetRepo, WorkItem
 from ocync.engine.endpoints import SourceEndpoint
+from ocync.engine.nursery import run_all
 from ocync.engine.report import BlobCounts
 from ocync.engine.runstate import RunState
-from ocync.engine.tasks import run_all
 from ocync.errors import ArtifactsMissing, ManifestError, NotFound
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor, Manifest, merge_referrers_index

@@ -13,12 +13,12 @@ from typing import Any
 
 from ocync.config import Config
 from ocync.engine.cache import TransferCache
-from ocync.engine.clientadapter import ClientEndpoint
 from ocync.engine.discovery import ArtifactPolicy, MappingSpec, OneImage, TargetRepo
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
+from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import ImageResult, ImageStatus, RunReport
-from ocync.engine.runner import client_settings
+from ocync.engine.syncrun import client_settings
 from ocync.errors import OcyncError
 from ocync.oci.platform import Platform
 from ocync.oci.reference import Reference

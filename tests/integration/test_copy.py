@@ -18,10 +18,10 @@ import trio
 
 from mockregistry import MockOptions, serve_mock
 from ocync.engine.cache import TransferCache
-from ocync.engine.clientadapter import ClientEndpoint
 from ocync.engine.discovery import ArtifactPolicy, MappingSpec, TargetRepo
 from ocync.engine.endpoints import TargetEndpoint
 from ocync.engine.pipeline import SyncEngine
+from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import ImageStatus, RunReport
 from ocync.engine.singlecopy import CopyOutcome, one_image_mapping, run_one
 from ocync.engine.staging import BlobStage

@@ -24,10 +24,10 @@ import trio
 
 from ocync.config import Config, RegistrySettings, ResolvedMapping
 from ocync.engine.cache import CacheFile, TransferCache
-from ocync.engine.clientadapter import ClientEndpoint
 from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
+from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import ImageResult, RunReport
 from ocync.engine.staging import BlobStage
 from ocync.errors import OcyncError, with_message
@@ -35,7 +35,7 @@ from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
 
-log = logging.getLogger("ocync.engine.runner")
+log = logging.getLogger("ocync.engine.syncrun")
 
 
 @dataclass(frozen=True, slots=True)
