@@ -8,7 +8,8 @@ pipeline be tested deterministically under ``trio.testing.MockClock``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,7 +44,22 @@ class Endpoint(Protocol):
         ...
 
 
-class SourceEndpoint(Endpoint, Protocol):
+class BlobSource(Protocol):
+    """Where a blob's bytes come from: any source endpoint (a registry, an OCI image layout
+    on disk). Targets copy from any of them."""
+
+    @property
+    def name(self) -> str: ...
+
+    def open_blob(
+        self, repo: str, desc: Descriptor
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """The blob's chunks, verified against ``desc`` (digest and size) as they are read:
+        a mismatch raises before the last chunk is passed on."""
+        ...
+
+
+class SourceEndpoint(Endpoint, BlobSource, Protocol):
     async def list_tags(self, repo: str) -> list[str]:
         """Every tag, following pagination."""
         ...
@@ -104,7 +120,7 @@ class TargetEndpoint(Endpoint, Protocol):
 
     async def copy_blob(
         self,
-        source: SourceEndpoint,
+        source: BlobSource,
         source_repo: str,
         repo: str,
         desc: Descriptor,
@@ -120,4 +136,4 @@ class TargetEndpoint(Endpoint, Protocol):
         ...
 
 
-__all__ = ["Endpoint", "SourceEndpoint", "TargetEndpoint"]
+__all__ = ["BlobSource", "Endpoint", "SourceEndpoint", "TargetEndpoint"]

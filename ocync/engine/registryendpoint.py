@@ -9,20 +9,21 @@ same restart-on-temporary-failure rule.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from ocync.engine.endpoints import SourceEndpoint
+from ocync.engine.endpoints import BlobSource
 from ocync.engine.plan import MountScope
 from ocync.errors import OcyncError, with_message
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor, Manifest
 from ocync.registry.blobs import (
-    copy_blob_to,
     jittered,
+    open_verified_blob,
     restart_on_temporary,
     upload_blob,
     verified_chunks,
@@ -150,6 +151,12 @@ class ClientEndpoint:
 
         await restart_on_temporary(once, self.client.settings.attempts, self._backoff, what=what)
 
+    @contextlib.asynccontextmanager
+    async def open_blob(self, repo: str, desc: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
+        what = f"blob {desc.digest} ({desc.size} bytes) from {self._name}/{repo}"
+        async with open_verified_blob(self.client, repo, desc, what) as chunks:
+            yield chunks
+
     # ---- Target --------------------------------------------------------------------------
     def want_push(self, repo: str) -> None:
         self.client.want_push(repo)
@@ -174,15 +181,25 @@ class ClientEndpoint:
 
     async def copy_blob(
         self,
-        source: SourceEndpoint,
+        source: BlobSource,
         source_repo: str,
         repo: str,
         desc: Descriptor,
         session: UploadSession | None,
     ) -> None:
-        if not isinstance(source, ClientEndpoint):
-            raise TypeError("ClientEndpoint.copy_blob needs a ClientEndpoint source")
-        await copy_blob_to(source.client, source_repo, desc, self.client, repo, session=session)
+        """One source read per attempt streamed into one upload (hash verified in flight);
+        temporary failures restart both, with a fresh session."""
+        pending = session
+        what = f"blob {desc.digest} ({desc.size} bytes) from {source.name}/{source_repo}"
+
+        async def once() -> None:
+            nonlocal pending
+            use, pending = pending, None  # a session is used once, whatever happened
+            # Open the source first: an upload never holds a window slot waiting for a GET.
+            async with source.open_blob(source_repo, desc) as chunks:
+                await upload_blob(self.client, repo, desc, chunks, session=use, verify=False)
+
+        await restart_on_temporary(once, self.client.settings.attempts, self._backoff, what=what)
 
     async def upload_file(
         self, repo: str, desc: Descriptor, path: Path, session: UploadSession | None

@@ -325,6 +325,22 @@ async def copy_blob(
     return results
 
 
+@asynccontextmanager
+async def open_verified_blob(
+    source: RegistryClient, source_repository: str, descriptor: Descriptor, what: str
+) -> AsyncIterator[VerifiedChunks]:
+    """One GET of the blob, as chunks verified against its digest and size as they arrive
+    (a wrong Content-Length fails before any byte is passed on)."""
+    async with source.open_blob(source_repository, descriptor.digest) as stream:
+        if stream.content_length is not None and stream.content_length != descriptor.size:
+            raise IntegrityError(
+                f"{what}: size mismatch: expected {descriptor.size} bytes, source sends {stream.content_length}"
+            )
+        chunks = verified_chunks(stream.chunks(), descriptor, what, received=True)
+        async with _closing(chunks):
+            yield chunks
+
+
 async def _copy_once(
     source: RegistryClient,
     source_repository: str,
@@ -335,16 +351,8 @@ async def _copy_once(
     what: str,
 ) -> None:
     # Open the source first: an upload never holds a window slot waiting for a GET.
-    async with source.open_blob(source_repository, descriptor.digest) as stream:
-        if stream.content_length is not None and stream.content_length != descriptor.size:
-            raise IntegrityError(
-                f"{what}: size mismatch: expected {descriptor.size} bytes, source sends {stream.content_length}"
-            )
-        chunks = verified_chunks(stream.chunks(), descriptor, what, received=True)
-        async with _closing(chunks):
-            await upload_blob(
-                target, target_repository, descriptor, chunks, session=session, verify=False
-            )
+    async with open_verified_blob(source, source_repository, descriptor, what) as chunks:
+        await upload_blob(target, target_repository, descriptor, chunks, session=session, verify=False)
 
 
 __all__ = [
@@ -355,6 +363,7 @@ __all__ = [
     "copy_blob",
     "copy_blob_to",
     "jittered",
+    "open_verified_blob",
     "push_blob",
     "restart_on_temporary",
     "upload_blob",

@@ -31,7 +31,7 @@ from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor
 from ocync.oci.tagfilter import TagFilter
 from ocync.registry.auth import AuthSettings
-from ocync.registry.blobs import BlobTarget, copy_blob, copy_blob_to
+from ocync.registry.blobs import BlobTarget, copy_blob, copy_blob_to, verified_chunks
 from ocync.registry.client import ClientPool, ClientSettings, RegistryClient
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -222,6 +222,30 @@ async def test_staging_pulls_once_for_many_targets(tmp_path: Path) -> None:
             assert before + blobs <= s.statistics().by_kind["blob_get"] <= before + blobs + 1
             head = await a.head_manifest("m/z", "v1")
             assert head is not None and head.digest == digest
+
+
+async def test_a_target_copies_from_any_blob_source() -> None:
+    """A registry target streams from any BlobSource (here bytes in memory), not only from
+    another registry: the seam an OCI image layout on disk plugs into."""
+    data = random.Random(22).randbytes(100_000)
+    desc = Descriptor(mt.OCI_LAYER, Digest.of(data), len(data))
+
+    class MemorySource:
+        name = "memory"
+
+        @asynccontextmanager
+        async def open_blob(self, repo: str, wanted: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
+            async def chunks() -> AsyncIterator[bytes]:
+                for start in range(0, len(data), 30_000):
+                    yield data[start:start + 30_000]
+
+            yield verified_chunks(chunks(), wanted, f"memory blob {repo}")
+
+    async with serve_mock(MockOptions()) as dst:
+        async with RegistryClient(dst.url) as d:
+            await ClientEndpoint("dst", d).copy_blob(MemorySource(), "x", "m/x", desc, None)
+            assert await d.head_blob("m/x", desc.digest) == len(data)
+        assert dst.stats()["by_kind"]["upload_put"] == 1
 
 
 async def test_corrupt_source_fails_with_integrity_error_and_leaves_nothing() -> None:
