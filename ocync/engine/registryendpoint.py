@@ -25,6 +25,7 @@ from ocync.registry.blobs import (
     jittered,
     open_verified_blob,
     restart_on_temporary,
+    restart_upload,
     upload_blob,
     verified_chunks,
 )
@@ -189,30 +190,23 @@ class ClientEndpoint:
     ) -> None:
         """One source read per attempt streamed into one upload (hash verified in flight);
         temporary failures restart both, with a fresh session."""
-        pending = session
         what = f"blob {desc.digest} ({desc.size} bytes) from {source.name}/{source_repo}"
 
-        async def once() -> None:
-            nonlocal pending
-            use, pending = pending, None  # a session is used once, whatever happened
+        async def once(use: UploadSession | None) -> None:
             # Open the source first: an upload never holds a window slot waiting for a GET.
             async with source.open_blob(source_repo, desc) as chunks:
                 await upload_blob(self.client, repo, desc, chunks, session=use, verify=False)
 
-        await restart_on_temporary(once, self.client.settings.attempts, self._backoff, what=what)
+        await restart_upload(once, session, self.client.settings.attempts, self._backoff, what=what)
 
     async def upload_file(
         self, repo: str, desc: Descriptor, path: Path, session: UploadSession | None
     ) -> None:
-        pending = session
-
-        async def once() -> None:
-            nonlocal pending
-            use, pending = pending, None  # a session is used once, whatever happened
+        async def once(use: UploadSession | None) -> None:
             await upload_blob(self.client, repo, desc, file_chunks(path), session=use)
 
         what = f"blob {desc.digest} to {self._name}/{repo}"
-        await restart_on_temporary(once, self.client.settings.attempts, self._backoff, what=what)
+        await restart_upload(once, session, self.client.settings.attempts, self._backoff, what=what)
 
 
 __all__ = ["ClientEndpoint", "file_chunks"]

@@ -238,6 +238,28 @@ async def restart_on_temporary(
         await trio.sleep(backoff(attempt))
 
 
+async def restart_upload(
+    op: Callable[[UploadSession | None], Awaitable[None]],
+    session: UploadSession | None,
+    attempts: int,
+    backoff: Callable[[int], float],
+    *,
+    what: str,
+) -> int:
+    """:func:`restart_on_temporary` for one upload: the first attempt gets ``session`` (a
+    mount's 202), every later one None (a session is used once, whatever happened: the
+    failed attempt deleted it). Returns the number of attempts used."""
+    tries = 0
+
+    async def once() -> None:
+        nonlocal tries
+        tries += 1
+        await op(session if tries == 1 else None)
+
+    await restart_on_temporary(once, attempts, backoff, what=what)
+    return tries
+
+
 def jittered(seed: int | None = None) -> Callable[[int], float]:
     """The restart backoff: :func:`ocync.ratelimit.limiter.backoff_delay` on its own rng."""
     rng = random.Random(seed)
@@ -257,18 +279,11 @@ async def push_blob(
     """:func:`upload_blob` with restarts: ``open_chunks()`` gives a fresh iterable per
     attempt (a staged file, bytes in memory). Temporary failures restart with a new session.
     Returns the number of attempts used; raises the last error."""
-    tries = 0
-    pending = session
-
-    async def once() -> None:
-        nonlocal tries, pending
-        tries += 1
-        use, pending = pending, None  # a session is used once, whatever happens
+    async def once(use: UploadSession | None) -> None:
         await upload_blob(client, repository, descriptor, open_chunks(), session=use)
 
     what = f"blob {descriptor.digest.short} to {repository}"
-    await restart_on_temporary(once, attempts or client.settings.attempts, jittered(seed), what=what)
-    return tries
+    return await restart_upload(once, session, attempts or client.settings.attempts, jittered(seed), what=what)
 
 
 async def copy_blob_to(
@@ -287,17 +302,10 @@ async def copy_blob_to(
     fresh GET and a fresh session, up to ``attempts`` (default: the source's setting).
     Returns the number of attempts used."""
     what = f"blob {descriptor.digest} ({descriptor.size} bytes) from {source.name}/{source_repository}"
-    tries = 0
-    pending = session
-
-    async def once() -> None:
-        nonlocal tries, pending
-        tries += 1
-        use, pending = pending, None  # a session is used once, whatever happens
+    async def once(use: UploadSession | None) -> None:
         await _copy_once(source, source_repository, descriptor, target, target_repository, use, what)
 
-    await restart_on_temporary(once, attempts or source.settings.attempts, jittered(seed), what=what)
-    return tries
+    return await restart_upload(once, session, attempts or source.settings.attempts, jittered(seed), what=what)
 
 
 async def copy_blob(
@@ -366,6 +374,7 @@ __all__ = [
     "open_verified_blob",
     "push_blob",
     "restart_on_temporary",
+    "restart_upload",
     "upload_blob",
     "verified_chunks",
 ]
