@@ -16,8 +16,8 @@
     |   +-- Unauthorized            401/403 after the auth flow (exit 4)
     |   +-- NotFound                404 (NAME_UNKNOWN, MANIFEST_UNKNOWN, BLOB_UNKNOWN)
     |   +-- Throttled               429 or a "secondary rate limit" 403 (temporary)
-    +-- InterruptedRun              a run stopped by SIGINT/SIGTERM before it finished
     +-- NoMatchingPlatform          a platform filter matches nothing in the source index
+    +-- ArtifactsMissing            require_artifacts is set and the image has no referrers
 
 Foreign exceptions (httpx, h11, OSError) are mapped to these in one place with
 ``raise ... from exc``. ``temporary`` says whether retrying may help.
@@ -25,8 +25,12 @@ Foreign exceptions (httpx, h11, OSError) are mapped to these in one place with
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+E = TypeVar("E", bound="OcyncError")
 
 
 class OcyncError(Exception):
@@ -34,6 +38,14 @@ class OcyncError(Exception):
 
     temporary: bool = False
     exit_code: int = 2
+
+
+def with_message(exc: E, message: str) -> E:
+    """A new error like ``exc`` (same class, status, codes, temporariness) saying ``message``:
+    raise it ``from exc`` instead of rewriting the caught error's ``args``."""
+    new = copy.copy(exc)
+    new.args = (message,)
+    return new
 
 
 class ConfigError(OcyncError):
@@ -90,14 +102,12 @@ class NotAnswering(TransportError):
     temporary = False
 
 
-class InterruptedRun(OcyncError):
-    """The run was stopped by a signal before it finished."""
-
-    exit_code = 1
-
-
 class NoMatchingPlatform(OcyncError):
     """None of the requested platforms is in the source index (the message lists them)."""
+
+
+class ArtifactsMissing(OcyncError):
+    """``require_artifacts`` is set and the image has no (wanted) referrers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +163,11 @@ class Throttled(RegistryError):
 
 
 __all__ = [
+    "ArtifactsMissing",
     "ConfigError",
     "ConnectError",
     "ConnectionClosed",
     "IntegrityError",
-    "InterruptedRun",
     "NoMatchingPlatform",
     "ManifestError",
     "NotAnswering",
@@ -172,4 +182,5 @@ __all__ = [
     "Throttled",
     "TransportError",
     "Unauthorized",
+    "with_message",
 ]

@@ -1,4 +1,5 @@
-"""``ocync auth check -c FILE``: verify every registry's credentials (rendering only)."""
+"""``ocync auth check -c FILE [-c FILE...]``: verify every registry's credentials of one or
+more configs (rendering only)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import trio
 
 from ocync.cli.sync_cmd import add_timeout
 from ocync.config import load_config_file
-from ocync.engine.authcheck import check_auth, exit_code
+from ocync.engine.authcheck import AuthCheck, check_auth, exit_code
 
 
 def register(subparsers: Any) -> None:
     auth = subparsers.add_parser("auth", help="credential checks")
     sub = auth.add_subparsers(dest="auth_command", metavar="ACTION")
     p = sub.add_parser("check", help="verify every registry's credentials (pull and push)")
-    p.add_argument("-c", "--config", required=True, metavar="FILE", help="the YAML config")
+    p.add_argument(
+        "-c", "--config", required=True, action="append", metavar="FILE",
+        help="a YAML config (repeatable: every file's registries are checked)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     p.add_argument("-q", "--quiet", action="store_true", help="failures only")
@@ -27,8 +31,12 @@ def register(subparsers: Any) -> None:
 
 
 def run_auth_check(args: argparse.Namespace) -> int:
-    loaded = load_config_file(args.config)
-    checks = trio.run(functools.partial(check_auth, loaded.config, request_timeout=args.timeout))
+    configs = [load_config_file(path).config for path in args.config]  # every file valid first
+    checks: list[AuthCheck] = []
+    for config in configs:
+        for check in trio.run(functools.partial(check_auth, config, request_timeout=args.timeout)):
+            if check not in checks:  # a registry two files share is listed once
+                checks.append(check)
     code = exit_code(checks)
     if args.json:
         print(json.dumps({"ok": code == 0, "checks": [c.to_dict() for c in checks]}, indent=2))

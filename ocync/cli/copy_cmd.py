@@ -1,6 +1,7 @@
 """``ocync copy SRC DST``: copy one tag or digest (all platforms unless ``--platform``).
 
-Argument parsing and rendering only; the work is :func:`ocync.registry.imagecopy.copy_image`.
+Argument parsing and rendering only; the work is a one-image run of the sync engine
+(:func:`ocync.engine.singlecopy.copy_one`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any
 
 import trio
 
+from ocync.config import load_config_file
+from ocync.engine.singlecopy import CopyRequest, copy_one, registry_access
 from ocync.errors import ConfigError
 from ocync.oci.platform import parse_platforms
 from ocync.oci.reference import Reference, parse_reference
 from ocync.registry.auth import AuthSettings, docker_config_path
 from ocync.registry.client import ClientSettings
-from ocync.registry.imagecopy import CopySummary, copy_image
-from ocync.registry.pool import ClientPool
 from ocync.registry.profiles import PROFILES
 
 
@@ -42,6 +43,14 @@ def register(subparsers: Any) -> None:
         metavar="OS/ARCH[/VARIANT]",
         help="copy only these platforms of an index (repeatable); pushes a trimmed index",
     )
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="a sync config: the registry whose host is SRC's (DST's) supplies its URL, "
+        "credentials, profile, caps and timeout",
+    )
     parser.add_argument("--insecure", action="store_true", help="plain HTTP to non-loopback registries")
     parser.add_argument(
         "--authfile",
@@ -55,9 +64,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=60.0,
+        default=None,
         metavar="SECONDS",
-        help="give up on a registry that sends nothing for this long (default 60)",
+        help="give up on a registry that sends nothing for this long (default: the config "
+        "entry's timeout, else 60)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: requests)")
@@ -95,61 +105,49 @@ def _copy(args: argparse.Namespace) -> int:
     platforms = parse_platforms(args.platform)
     if args.retries < 1:
         raise ConfigError("--retries must be at least 1")
-    connect_timeout, read_timeout = check_timeout(args.timeout)
+    connect_timeout, read_timeout = check_timeout(DEFAULT_TIMEOUT if args.timeout is None else args.timeout)
     if args.authfile is not None and not docker_config_path(args.authfile).exists():
         resolved = docker_config_path(args.authfile)
         shown = "" if resolved == args.authfile else f" ({resolved})"
         raise ConfigError(f"--authfile {args.authfile}: no such file{shown}")
+    config = load_config_file(args.config).config if args.config is not None else None
     auth = AuthSettings(docker_config=args.authfile)
     common = ClientSettings(
         auth=auth, insecure=args.insecure, attempts=args.retries,
         connect_timeout=connect_timeout, read_timeout=read_timeout,
     )
-    src_settings = dataclasses.replace(common, profile=args.src_profile)
-    dst_settings = dataclasses.replace(common, profile=args.dst_profile)
+    src_access = registry_access(
+        source.registry, dataclasses.replace(common, profile=args.src_profile), config, timeout=args.timeout
+    )
+    dst_access = registry_access(
+        destination.registry, dataclasses.replace(common, profile=args.dst_profile), config, timeout=args.timeout
+    )
     started = time.monotonic()
-
-    async def main() -> tuple[CopySummary, dict[str, Any]]:
-        async with ClientPool() as pool:
-            src = await pool.client(source.registry, src_settings)
-            dst = await pool.client(destination.registry, dst_settings)
-            summary = await copy_image(
-                src,
-                source.repository,
-                source.identifier,
-                dst,
-                destination.repository,
-                tag,
-                platforms=platforms,
-                expected_digest=destination.digest,
-            )
-            return summary, pool.statistics().to_dict()
-
-    summary, stats = trio.run(main)
+    request = CopyRequest(source, destination, tag, tuple(platforms))
+    outcome = trio.run(copy_one, request, src_access, dst_access)
     seconds = time.monotonic() - started
-    target = f"{destination.name}:{tag}" if tag else f"{destination.name}@{summary.digest}"
-    for warning in summary.warnings:
+    digest = outcome.result.digest
+    target = f"{destination.name}:{tag}" if tag else f"{destination.name}@{digest}"
+    for warning in outcome.report.warnings:
         print(f"ocync: warning: {warning}", file=sys.stderr)
+    doc = outcome.to_dict()
     if args.json:
-        doc = {
-            "source": str(source),
-            "destination": target,
-            **summary.to_dict(),
-            "requests": stats["requests"],
-            "requests_by_kind": stats["by_kind"],
-            "seconds": round(seconds, 3),
-        }
+        doc = {"source": str(source), "destination": target, **doc, "seconds": round(seconds, 3)}
         print(json.dumps(doc, indent=2))
     elif not args.quiet:
-        trimmed = f" (trimmed index: {', '.join(summary.trimmed_platforms)})" if summary.trimmed_platforms else ""
+        trimmed = f" (trimmed index: {', '.join(outcome.trimmed_platforms)})" if outcome.trimmed_platforms else ""
         print(
-            f"copied {source} -> {target} {summary.digest}{trimmed}: "
-            f"blobs {summary.blobs_transferred} transferred / {summary.blobs_mounted} mounted / "
-            f"{summary.blobs_present} already present, {_human(summary.bytes_transferred)}, "
-            f"{stats['requests']} requests, {seconds:.1f}s",
+            f"copied {source} -> {target} {digest}{trimmed}: "
+            f"blobs {doc['blobs_transferred']} transferred / {doc['blobs_mounted']} mounted / "
+            f"{doc['blobs_skipped']} already present, {_human(doc['bytes'])}, "
+            f"{doc['requests']} requests, {seconds:.1f}s",
             file=sys.stdout,
         )
     return 0
+
+
+# Seconds a request may receive nothing before it fails (the client's default).
+DEFAULT_TIMEOUT = 60.0
 
 
 def check_timeout(seconds: float) -> tuple[float, float]:

@@ -21,10 +21,9 @@ import trio
 from ocync.config import load_config_file
 from ocync.engine.pipeline import SyncEngine
 from ocync.engine.report import RunReport
-from ocync.engine.runner import RunOptions, run_sync
 from ocync.engine.sharding import resolved_key, select, shard_from_env
+from ocync.engine.syncrun import RunOptions, run_sync
 from ocync.errors import OcyncError
-from ocync.ratelimit.bucket import parse_rate
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -145,29 +144,19 @@ class _LiveProgress:
     def tick(self, engine: SyncEngine) -> None:
         from rich.text import Text
 
-        stats = engine.statistics()
-        report = engine.report
+        progress = engine.progress()
         elapsed = max(time.monotonic() - self.start, 0.001)
-        requests = 0
-        budgets: list[str] = []
-        endpoints = (*engine.ctx.sources.values(), *engine.ctx.targets.values())
-        for ep in {id(e): e for e in endpoints}.values():
-            sent = sum(ep.request_counts().values())
-            requests += sent
-            controller = ep.statistics().get("controller") or {}
-            cap = controller.get("cap") if isinstance(controller, dict) else None
-            if cap:
-                # requests per minute against the principal's budget
-                try:
-                    rate = parse_rate(str(cap))
-                    budget = f"{rate.count / rate.period * 60:.0f}"
-                except OcyncError:
-                    budget = str(cap)
-                budgets.append(f"{ep.name} {sent / elapsed * 60:.0f}/{budget} req/min")
-        mib = report.bytes_transferred / (1024 * 1024)
+        requests = sum(ep.requests for ep in progress.endpoints)
+        # requests per minute against each principal's budget
+        budgets = [
+            f"{ep.name} {ep.requests / elapsed * 60:.0f}/{ep.cap_per_minute:.0f} req/min"
+            for ep in progress.endpoints
+            if ep.cap_per_minute is not None
+        ]
+        mib = progress.bytes_transferred / (1024 * 1024)
         line = (
-            f"images {len(report.results)} done, {stats['in_flight']} in flight, "
-            f"{stats['expected']} to copy so far · "
+            f"images {progress.results} done, {progress.in_flight} in flight, "
+            f"{progress.expected} to copy so far · "
             f"{mib / elapsed:.1f} MiB/s · {requests / elapsed * 60:.0f} req/min in all"
         )
         if budgets:
@@ -219,8 +208,6 @@ def _print_report(report: RunReport, args: argparse.Namespace) -> None:
     print(report.render_text(quiet=args.quiet))
     if args.verbose and report.controllers:
         for name, stats in report.controllers.items():
-            if name.startswith("_"):
-                continue
             controller = stats.get("controller", {}) if isinstance(stats, dict) else {}
             print(f"  {name}: {json.dumps(controller, sort_keys=True)}", file=sys.stderr)
 

@@ -20,7 +20,7 @@ import trio
 
 from ocync.cli.copy_cmd import check_timeout
 from ocync.config import MappingConfig, RegistrySettings, load_config
-from ocync.engine.runner import client_settings
+from ocync.engine.syncrun import client_settings
 from ocync.errors import ConfigError
 from ocync.oci.reference import is_valid_tag, parse_repository
 from ocync.oci.tagfilter import TagFilter, TagSelection, apply_filter

@@ -114,12 +114,19 @@ class ArtifactPolicy:
     require_artifacts: bool = False
     refresh: str = DEFAULT_ARTIFACTS_REFRESH  # "always" | "on_change"
 
-    def allows(self, artifact_type: str) -> bool:
+    @property
+    def refresh_unchanged(self) -> bool:
+        """List the referrers of a tag that is already in sync too (``refresh: always``)."""
+        return self.enabled and self.refresh == "always"
+
+    def allows(self, artifact_type: str | None) -> bool:
+        """Whether a referrer of this artifact type is copied (no type: matched as "")."""
         if not self.enabled:
             return False
-        if self.include and not any(fnmatchcase(artifact_type, p) for p in self.include):
+        kind = artifact_type or ""
+        if self.include and not any(fnmatchcase(kind, p) for p in self.include):
             return False
-        return not any(fnmatchcase(artifact_type, p) for p in self.exclude)
+        return not any(fnmatchcase(kind, p) for p in self.exclude)
 
 
 @dataclass(frozen=True, slots=True)

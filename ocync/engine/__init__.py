@@ -10,7 +10,7 @@ from ocync.engine.cache import CacheFile, TransferCache
 from ocync.engine.discovery import ArtifactPolicy, MappingSpec, TargetRepo
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.report import ImageResult, ImageStatus, RunReport
-from ocync.engine.runner import RunOptions, run_sync
+from ocync.engine.syncrun import RunOptions, run_sync
 
 __all__ = [
     "ArtifactPolicy",

@@ -19,13 +19,13 @@ from typing import Any
 import trio
 
 from ocync.config import Config
-from ocync.engine.clientadapter import ClientEndpoint
 from ocync.engine.discovery import ImageTree, MappingSpec, fetch_tree, select_tags
-from ocync.engine.plan import MountScope, mount_group
+from ocync.engine.nursery import run_all
+from ocync.engine.plan import mount_group
+from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import redact
-from ocync.engine.runner import client_settings, mapping_specs, used_registries
 from ocync.engine.shardcost import ShardSplit, shard_split
-from ocync.engine.tasks import run_all
+from ocync.engine.syncrun import client_settings, mapping_specs, used_registries
 from ocync.errors import OcyncError, Unauthorized
 from ocync.ratelimit.bucket import parse_rate
 from ocync.ratelimit.limiter import ControllerRegistry
@@ -174,7 +174,7 @@ async def analyze(
             sizes[str(d.digest)] = d.size
         for target in spec.targets:
             profile = profiles[target.registry]
-            scope = MountScope.parse(profile.mount_scope)
+            scope = profile.mount_scope
             reg = registries[target.registry]
             cap = reg.rate_limit or profile.documented_cap
             ta = per_target.setdefault(

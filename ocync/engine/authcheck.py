@@ -16,7 +16,7 @@ import trio
 
 from ocync.config import Config
 from ocync.engine.report import redact
-from ocync.engine.runner import client_settings, used_registries
+from ocync.engine.syncrun import client_settings, used_registries
 from ocync.errors import NotFound, OcyncError, Unauthorized
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.client import RegistryClient

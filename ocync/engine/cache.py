@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,15 +274,6 @@ class CacheFile:
             self._lock_file.close()
             self._lock_file = None
         self.locked = False
-
-    @contextlib.contextmanager
-    def locked_for_run(self) -> Iterator[bool]:
-        got = self.acquire()
-        try:
-            yield got
-        finally:
-            if got:
-                self.release()
 
     def load(self, now: float) -> TransferCache:
         """The saved cache, or an empty one (with a warning) if missing-but-unreadable,

@@ -9,16 +9,16 @@ the transfer cache has seen at every target cost no request at all (issue 5).
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from ocync.config.resolve import ArtifactPolicy  # the config's, as the engine uses it
 from ocync.engine.cache import TransferCache
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
-from ocync.engine.tasks import run_all
-from ocync.errors import ManifestError, NotFound, OcyncError
+from ocync.engine.nursery import run_all
+from ocync.errors import ConfigError, ManifestError, NotFound, OcyncError
 from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
 from ocync.oci.platform import Platform, trim_index
 from ocync.oci.tagfilter import TagFilter, TagSelection
@@ -39,27 +39,14 @@ class TargetRepo:
 
 
 @dataclass(frozen=True, slots=True)
-class ArtifactPolicy:
-    """``artifacts``: copy OCI 1.1 referrers, filtered by artifact type (globs).
+class OneImage:
+    """``ocync copy``: a mapping of exactly one image. The source manifest is fetched before
+    any target is asked (a source problem is named before the destination is touched), it is
+    pushed under ``target_tag`` (None: by its digest), and when ``expected_digest`` is set
+    (``DST@sha256:...``) a root with any other digest fails the image before a write."""
 
-    ``refresh``: ``"always"`` also lists the referrers of an unchanged tag at the source (one
-    request) and copies those the target lacks; ``"on_change"`` only with a copied subject."""
-
-    enabled: bool = True
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    require: bool = False
-    refresh: str = "always"  # the config's default (ocync.config.DEFAULT_ARTIFACTS_REFRESH)
-
-    @property
-    def refresh_unchanged(self) -> bool:
-        return self.enabled and self.refresh == "always"
-
-    def wants(self, artifact_type: str | None) -> bool:
-        kind = artifact_type or ""
-        if self.include and not any(fnmatch.fnmatchcase(kind, p) for p in self.include):
-            return False
-        return not any(fnmatch.fnmatchcase(kind, p) for p in self.exclude)
+    target_tag: str | None
+    expected_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +62,11 @@ class MappingSpec:
     artifacts: ArtifactPolicy = field(default_factory=ArtifactPolicy)
     head_first: bool = True
     list_tags: bool = True  # False when the filter is only literal includes
+    one_image: OneImage | None = None  # ocync copy
+
+    def push_tag(self, tag: str) -> str | None:
+        """The tag the source's ``tag`` is pushed under at every target (None: by digest)."""
+        return tag if self.one_image is None else self.one_image.target_tag
 
     def source_label(self, tag: str) -> str:
         return f"{self.source}/{self.source_repo}:{tag}"
@@ -118,6 +110,12 @@ class WorkItem:
     # The source's referrers fallback tags seen in its listing (None: not listed), so a
     # registry without the referrers API costs no fallback GET for images without any.
     referrer_tags: frozenset[str] | None = None
+    trimmed: tuple[str, ...] = ()  # the platforms kept when the source's index was trimmed
+
+    @property
+    def push_tag(self) -> str | None:
+        """The tag the root is pushed under at every target (None: by its digest)."""
+        return self.mapping.push_tag(self.tag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,18 +174,28 @@ def literal_only(flt: TagFilter) -> bool:
     return not flt.glob and bool(flt.literal_includes) and not flt.glob_includes
 
 
+@dataclass(frozen=True, slots=True)
+class FetchedRoot:
+    """The manifest to push under the tag, the warnings of its trim, and the platforms kept
+    when the source's index was trimmed (empty: pushed as the source has it)."""
+
+    manifest: Manifest
+    warnings: tuple[str, ...] = ()
+    trimmed: tuple[str, ...] = ()
+
+
 async def fetch_root(
     source: SourceEndpoint, repo: str, ref: str, platforms: Sequence[Platform]
-) -> tuple[Manifest, tuple[str, ...]]:
-    """The manifest to push under the tag: the source's, or its index trimmed to
-    ``platforms`` (a new digest); plus the warnings of the trim."""
+) -> FetchedRoot:
+    """The source's manifest, or its index trimmed to ``platforms`` (a new digest)."""
     root = await source.get_manifest(repo, ref)
     if not root.is_index or not platforms:
-        return root, ()
+        return FetchedRoot(root)
     trim = trim_index(root.raw, platforms)
-    if trim.changed:
-        root = parse_manifest(trim.index_bytes, root.media_type)
-    return root, tuple(trim.warnings())
+    if not trim.changed:
+        return FetchedRoot(root, tuple(trim.warnings()))
+    trimmed = parse_manifest(trim.index_bytes, root.media_type)
+    return FetchedRoot(trimmed, tuple(trim.warnings()), tuple(str(p) for p in trim.kept))
 
 
 async def fetch_children(source: SourceEndpoint, repo: str, root: Manifest) -> ImageTree:
@@ -210,8 +218,8 @@ async def fetch_children(source: SourceEndpoint, repo: str, root: Manifest) -> I
 async def fetch_tree(
     source: SourceEndpoint, repo: str, ref: str, platforms: Sequence[Platform]
 ) -> tuple[ImageTree, tuple[str, ...]]:
-    root, warnings = await fetch_root(source, repo, ref, platforms)
-    return await fetch_children(source, repo, root), warnings
+    fetched = await fetch_root(source, repo, ref, platforms)
+    return await fetch_children(source, repo, fetched.manifest), fetched.warnings
 
 
 async def discover_tag(
@@ -242,34 +250,38 @@ async def discover_tag(
                     skipped=tuple((t, "immutable tag present") for t in mapping.targets),
                     digest=str(known[0]),
                 )
-        root: Manifest | None = None
-        warnings: tuple[str, ...] = ()
+        root: FetchedRoot | None = None
         present: dict[TargetRepo, str | None] = {}
+        ref = tag
 
         async def probe(t: TargetRepo) -> None:
             endpoint = targets[t.registry]
             if push_scope:
                 endpoint.want_push(t.repo)  # one pull,push token per repository, not two
-            present[t] = await endpoint.head_manifest(t.repo, tag)
+            present[t] = await endpoint.head_manifest(t.repo, ref)
 
         async def fetch_source_root() -> None:
-            nonlocal root, warnings
-            root, warnings = await fetch_root(source, mapping.source_repo, tag, mapping.platforms)
+            nonlocal root
+            root = await fetch_root(source, mapping.source_repo, tag, mapping.platforms)
 
+        if mapping.one_image is not None:
+            await fetch_source_root()
+            assert root is not None
+            check_expected_digest(mapping.one_image, root.manifest)
+            ref = mapping.one_image.target_tag or str(root.manifest.digest)
         jobs: list[Callable[[], Awaitable[None]]] = [
             functools.partial(probe, t) for t in mapping.targets
         ]
-        if mapping.platforms or not mapping.head_first:
+        if root is None and (mapping.platforms or not mapping.head_first):
             # A platform filter changes the digest (the index itself tells what the target
             # should hold), or HEADs are not wanted: the GET goes alongside the target HEADs.
             jobs.append(fetch_source_root)
         await run_all(jobs)
-        if root is not None:
-            wanted = str(root.digest)
-        elif all(present.get(t) is None for t in mapping.targets):
+        if root is None and all(present.get(t) is None for t in mapping.targets):
             # Absent at every target: the GET is needed anyway, a source HEAD would be waste.
-            root, warnings = await fetch_root(source, mapping.source_repo, tag, mapping.platforms)
-            wanted = str(root.digest)
+            await fetch_source_root()
+        if root is not None:
+            wanted = str(root.manifest.digest)
         else:
             found = await source.head_manifest(mapping.source_repo, tag)
             if found is None:
@@ -280,16 +292,25 @@ async def discover_tag(
         need = tuple(t for t in mapping.targets if present.get(t) != wanted)
         skipped = tuple((t, "unchanged") for t in mapping.targets if t not in need)
         for t, _ in skipped:
-            cache.record_tag(targets[t.registry].host, t.repo, tag, wanted)
+            cache.record_tag(targets[t.registry].host, t.repo, ref, wanted)
         if not need:
             return TagOutcome(tag, skipped=skipped, digest=wanted)
         if root is None:
-            root, warnings = await fetch_root(source, mapping.source_repo, wanted, mapping.platforms)
-        tree = await fetch_children(source, mapping.source_repo, root)
-        item = WorkItem(seq, mapping, tag, tree, need, warnings, referrer_tags)
+            root = await fetch_root(source, mapping.source_repo, wanted, mapping.platforms)
+        tree = await fetch_children(source, mapping.source_repo, root.manifest)
+        item = WorkItem(seq, mapping, tag, tree, need, root.warnings, referrer_tags, root.trimmed)
         return TagOutcome(tag, item=item, skipped=skipped, digest=tree.digest)
     except OcyncError as exc:
         return TagOutcome(tag, error=exc)
+
+
+def check_expected_digest(one: OneImage, root: Manifest) -> None:
+    """``DST@digest`` names what must land at the target: anything else is refused."""
+    if one.expected_digest is not None and str(root.digest) != one.expected_digest:
+        raise ConfigError(
+            f"destination digest {one.expected_digest} does not match the manifest to push "
+            f"({root.digest}): nothing was copied"
+        )
 
 
 async def select_tags(
@@ -310,12 +331,15 @@ async def select_tags(
 
 __all__ = [
     "ArtifactPolicy",
+    "FetchedRoot",
     "ImageTree",
     "MappingDiscovery",
     "MappingSpec",
+    "OneImage",
     "TagOutcome",
     "TargetRepo",
     "WorkItem",
+    "check_expected_digest",
     "discover_tag",
     "fetch_children",
     "fetch_root",

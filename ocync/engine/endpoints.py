@@ -1,6 +1,6 @@
 """What the engine needs from a registry, as two small protocols.
 
-The engine talks to sources and targets only through these; ``ocync.engine.clientadapter``
+The engine talks to sources and targets only through these; ``ocync.engine.registryendpoint``
 implements them over :mod:`ocync.registry` (every request through the principal's
 controller), and the unit tests implement them in memory. Keeping the seam narrow lets the
 pipeline be tested deterministically under ``trio.testing.MockClock``.
@@ -8,21 +8,14 @@ pipeline be tested deterministically under ``trio.testing.MockClock``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from ocync.engine.plan import MountScope
 from ocync.oci.manifest import Descriptor, Manifest
-
-
-@dataclass(frozen=True, slots=True)
-class MountOutcome:
-    """A mount POST: 201 -> ``mounted``; 202 -> not fulfilled, ``session`` to upload on."""
-
-    mounted: bool
-    session: object | None = None
+from ocync.registry.client import MountResult, UploadSession
 
 
 class Endpoint(Protocol):
@@ -51,7 +44,22 @@ class Endpoint(Protocol):
         ...
 
 
-class SourceEndpoint(Endpoint, Protocol):
+class BlobSource(Protocol):
+    """Where a blob's bytes come from: any source endpoint (a registry, an OCI image layout
+    on disk). Targets copy from any of them."""
+
+    @property
+    def name(self) -> str: ...
+
+    def open_blob(
+        self, repo: str, desc: Descriptor
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """The blob's chunks, verified against ``desc`` (digest and size) as they are read:
+        a mismatch raises before the last chunk is passed on."""
+        ...
+
+
+class SourceEndpoint(Endpoint, BlobSource, Protocol):
     async def list_tags(self, repo: str) -> list[str]:
         """Every tag, following pagination."""
         ...
@@ -106,24 +114,26 @@ class TargetEndpoint(Endpoint, Protocol):
         """One tag-list page (``n=1``): False on 404 NAME_UNKNOWN."""
         ...
 
-    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountOutcome: ...
+    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountResult:
+        """A mount POST: 201 -> ``mounted``; 202 -> not fulfilled, ``session`` to upload on."""
+        ...
 
     async def copy_blob(
         self,
-        source: SourceEndpoint,
+        source: BlobSource,
         source_repo: str,
         repo: str,
         desc: Descriptor,
-        session: object | None,
+        session: UploadSession | None,
     ) -> None:
         """Stream the blob from the source into ``repo`` (hash verified in flight; retried)."""
         ...
 
     async def upload_file(
-        self, repo: str, desc: Descriptor, path: Path, session: object | None
+        self, repo: str, desc: Descriptor, path: Path, session: UploadSession | None
     ) -> None:
         """Upload a staged, already verified blob file."""
         ...
 
 
-__all__ = ["Endpoint", "MountOutcome", "SourceEndpoint", "TargetEndpoint"]
+__all__ = ["BlobSource", "Endpoint", "SourceEndpoint", "TargetEndpoint"]

@@ -20,7 +20,7 @@ import functools
 import logging
 import signal
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -36,23 +36,55 @@ from ocync.engine.discovery import (
     select_tags,
 )
 from ocync.engine.endpoints import Endpoint, SourceEndpoint, TargetEndpoint
+from ocync.engine.nursery import run_all
 from ocync.engine.plan import mount_group
-from ocync.engine.report import ImageResult, ImageStatus, RunReport, redact
+from ocync.engine.referrers import find_referrers, refresh_referrers
+from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, RunReport, redact
+from ocync.engine.runstate import RunState
 from ocync.engine.staging import BlobStage
-from ocync.engine.tasks import run_all
 from ocync.engine.transfer import (
-    Tally,
-    TransferContext,
     TransferProgress,
     failed_result,
-    find_referrers,
     interrupted_result,
-    refresh_referrers,
     transfer_image,
 )
 from ocync.errors import OcyncError, Unauthorized
+from ocync.ratelimit.bucket import parse_rate
 
 log = logging.getLogger("ocync.engine.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointLoad:
+    """Requests one endpoint sent so far, and its principal's cap per minute if known."""
+
+    name: str
+    requests: int
+    cap_per_minute: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineProgress:
+    """How far a run is (the CLI's live status reads this, nothing inside the engine)."""
+
+    expected: int  # (image, target) pairs handed to execution so far
+    finished: int
+    in_flight: int
+    results: int
+    bytes_transferred: int
+    endpoints: tuple[EndpointLoad, ...] = ()
+
+
+def _cap_per_minute(stats: Mapping[str, object]) -> float | None:
+    controller = stats.get("controller")
+    cap = controller.get("cap") if isinstance(controller, dict) else None
+    if not cap:
+        return None
+    try:
+        rate = parse_rate(str(cap))  # the controller reports its cap as text
+    except OcyncError:
+        return None
+    return rate.count / rate.period * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +121,7 @@ class SyncEngine:
     ) -> None:
         self.mappings = tuple(mappings)
         self.options = options
-        self.ctx = TransferContext(
+        self.ctx = RunState(
             sources=sources,
             targets=targets,
             cache=cache,
@@ -233,8 +265,7 @@ class SyncEngine:
                 found.listed, found.selection, referrer_tags = await select_tags(mapping, source)
         except OcyncError as exc:
             found.error = f"mapping {mapping.name}: {redact(str(exc))}"
-            prefix = "auth: " if isinstance(exc, Unauthorized) else ""
-            self.report.add_error(prefix + found.error)
+            self.report.add_error(found.error, auth_failure=isinstance(exc, Unauthorized))
             return
         message = found.selection.min_tags_message()
         if message is not None:
@@ -256,51 +287,19 @@ class SyncEngine:
                     push_scope=not self.options.dry_run,
                 )
                 refreshed = await self._refresh_referrers(mapping, outcome, referrer_tags)
-            if self.options.dry_run:  # kept for the dry-run report only: bounded memory
+            if self.options.dry_run or mapping.one_image is not None:
+                # kept for the dry-run report (and ocync copy's one image) only: bounded memory
                 found.outcomes.append(outcome)
             for target, reason in outcome.skipped:
-                done = refreshed.get(target, Tally())
-                if isinstance(done, OcyncError):
-                    self._record(
-                        ImageResult(
-                            mapping=mapping.name,
-                            source=mapping.source_label(tag),
-                            target=target.label(tag),
-                            status=ImageStatus.FAILED,
-                            digest=outcome.digest,
-                            reason="referrers: " + (redact(str(done)) or type(done).__name__),
-                            auth_failure=isinstance(done, Unauthorized),
-                        )
-                    )
-                    continue
-                self._record(
-                    ImageResult(
-                        mapping=mapping.name,
-                        source=mapping.source_label(tag),
-                        target=target.label(tag),
-                        # new referrers of an unchanged image were written: worth a line
-                        status=ImageStatus.SYNCED if done.referrers else ImageStatus.SKIPPED,
-                        digest=outcome.digest,
-                        blobs_transferred=done.transferred,
-                        blobs_mounted=done.mounted,
-                        blobs_skipped=done.skipped,
-                        bytes_transferred=done.bytes,
-                        referrers=done.referrers,
-                        reason=f"{reason}; {done.referrers} new referrer(s) copied"
-                        if done.referrers
-                        else reason,
-                    )
-                )
+                self._record(self._skipped_result(mapping, tag, outcome.digest, target, reason, refreshed))
             if outcome.error is not None:
                 for target in mapping.targets:
                     self._record(
-                        ImageResult(
-                            mapping=mapping.name,
-                            source=mapping.source_label(tag),
-                            target=target.label(tag),
-                            status=ImageStatus.FAILED,
-                            reason=redact(str(outcome.error)) or type(outcome.error).__name__,
-                            auth_failure=isinstance(outcome.error, Unauthorized),
+                        ImageResult.failed(
+                            mapping.name,
+                            mapping.source_label(tag),
+                            target.label(mapping.push_tag(tag)),
+                            outcome.error,
                         )
                     )
                 return
@@ -308,6 +307,8 @@ class SyncEngine:
             if item is None:
                 return
             self.report.warnings.extend(f"{mapping.source_label(tag)}: {w}" for w in item.warnings)
+            if mapping.one_image is not None:
+                self._note_source_holds(item)
             digests = item.tree.blob_digests()
             for target in item.targets:
                 self.ctx.refcounts.add(digests)
@@ -326,9 +327,44 @@ class SyncEngine:
         self._unexamined += len(found.selection.tags)
         await run_all(functools.partial(examine, tag) for tag in found.selection.tags)
 
+    def _note_source_holds(self, item: WorkItem) -> None:
+        """``ocync copy`` within one registry: the source repository holds every blob of the
+        image it serves, so a target repository at that registry may mount them from it
+        (the cache is ``ocync copy``'s own, in memory)."""
+        host = self.ctx.sources[item.mapping.source].host
+        if any(self.ctx.targets[t.registry].host == host for t in item.targets):
+            for digest in item.tree.blob_digests():
+                self.ctx.cache.record_blob(host, item.mapping.source_repo, digest)
+
+    @staticmethod
+    def _skipped_result(
+        mapping: MappingSpec,
+        tag: str,
+        digest: str,
+        target: TargetRepo,
+        reason: str,
+        refreshed: dict[TargetRepo, BlobCounts | OcyncError],
+    ) -> ImageResult:
+        """A target that already has the tag, and what refreshing its referrers did."""
+        source, label = mapping.source_label(tag), target.label(mapping.push_tag(tag))
+        done = refreshed.get(target, BlobCounts())
+        if isinstance(done, OcyncError):
+            return ImageResult.failed(
+                mapping.name, source, label, done, digest=digest, context="referrers: "
+            )
+        if not done.referrers:
+            return ImageResult.synced(
+                mapping.name, source, label, digest, done, status=ImageStatus.SKIPPED, reason=reason
+            )
+        # new referrers of an unchanged image were written: worth a line
+        return ImageResult.synced(
+            mapping.name, source, label, digest, done,
+            reason=f"{reason}; {done.referrers} new referrer(s) copied",
+        )
+
     async def _refresh_referrers(
         self, mapping: MappingSpec, outcome: TagOutcome, referrer_tags: frozenset[str] | None
-    ) -> dict[TargetRepo, Tally | OcyncError]:
+    ) -> dict[TargetRepo, BlobCounts | OcyncError]:
         """``artifacts.refresh: always``: referrers added at the source to a tag that is
         already in sync (its targets skipped as unchanged) are copied now."""
         dests = [t for t, reason in outcome.skipped if reason == "unchanged"]
@@ -406,6 +442,21 @@ class SyncEngine:
             self._in_flight -= 1
             slots.release()
 
+    def progress(self) -> EngineProgress:
+        unique = {id(e): e for e in (*self.ctx.sources.values(), *self.ctx.targets.values())}
+        loads = tuple(
+            EndpointLoad(ep.name, sum(ep.request_counts().values()), _cap_per_minute(ep.statistics()))
+            for ep in unique.values()
+        )
+        return EngineProgress(
+            expected=self._expected,
+            finished=self._finished,
+            in_flight=self._in_flight,
+            results=len(self.report.results),
+            bytes_transferred=self.report.bytes_transferred,
+            endpoints=loads,
+        )
+
     def statistics(self) -> dict[str, object]:
         return {
             "expected": self._expected,
@@ -422,4 +473,4 @@ class SyncEngine:
         )
 
 
-__all__ = ["EngineOptions", "SyncEngine"]
+__all__ = ["EndpointLoad", "EngineOptions", "EngineProgress", "SyncEngine"]

@@ -14,32 +14,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-
-class MountScope(enum.Enum):
-    """Where a registry fulfils cross-repository mounts (profile data)."""
-
-    ANY = "any"  # distribution 2.8: any repository the token may pull from
-    NAMESPACE = "namespace"  # GHCR: same first path component (org or user) only
-    NONE = "none"  # mounts never fulfilled: do not try
-
-    @classmethod
-    def parse(cls, value: object) -> MountScope:
-        """Accept an enum member, its value, or a boolean-ish 'same namespace only' flag."""
-        if isinstance(value, MountScope):
-            return value
-        if value is None or value is False:
-            return cls.ANY
-        if value is True:
-            return cls.NAMESPACE
-        text = str(getattr(value, "value", value)).lower()
-        for member in cls:
-            if member.value == text:
-                return member
-        if text in {"same_namespace", "namespace_only", "org"}:
-            return cls.NAMESPACE
-        if text in {"never", "disabled", "off"}:
-            return cls.NONE
-        return cls.ANY
+from ocync.registry.profiles import MountScope  # profile data: the one mount-scope vocabulary
 
 
 def namespace_of(repository: str) -> str:
@@ -48,7 +23,8 @@ def namespace_of(repository: str) -> str:
 
 
 def mount_possible(scope: MountScope, source_repo: str, target_repo: str) -> bool:
-    """Whether a mount from ``source_repo`` into ``target_repo`` can be fulfilled at all."""
+    """Whether a mount from ``source_repo`` into ``target_repo`` can be fulfilled at all
+    (the one mount rule: planning, analysis and the CLI all ask this)."""
     if source_repo == target_repo:
         return False
     if scope is MountScope.NONE:
@@ -71,7 +47,6 @@ def mount_group(scope: MountScope, registry: str, repo: str) -> str:
 class BlobActionKind(enum.Enum):
     """How to make one blob present in a target repository."""
 
-    SKIP = "skip"  # the cache says it is already there: no request
     MOUNT = "mount"  # POST ?mount=&from=<holder>: 201 done, 202 upload on that session
     PROBE = "probe"  # POST ?mount=&from=<the target repo itself>: existence probe + session
     HEAD = "head"  # HEAD, then upload if missing
@@ -86,7 +61,6 @@ class BlobAction:
 def choose_blob_action(
     target_repo: str,
     *,
-    known_here: bool,
     holders: Sequence[str],
     committed: Collection[str],
     scope: MountScope,
@@ -101,8 +75,6 @@ def choose_blob_action(
     where the profile honours it (one request answers "present" or hands back a session),
     else HEAD first.
     """
-    if known_here:
-        return BlobAction(BlobActionKind.SKIP)
     fallback: str | None = None
     for repo in holders:  # one pass, stopping at the first committed usable holder
         if not mount_possible(scope, repo, target_repo):
@@ -145,10 +117,6 @@ class BlobRefCounts:
     def leader_score(self, blobs: Iterable[str]) -> int:
         """Shared references this image covers: sum over its blobs of (count - 1)."""
         return sum(max(self._counts.get(d, 0) - 1, 0) for d in set(blobs))
-
-    def shared(self) -> dict[str, int]:
-        """Blobs referenced more than once, with their counts."""
-        return {d: n for d, n in self._counts.items() if n > 1}
 
     def statistics(self) -> dict[str, int]:
         return {

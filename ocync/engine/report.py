@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocync.engine.plan import exit_code_for
+from ocync.errors import OcyncError, Unauthorized
 from ocync.registry.auth import known_secrets
 
 
@@ -28,6 +29,17 @@ class ImageStatus(enum.Enum):
     # in flight when an interrupt's drain deadline ended it: the reason says how far it got
     # (tag pushed, referrers not copied; or not tagged yet); counted in ``undone``
     INTERRUPTED = "interrupted"
+
+
+@dataclass(slots=True)
+class BlobCounts:
+    """What one transfer did with its blobs (and referrers), counted as it goes."""
+
+    transferred: int = 0
+    mounted: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    referrers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +59,68 @@ class ImageResult:
     reason: str = ""  # why skipped, or the error line when failed
     auth_failure: bool = False
     seconds: float = 0.0
+    # The failure itself (``ocync copy`` raises it: its exit code and its one line).
+    error: OcyncError | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def synced(
+        cls,
+        mapping: str,
+        source: str,
+        target: str,
+        digest: str,
+        counts: BlobCounts,
+        *,
+        status: ImageStatus = ImageStatus.SYNCED,
+        reason: str = "",
+        seconds: float = 0.0,
+    ) -> ImageResult:
+        """A transfer that ended (synced, or skipped/interrupted with what it did)."""
+        return cls(
+            mapping=mapping,
+            source=source,
+            target=target,
+            status=status,
+            digest=digest,
+            blobs_transferred=counts.transferred,
+            blobs_mounted=counts.mounted,
+            blobs_skipped=counts.skipped,
+            bytes_transferred=counts.bytes,
+            referrers=counts.referrers,
+            reason=reason,
+            seconds=seconds,
+        )
+
+    @classmethod
+    def failed(
+        cls,
+        mapping: str,
+        source: str,
+        target: str,
+        error: OcyncError,
+        *,
+        digest: str = "",
+        counts: BlobCounts | None = None,
+        context: str = "",
+        seconds: float = 0.0,
+    ) -> ImageResult:
+        """A transfer that failed with ``error`` (``context`` prefixes its line)."""
+        done = counts if counts is not None else BlobCounts()
+        return cls(
+            mapping=mapping,
+            source=source,
+            target=target,
+            status=ImageStatus.FAILED,
+            digest=digest,
+            blobs_transferred=done.transferred,
+            blobs_mounted=done.mounted,
+            blobs_skipped=done.skipped,
+            bytes_transferred=done.bytes,
+            reason=context + (redact(str(error)) or type(error).__name__),
+            auth_failure=isinstance(error, Unauthorized),
+            seconds=seconds,
+            error=error,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +194,7 @@ class RunReport:
 
     results: list[ImageResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # run-level (discovery, mapping) errors
+    auth_errors: int = 0  # how many of ``errors`` were authentication failures
     warnings: list[str] = field(default_factory=list)
     requests: int = 0
     requests_by_kind: dict[str, int] = field(default_factory=dict)
@@ -130,7 +205,9 @@ class RunReport:
     # images_interrupted, images_not_started, tags_not_examined, mappings_not_listed
     undone_detail: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
-    controllers: dict[str, Any] = field(default_factory=dict)
+    controllers: dict[str, Any] = field(default_factory=dict)  # by endpoint name
+    # every principal's controller (several endpoints may share one)
+    principals: list[dict[str, Any]] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -138,8 +215,9 @@ class RunReport:
     def add(self, result: ImageResult) -> None:
         self.results.append(result)
 
-    def add_error(self, message: str) -> None:
+    def add_error(self, message: str, *, auth_failure: bool = False) -> None:
         self.errors.append(redact(message))
+        self.auth_errors += auth_failure
 
     def count(self, status: ImageStatus) -> int:
         return sum(1 for r in self.results if r.status is status)
@@ -163,7 +241,7 @@ class RunReport:
     def exit_code(self) -> int:
         failed = self.count(ImageStatus.FAILED) + len(self.errors)
         auth = sum(1 for r in self.results if r.status is ImageStatus.FAILED and r.auth_failure)
-        auth += sum(1 for e in self.errors if e.startswith("auth:"))
+        auth += self.auth_errors
         return exit_code_for(
             self.count(ImageStatus.SYNCED),
             self.count(ImageStatus.SKIPPED),
@@ -253,6 +331,7 @@ class RunReport:
             "errors": self.problem_lines(),  # failed images' errors, then run-level ones
             "warnings": list(self.warnings),
             "controllers": _jsonable(self.controllers),
+            "principals": _jsonable(self.principals),
             "cache": _jsonable(self.cache),
             "plan": _jsonable(self.plan),
             **({"extra": _jsonable(self.extra)} if self.extra else {}),
@@ -280,4 +359,4 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["ImageResult", "ImageStatus", "RunReport", "redact"]
+__all__ = ["BlobCounts", "ImageResult", "ImageStatus", "RunReport", "redact"]

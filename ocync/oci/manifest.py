@@ -107,14 +107,6 @@ class Manifest:
         """Child manifests of an index (empty for an image manifest)."""
         return self.manifests
 
-    def select_platforms(self, wanted: Sequence[Platform]) -> tuple[Descriptor, ...]:
-        """Children whose platform matches one of ``wanted`` (all children if none given)."""
-        if not wanted:
-            return self.manifests
-        return tuple(
-            d for d in self.manifests if d.platform is not None and any(w.matches(d.platform) for w in wanted)
-        )
-
     def __repr__(self) -> str:
         kind = "index" if self.is_index else "manifest"
         return f"Manifest({kind}, {self.digest.short}, {len(self.raw)} bytes)"

@@ -52,9 +52,6 @@ class Reference:
     def name(self) -> str:
         return f"{self.registry}/{self.repository}"
 
-    def with_tag(self, tag: str | None) -> Reference:
-        return Reference(self.registry, self.repository, tag, self.digest)
-
     def __str__(self) -> str:
         text = self.name
         if self.tag is not None:

@@ -12,14 +12,14 @@ Stages, in order (issue 5):
      applies), even when the listing does not show them. The result is in sort order, or
      else in listing order with unlisted literals last, so filtering it again returns it;
   5. ``min_tags``: fewer survivors is an error for the mapping (reported, not raised here);
-  6. ``immutable_tags``: tags whose content never changes; the engine skips one that every
-     target already has, without a request (:func:`partition_immutable`).
+  6. ``immutable_tags``: tags whose content never changes; the engine skips one the transfer
+     cache has seen at every target, without a request (``engine/discovery.discover_tag``).
 Every stage is recorded (kept / dropped / added) for ``ocync tags`` and dry runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Literal
@@ -262,28 +262,6 @@ def apply_filter(flt: TagFilter, tags: Iterable[str]) -> TagSelection:
     )
 
 
-def partition_immutable(
-    flt: TagFilter,
-    tags: Iterable[str],
-    present_at_targets: Sequence[Mapping[str, object] | set[str] | frozenset[str]],
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Split tags into (to_sync, skipped): skipped = immutable and present at every target.
-
-    ``present_at_targets`` holds, per target, the tags it already has (from one tag listing
-    per target repository), so immutable tags cost no manifest request at all.
-    """
-    to_sync: list[str] = []
-    skipped: list[str] = []
-    for tag in tags:
-        if flt.is_immutable(tag) and present_at_targets and all(
-            tag in present for present in present_at_targets
-        ):
-            skipped.append(tag)
-        else:
-            to_sync.append(tag)
-    return tuple(to_sync), tuple(skipped)
-
-
 def selections_may_overlap(a: TagFilter, b: TagFilter) -> bool:
     """Whether two filters could ever select a common tag, from whatever listing.
 
@@ -315,7 +293,6 @@ __all__ = [
     "TagSelection",
     "apply_filter",
     "is_glob",
-    "partition_immutable",
     "selections_may_overlap",
     "sort_tags",
 ]

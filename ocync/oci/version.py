@@ -143,12 +143,6 @@ def tag_sort_key(tag: str) -> tuple[object, ...]:
     return (1, version.key)
 
 
-def compare_tags(a: str, b: str) -> int:
-    """-1, 0 or 1 by :func:`tag_sort_key`; 0 only for equal strings."""
-    ka, kb = tag_sort_key(a), tag_sort_key(b)
-    return (ka > kb) - (ka < kb)
-
-
 _OPERATORS = (">=", "<=", "==", "!=", ">", "<", "=")
 _COMPARATOR = re.compile(r"\s*(?P<op>>=|<=|==|!=|>|<|=)?\s*(?P<version>\S+)\s*")
 
@@ -225,7 +219,6 @@ __all__ = [
     "Comparator",
     "Version",
     "VersionRange",
-    "compare_tags",
     "natural_key",
     "parse_range",
     "parse_version",

@@ -32,15 +32,12 @@ API (what the engine and the CLI use)::
                                                              # mount_scope, mount_probe_ok, window_groups, ...
         pool.statistics()                                    # sum(client statistics, ClientStatistics())
 
-    from ocync.registry.blobs import BlobTarget, copy_blob, copy_blob_to, push_blob, upload_blob
-    results = await copy_blob(src, src_repo, descriptor,
-                              [BlobTarget(dst_client, dst_repo, session_or_None), ...])
-        # -> list[BlobCopyResult(target, error | None, attempts)]: one source GET per attempt
-        #    fanned out to every target; digest verified before the committing request;
-        #    temporary failures restart with a fresh GET and fresh sessions.
-    await copy_blob_to(src, src_repo, descriptor, dst, dst_repo, session=None)  # raises on failure
+    from ocync.registry.blobs import copy_blob_to, push_blob, restart_on_temporary, upload_blob
+    await copy_blob_to(src, src_repo, descriptor, dst, dst_repo, session=None)  # -> attempts used
+        # one source GET per attempt, digest verified before the committing request;
+        # temporary failures restart with a fresh GET and a fresh session (restart_on_temporary)
     await upload_blob(client, repo, descriptor, chunks, session=None, verify=True)  # one attempt
     await push_blob(client, repo, descriptor, open_chunks, session=None)  # restarts; open_chunks() -> AsyncIterable
 
-    from ocync.registry.imagecopy import copy_image   # one image/index, children first (ocync copy)
+Copying a whole image (``ocync copy``) is the engine's: :mod:`ocync.engine.singlecopy`.
 """

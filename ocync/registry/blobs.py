@@ -8,22 +8,25 @@ only once the final ``PUT ?digest=`` succeeds) and the session is deleted. Uploa
 come from the target's profile (quirks as data): ``stream_put`` (POST + one streamed PUT),
 ``single_patch`` (POST + one streamed PATCH + PUT; GHCR, where several PATCHes overwrite each
 other) and ``monolithic`` (POST + one buffered PUT). A failed transfer restarts with a fresh
-source GET and a fresh upload session, a bounded number of times.
+source GET and a fresh upload session, a bounded number of times (:func:`restart_on_temporary`,
+the one restart rule; each request inside is retried by the client on its own).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 
-from ocync.errors import IntegrityError, OcyncError, Throttled, TransportError
+from ocync.errors import IntegrityError, OcyncError, Throttled, TransportError, with_message
 from ocync.oci.digest import DigestHasher
 from ocync.oci.manifest import Descriptor
+from ocync.ratelimit.backoff import backoff_delay
 from ocync.registry.client import (
     MAX_THROTTLE_RETRIES,
     RegistryClient,
@@ -33,11 +36,8 @@ from ocync.registry.client import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-# Chunks waiting per target when one source feeds several targets (each ~64 KiB as read).
-FANOUT_BUFFER = 8
-RESTART_BASE = 0.5
-RESTART_MAX = 15.0
 _OCTET = "application/octet-stream"
 # The committing PUT answers 201 (distribution-spec); 200/204 seen from some proxies.
 COMMITTED = (201, 200, 204)
@@ -208,6 +208,64 @@ async def upload_blob(
         raise
 
 
+async def restart_on_temporary(
+    op: Callable[[], Awaitable[T]], attempts: int, backoff: Callable[[int], float], *, what: str
+) -> T:
+    """Run ``op`` (one whole transfer) until it succeeds. A temporary failure restarts it
+    after ``backoff(attempt)`` seconds, up to ``attempts`` tries (:func:`attempts_for`: fewer
+    for a blob that keeps failing verification); the last one is raised as a new error that
+    says so, from the original. A throttle is no failure: the controller already waited it
+    out (``RegistryClient`` raises Throttled only for a streamed body it cannot resend), so
+    the transfer restarts at once, at most ``MAX_THROTTLE_RETRIES`` times."""
+    attempt = 0
+    throttles = 0
+    while True:
+        attempt += 1
+        try:
+            return await op()
+        except Throttled:
+            throttles += 1
+            attempt -= 1
+            if throttles > MAX_THROTTLE_RETRIES:
+                raise
+            continue
+        except OcyncError as exc:
+            if not exc.temporary:
+                raise
+            if attempt >= attempts_for(exc, attempts):
+                raise with_message(exc, f"{exc} (gave up after {attempt} attempts)") from exc
+            log.info("%s: attempt %d failed (%s); restarting", what, attempt, exc)
+        await trio.sleep(backoff(attempt))
+
+
+async def restart_upload(
+    op: Callable[[UploadSession | None], Awaitable[None]],
+    session: UploadSession | None,
+    attempts: int,
+    backoff: Callable[[int], float],
+    *,
+    what: str,
+) -> int:
+    """:func:`restart_on_temporary` for one upload: the first attempt gets ``session`` (a
+    mount's 202), every later one None (a session is used once, whatever happened: the
+    failed attempt deleted it). Returns the number of attempts used."""
+    tries = 0
+
+    async def once() -> None:
+        nonlocal tries
+        tries += 1
+        await op(session if tries == 1 else None)
+
+    await restart_on_temporary(once, attempts, backoff, what=what)
+    return tries
+
+
+def jittered(seed: int | None = None) -> Callable[[int], float]:
+    """The restart backoff: :func:`ocync.ratelimit.limiter.backoff_delay` on its own rng."""
+    rng = random.Random(seed)
+    return lambda attempt: backoff_delay(attempt, rng)
+
+
 async def push_blob(
     client: RegistryClient,
     repository: str,
@@ -221,33 +279,33 @@ async def push_blob(
     """:func:`upload_blob` with restarts: ``open_chunks()`` gives a fresh iterable per
     attempt (a staged file, bytes in memory). Temporary failures restart with a new session.
     Returns the number of attempts used; raises the last error."""
-    max_attempts = attempts or client.settings.attempts
-    rng = random.Random(seed)
-    attempt = 0
-    throttles = 0
-    while True:
-        attempt += 1
-        try:
-            await upload_blob(client, repository, descriptor, open_chunks(), session=session)
-            return attempt
-        except Throttled:
-            # the controller already waited; a throttle is not a failure (bounded anyway)
-            throttles += 1
-            attempt -= 1
-            if throttles > MAX_THROTTLE_RETRIES:
-                raise
-            session = None
-            continue
-        except OcyncError as exc:
-            if not exc.temporary:
-                raise
-            if attempt >= max_attempts:
-                exc.args = (f"{exc} (gave up after {attempt} attempts)",)
-                raise
-            log.info("blob %s to %s: attempt %d failed (%s); restarting", descriptor.digest.short, repository, attempt, exc)
-        session = None
-        ceiling = min(RESTART_MAX, RESTART_BASE * 2.0 ** (attempt - 1))
-        await trio.sleep(ceiling / 2 + rng.random() * ceiling / 2)
+    async def once(use: UploadSession | None) -> None:
+        await upload_blob(client, repository, descriptor, open_chunks(), session=use)
+
+    what = f"blob {descriptor.digest.short} to {repository}"
+    return await restart_upload(once, session, attempts or client.settings.attempts, jittered(seed), what=what)
+
+
+async def copy_blob_to(
+    source: RegistryClient,
+    source_repository: str,
+    descriptor: Descriptor,
+    target: RegistryClient,
+    target_repository: str,
+    *,
+    session: UploadSession | None = None,
+    attempts: int | None = None,
+    seed: int | None = None,
+) -> int:
+    """Copy one blob, one source GET per attempt; raise the last error. Temporary failures
+    (connection errors, truncated bodies, 5xx, a token expiring mid-transfer) restart with a
+    fresh GET and a fresh session, up to ``attempts`` (default: the source's setting).
+    Returns the number of attempts used."""
+    what = f"blob {descriptor.digest} ({descriptor.size} bytes) from {source.name}/{source_repository}"
+    async def once(use: UploadSession | None) -> None:
+        await _copy_once(source, source_repository, descriptor, target, target_repository, use, what)
+
+    return await restart_upload(once, session, attempts or source.settings.attempts, jittered(seed), what=what)
 
 
 async def copy_blob(
@@ -259,171 +317,51 @@ async def copy_blob(
     attempts: int | None = None,
     seed: int | None = None,
 ) -> list[BlobCopyResult]:
-    """Copy one blob from the source to every target with one source GET per attempt.
-
-    Returns one result per target (in order). Temporary failures (connection errors,
-    truncated bodies, 5xx, a token expiring mid-transfer) restart the failed targets with a
-    fresh GET and fresh sessions, up to ``attempts`` (default: the source's setting)."""
-    max_attempts = attempts or source.settings.attempts
-    rng = random.Random(seed)
-    sessions: dict[int, UploadSession | None] = {i: t.session for i, t in enumerate(targets)}
-    results: dict[int, BlobCopyResult] = {}
-    what = f"blob {descriptor.digest} ({descriptor.size} bytes) from {source.name}/{source_repository}"
-    rounds: dict[int, int] = dict.fromkeys(range(len(targets)), 0)
-    failures: dict[int, int] = dict.fromkeys(range(len(targets)), 0)
-    throttles = 0
-    while len(results) < len(targets):
-        pending = [
-            (i, BlobTarget(targets[i].client, targets[i].repository, sessions[i]))
-            for i in range(len(targets))
-            if i not in results
-        ]
-        outcome = await _copy_once(source, source_repository, descriptor, pending, what)
-        throttled = False
-        for i, error in outcome.items():
-            sessions[i] = None  # a session is used once, whatever happened
-            rounds[i] += 1
-            if isinstance(error, Throttled) and throttles < MAX_THROTTLE_RETRIES:
-                throttled = True  # the controller already waited; not a failure
-                continue
-            if error is not None and error.temporary:
-                failures[i] += 1
-            if error is None or not error.temporary or failures[i] >= attempts_for(error, max_attempts):
-                if error is not None and error.temporary and "gave up after" not in str(error):
-                    error.args = (f"{error} (gave up after {failures[i]} attempts)",)
-                results[i] = BlobCopyResult(targets[i], error, rounds[i])
-        if len(results) < len(targets):
-            if throttled:
-                throttles += 1
-                continue
-            failed = [str(outcome[i]) for i in outcome if i not in results]
-            attempt = max(failures[i] for i in outcome if i not in results)
-            log.info("%s: attempt %d failed (%s); restarting", what, attempt, failed[0] if failed else "")
-            ceiling = min(RESTART_MAX, RESTART_BASE * 2.0 ** (attempt - 1))
-            await trio.sleep(ceiling / 2 + rng.random() * ceiling / 2)
-    return [results[i] for i in range(len(targets))]
+    """:func:`copy_blob_to` for each target in turn, each failure as its result. Every
+    target costs its own source GET: pulling once for several targets is the engine's
+    staging (:mod:`ocync.engine.staging`)."""
+    results = []
+    for target in targets:
+        try:
+            tries = await copy_blob_to(
+                source, source_repository, descriptor, target.client, target.repository,
+                session=target.session, attempts=attempts, seed=seed,
+            )
+            results.append(BlobCopyResult(target, None, tries))
+        except OcyncError as exc:
+            results.append(BlobCopyResult(target, exc, 0))
+    return results
 
 
-async def copy_blob_to(
-    source: RegistryClient,
-    source_repository: str,
-    descriptor: Descriptor,
-    target: RegistryClient,
-    target_repository: str,
-    *,
-    session: UploadSession | None = None,
-) -> None:
-    """Copy one blob to one target; raise its error if it failed."""
-    [result] = await copy_blob(source, source_repository, descriptor, [BlobTarget(target, target_repository, session)])
-    if result.error is not None:
-        raise result.error
+@asynccontextmanager
+async def open_verified_blob(
+    source: RegistryClient, source_repository: str, descriptor: Descriptor, what: str
+) -> AsyncIterator[VerifiedChunks]:
+    """One GET of the blob, as chunks verified against its digest and size as they arrive
+    (a wrong Content-Length fails before any byte is passed on)."""
+    async with source.open_blob(source_repository, descriptor.digest) as stream:
+        if stream.content_length is not None and stream.content_length != descriptor.size:
+            raise IntegrityError(
+                f"{what}: size mismatch: expected {descriptor.size} bytes, source sends {stream.content_length}"
+            )
+        # one consumer takes each chunk before the next is read: one reusable buffer will do
+        chunks = verified_chunks(stream.chunks(views=True), descriptor, what, received=True)
+        async with _closing(chunks):
+            yield chunks
 
 
 async def _copy_once(
     source: RegistryClient,
     source_repository: str,
     descriptor: Descriptor,
-    targets: list[tuple[int, BlobTarget]],
+    target: RegistryClient,
+    target_repository: str,
+    session: UploadSession | None,
     what: str,
-) -> dict[int, OcyncError | None]:
-    outcome: dict[int, OcyncError | None] = {}
-    try:
-        # Open the source first: an upload never holds a window slot waiting for a GET.
-        async with source.open_blob(source_repository, descriptor.digest) as stream:
-            if stream.content_length is not None and stream.content_length != descriptor.size:
-                raise IntegrityError(
-                    f"{what}: size mismatch: expected {descriptor.size} bytes, source sends {stream.content_length}"
-                )
-            # one target takes each chunk before the next is read: one reusable buffer will do
-            chunks = verified_chunks(stream.chunks(views=len(targets) == 1), descriptor, what, received=True)
-            async with _closing(chunks):
-                if len(targets) == 1:
-                    index, target = targets[0]
-                    try:
-                        await upload_blob(
-                            target.client, target.repository, descriptor, chunks, session=target.session, verify=False
-                        )
-                        outcome[index] = None
-                    except OcyncError as exc:
-                        outcome[index] = exc
-                else:
-                    await _fan_out(chunks, descriptor, targets, outcome)
-    except OcyncError as exc:
-        for index, _ in targets:
-            outcome.setdefault(index, exc)
-    return outcome
-
-
-class _ChannelChunks:
-    """One target's share of a fanned-out source; re-raises the source's failure."""
-
-    def __init__(self, receive: trio.MemoryReceiveChannel[bytes | _SourceFailed]) -> None:
-        self._receive = receive
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            item = await self._receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise StopAsyncIteration from None
-        if isinstance(item, _SourceFailed):
-            error = type(item.error)(str(item.error))
-            error.temporary = item.error.temporary  # a damaged body is fetched again
-            raise error
-        return item
-
-
-class _SourceFailed:
-    __slots__ = ("error",)
-
-    def __init__(self, error: OcyncError) -> None:
-        self.error = error
-
-
-async def _fan_out(
-    chunks: AsyncIterator[bytes],
-    descriptor: Descriptor,
-    targets: list[tuple[int, BlobTarget]],
-    outcome: dict[int, OcyncError | None],
 ) -> None:
-    """One reader, one upload task per target, bounded channels between them."""
-    senders: dict[int, trio.MemorySendChannel[bytes | _SourceFailed]] = {}
-
-    async def upload(index: int, target: BlobTarget, receive: trio.MemoryReceiveChannel[bytes | _SourceFailed]) -> None:
-        async with receive:
-            try:
-                await upload_blob(
-                    target.client, target.repository, descriptor, _ChannelChunks(receive), session=target.session, verify=False
-                )
-                outcome[index] = None
-            except OcyncError as exc:
-                outcome[index] = exc
-
-    async with trio.open_nursery() as nursery:
-        for index, target in targets:
-            send, receive = trio.open_memory_channel[bytes | _SourceFailed](FANOUT_BUFFER)
-            senders[index] = send
-            nursery.start_soon(upload, index, target, receive)
-        try:
-            async for chunk in chunks:
-                for index in list(senders):
-                    try:
-                        await senders[index].send(chunk)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        await senders.pop(index).aclose()
-                if not senders:
-                    break
-        except OcyncError as exc:
-            for send in senders.values():
-                try:
-                    await send.send(_SourceFailed(exc))
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass
-        finally:
-            for send in senders.values():
-                await send.aclose()
+    # Open the source first: an upload never holds a window slot waiting for a GET.
+    async with open_verified_blob(source, source_repository, descriptor, what) as chunks:
+        await upload_blob(target, target_repository, descriptor, chunks, session=session, verify=False)
 
 
 __all__ = [
@@ -433,7 +371,11 @@ __all__ = [
     "attempts_for",
     "copy_blob",
     "copy_blob_to",
+    "jittered",
+    "open_verified_blob",
     "push_blob",
+    "restart_on_temporary",
+    "restart_upload",
     "upload_blob",
     "verified_chunks",
 ]

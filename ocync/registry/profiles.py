@@ -9,6 +9,7 @@ API). The generic profile follows CNCF distribution 2.8 and the OCI distribution
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -18,7 +19,16 @@ from ocync.errors import ConfigError
 from ocync.profilenames import PROFILE_NAMES
 
 UploadStrategy = Literal["stream_put", "single_patch", "monolithic"]
-MountScope = Literal["any", "namespace", "none"]
+
+
+class MountScope(enum.Enum):
+    """Where a registry fulfils cross-repository mounts (OCI distribution-spec "Mounting a
+    blob from another repository"). Strict: ``MountScope("typo")`` raises ValueError."""
+
+    ANY = "any"  # distribution 2.8: any repository the token may pull from
+    NAMESPACE = "namespace"  # GHCR: same first path component (org or user) only
+    NONE = "none"  # mounts never fulfilled: do not try
+
 
 # The request kinds of the shared contract (client counters, mock stats, window grouping).
 REQUEST_KINDS: tuple[str, ...] = (
@@ -69,7 +79,7 @@ class RegistryProfile:
     multi_patch_safe: bool = True
     # Where cross-repository mounts work: any repository, only inside the target's
     # namespace (first path component; GHCR), or not at all.
-    mount_scope: MountScope = "any"
+    mount_scope: MountScope = MountScope.ANY
     # A mount whose `from` is the target repository itself answers 201 iff the blob is
     # linked there (distribution 2.8 does; an honest existence probe costing one request).
     mount_probe_ok: bool = True
@@ -91,7 +101,7 @@ GHCR = RegistryProfile(
     name="ghcr",
     upload_strategy="single_patch",
     multi_patch_safe=False,
-    mount_scope="namespace",
+    mount_scope=MountScope.NAMESPACE,
     mount_probe_ok=False,
     window_groups=_windows(all=tuple(k for k in REQUEST_KINDS if k != "storage_get")),
     documented_cap="2000/60s",  # GHCR's 429 message: "allowed: 2000/minute"
@@ -149,20 +159,6 @@ def select_profile(host: str, name: str | None = None) -> RegistryProfile:
     return PROFILES[HOST_PROFILES.get(host.lower(), "generic")]
 
 
-def same_namespace(repo_a: str, repo_b: str) -> bool:
-    """GHCR's mount rule: same first path component (the owner)."""
-    return repo_a.split("/", 1)[0] == repo_b.split("/", 1)[0]
-
-
-def mount_allowed(profile: RegistryProfile, target_repo: str, from_repo: str) -> bool:
-    """Whether a cross-repository mount from ``from_repo`` is worth a request."""
-    if profile.mount_scope == "none":
-        return False
-    if profile.mount_scope == "namespace":
-        return same_namespace(target_repo, from_repo)
-    return True
-
-
 __all__ = [
     "DOCKERHUB",
     "GENERIC",
@@ -173,8 +169,6 @@ __all__ = [
     "MountScope",
     "RegistryProfile",
     "UploadStrategy",
-    "mount_allowed",
     "profile_named",
-    "same_namespace",
     "select_profile",
 ]

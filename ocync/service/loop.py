@@ -20,7 +20,7 @@ from ocync.config import Config, LoadedConfig, load_config_file
 from ocync.engine.cache import CacheFile, CacheStatistics, TransferCache
 from ocync.engine.pipeline import SyncEngine
 from ocync.engine.report import RunReport, redact
-from ocync.engine.runner import RunInterrupt, RunOptions, run_sync
+from ocync.engine.syncrun import RunInterrupt, RunOptions, run_sync
 from ocync.errors import ConfigError, OcyncError
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.ratelimit.statistics import ControllerStatistics

@@ -1,6 +1,7 @@
-"""Acceptance for `ocync copy` and the client's blob data plane: image copies between the mock (ghcr and generic profiles) and
-Debian's docker-registry, verified bit-for-bit with skopeo; GHCR upload discipline; mounts;
-integrity failures; retries under injected faults; the ``ocync copy`` command."""
+"""Image copies (a one-image run of the sync engine, as ``ocync copy`` does) between the mock
+(ghcr and generic profiles) and Debian's docker-registry, verified bit-for-bit with skopeo;
+GHCR upload discipline; mounts; pulling once for several targets (staging); integrity
+failures; retries under injected faults; the ``ocync copy`` command."""
 
 from __future__ import annotations
 
@@ -16,14 +17,22 @@ import pytest
 import trio
 
 from mockregistry import MockOptions, serve_mock
-from ocync.errors import IntegrityError, Unauthorized
+from ocync.engine.cache import TransferCache
+from ocync.engine.discovery import ArtifactPolicy, MappingSpec, TargetRepo
+from ocync.engine.endpoints import TargetEndpoint
+from ocync.engine.pipeline import SyncEngine
+from ocync.engine.registryendpoint import ClientEndpoint
+from ocync.engine.report import ImageStatus, RunReport
+from ocync.engine.singlecopy import CopyOutcome, one_image_mapping, run_one
+from ocync.engine.staging import BlobStage
+from ocync.errors import IntegrityError
 from ocync.oci import mediatypes as mt
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor
+from ocync.oci.tagfilter import TagFilter
 from ocync.registry.auth import AuthSettings
-from ocync.registry.blobs import BlobTarget, copy_blob
+from ocync.registry.blobs import BlobTarget, copy_blob, copy_blob_to, verified_chunks
 from ocync.registry.client import ClientSettings, RegistryClient
-from ocync.registry.imagecopy import copy_image
 from ocync.registry.pool import ClientPool
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -58,6 +67,33 @@ def uploaded_blobs(image: SeedImage) -> int:
     return len(image.all_blobs())
 
 
+async def copy_image(
+    source: RegistryClient, source_repo: str, ref: str, target: RegistryClient, target_repo: str, tag: str | None
+) -> CopyOutcome:
+    """``ocync copy``'s engine run over these clients (one endpoint when both are one client)."""
+    src = ClientEndpoint("src", source)
+    dst = src if target is source else ClientEndpoint("dst", target)
+    mapping = one_image_mapping("src", source_repo, ref, "dst", target_repo, tag)
+    return await run_one(mapping, src, dst)
+
+
+async def sync_one_tag(
+    stage_dir: Path, source: RegistryClient, repo: str, tag: str, targets: dict[str, tuple[RegistryClient, str]]
+) -> RunReport:
+    """One tag of ``source`` to several targets (name -> client, repository) with staging."""
+    mapping = MappingSpec(
+        name="m", source="src", source_repo=repo,
+        targets=tuple(TargetRepo(name, target_repo) for name, (_, target_repo) in targets.items()),
+        tag_filter=TagFilter(glob=(), include=(tag,)), artifacts=ArtifactPolicy(enabled=False), list_tags=False,
+    )
+    endpoints: dict[str, TargetEndpoint] = {name: ClientEndpoint(name, client) for name, (client, _) in targets.items()}
+    stage = BlobStage(stage_dir, size_limit=None)
+    try:
+        return await SyncEngine([mapping], {"src": ClientEndpoint("src", source)}, endpoints, TransferCache(), stage=stage).run()
+    finally:
+        stage.cleanup()
+
+
 @pytest.mark.real_registry
 @pytest.mark.parametrize("multi", [False, True], ids=["single", "multi-arch"])
 async def test_ghcr_mock_to_mock_with_token_auth_and_redirects(multi: bool, skopeo: str) -> None:
@@ -67,8 +103,8 @@ async def test_ghcr_mock_to_mock_with_token_auth_and_redirects(multi: bool, skop
         async with clients(src.url, dst.url, "ghcr") as (s, d):
             source_digest = await push_image(s, "alice/app", image)
             src.reset_stats()
-            summary = await copy_image(s, "alice/app", "v1", d, "alice/mirror", "v1")
-            assert summary.digest == source_digest
+            summary = (await copy_image(s, "alice/app", "v1", d, "alice/mirror", "v1")).result
+            assert summary.digest == str(source_digest)
             assert summary.blobs_transferred == uploaded_blobs(image)
             assert s.statistics().by_kind["storage_get"] == uploaded_blobs(image)
         dst_stats, src_stats = dst.stats(), src.stats()
@@ -87,15 +123,17 @@ async def test_generic_mock_to_mock_and_second_copy_is_free() -> None:
     async with serve_mock(MockOptions(seed=2)) as src, serve_mock(MockOptions(seed=3)) as dst:
         async with clients(src.url, dst.url, "generic", AuthSettings(kind="anonymous")) as (s, d):
             digest = await push_image(s, "lib/app", image)
-            first = await copy_image(s, "lib/app", "2.0", d, "mirror/app", "2.0")
+            first = (await copy_image(s, "lib/app", "2.0", d, "mirror/app", "2.0")).result
+            first_writes = dst.stats()["by_kind"]
             dst.reset_stats()
-            again = await copy_image(s, "lib/app", "2.0", d, "mirror/app", "2.0")
+            again = (await copy_image(s, "lib/app", "2.0", d, "mirror/app", "2.0")).result
             head = await d.head_manifest("mirror/app", "2.0")
-        assert first.digest == again.digest == digest and head is not None and head.digest == digest
-        assert first.blobs_transferred == uploaded_blobs(image) and first.manifests_pushed == 4
-        assert again.blobs_transferred == 0 and again.manifests_present == 3
-        # stream_put: POST + PUT per blob; the second copy uploads nothing
-        assert dst.stats()["by_kind"]["upload_post"] == 0
+        assert first.digest == again.digest == str(digest) and head is not None and head.digest == digest
+        assert first.blobs_transferred == uploaded_blobs(image) and first_writes["manifest_put"] == 4
+        # the second copy finds the tag in place: it writes nothing at all
+        assert again.status is ImageStatus.SKIPPED and again.blobs_transferred == 0
+        writes = {k: n for k, n in dst.stats()["by_kind"].items() if k in _WRITES and n}
+        assert writes == {}, writes
 
 
 @pytest.mark.real_registry
@@ -111,11 +149,11 @@ async def test_distribution_to_mock_and_back(distribution: object, skopeo: str) 
             dist = await pool.client(dist_url, settings_dist)
             mk = await pool.client(mock.url, settings_mock)
             digest = await push_image(dist, "seed/app", image)
-            to_mock = await copy_image(dist, "seed/app", "v3", mk, "alice/app", "v3")
-            back = await copy_image(mk, "alice/app", "v3", dist, "back/app", "v3-back")
+            to_mock = (await copy_image(dist, "seed/app", "v3", mk, "alice/app", "v3")).result
+            back = (await copy_image(mk, "alice/app", "v3", dist, "back/app", "v3-back")).result
             # same registry, other repository: blobs are mounted, not transferred
-            mounted = await copy_image(dist, "back/app", "v3-back", dist, "third/app", "v3")
-        assert to_mock.digest == back.digest == mounted.digest == digest
+            mounted = (await copy_image(dist, "back/app", "v3-back", dist, "third/app", "v3")).result
+        assert to_mock.digest == back.digest == mounted.digest == str(digest)
         assert mounted.blobs_mounted == uploaded_blobs(image) and mounted.blobs_transferred == 0
         assert mock.stats()["digest_invalid"] == 0
     assert await skopeo_digest(skopeo, dist_host, "seed/app:v3") == digest
@@ -135,8 +173,8 @@ async def test_unfulfilled_mount_reuses_its_session() -> None:
             dst.reset_stats()
             mount = await d.mount_blob("alice/app", layer.digest, "alice/elsewhere")
             assert not mount.mounted and mount.session is not None
-            [result] = await copy_blob(s, "alice/app", layer, [BlobTarget(d, "alice/app", mount.session)])
-            assert result.ok and result.attempts == 1
+            attempts = await copy_blob_to(s, "alice/app", layer, d, "alice/app", session=mount.session)
+            assert attempts == 1
             assert await d.head_blob("alice/app", layer.digest) == layer.size
         by_kind = dst.stats()["by_kind"]
         assert (by_kind["mount"], by_kind["upload_post"], by_kind["upload_patch"], by_kind["upload_put"]) == (1, 0, 1, 1)
@@ -146,29 +184,69 @@ async def test_unfulfilled_mount_reuses_its_session() -> None:
         assert mounted.mounted and mounted.session is None
 
 
-async def test_fan_out_one_get_many_targets() -> None:
+async def test_staging_pulls_once_for_many_targets(tmp_path: Path) -> None:
+    """Targets no one mount can reach (two registries, a GHCR namespace): each blob is pulled
+    from the source once and pushed to every target from the staging directory; a target
+    that refuses the push does not stop the others."""
     rng = random.Random(15)
-    data = rng.randbytes(300_000)
-    desc = Descriptor(mt.OCI_LAYER, Digest.of(data), len(data))
-    async with serve_mock(MockOptions()) as src, serve_mock(MockOptions()) as t1, serve_mock(ghcr_options(public=[])) as t2:
+    image = make_image(rng, "v1", layers=1, layer_size=300_000)
+    blobs = uploaded_blobs(image)
+    async with (serve_mock(MockOptions()) as src, serve_mock(MockOptions()) as t1,
+                serve_mock(ghcr_options(public=[])) as t2, serve_mock(ghcr_options()) as t3):
         async with ClientPool() as pool:
             s = await pool.client(src.url, ClientSettings())
             a = await pool.client(t1.url, ClientSettings())
             b = await pool.client(t2.url, ClientSettings(auth=ALICE, profile="ghcr"))
-            src.store.put_content(str(desc.digest), data)
-            src.store.link_blob("lib/x", str(desc.digest))
-            results = await copy_blob(s, "lib/x", desc, [BlobTarget(a, "m/x"), BlobTarget(b, "alice/x"), BlobTarget(a, "m/y")])
-            assert [r.ok for r in results] == [True, True, True]
-            assert s.statistics().by_kind["blob_get"] == 1
-            for client, repo in ((a, "m/x"), (b, "alice/x"), (a, "m/y")):
-                assert await client.head_blob(repo, desc.digest) == len(data)
-            # one target refused (no credentials): the others still get the blob, one GET
-            anonymous = await pool.client(t2.url, ClientSettings(auth=AuthSettings(kind="anonymous"), profile="ghcr"))
-            before = s.statistics().by_kind["blob_get"]
-            results = await copy_blob(s, "lib/x", desc, [BlobTarget(a, "m/z"), BlobTarget(anonymous, "alice/z")])
-            assert results[0].ok and isinstance(results[1].error, Unauthorized)
-            assert s.statistics().by_kind["blob_get"] == before + 1
-            assert await a.head_blob("m/z", desc.digest) == len(data)
+            digest = await push_image(s, "lib/x", image)
+            before = s.statistics().by_kind.get("blob_get", 0)
+            targets = {"a": (a, "m/x"), "b": (b, "alice/x"), "a2": (a, "m/y")}
+            report = await sync_one_tag(tmp_path / "stage1", s, "lib/x", "v1", targets)
+            assert [r.status for r in report.results] == [ImageStatus.SYNCED] * 3, report.describe()
+            assert s.statistics().by_kind["blob_get"] == before + blobs
+            for client, repo in targets.values():
+                for blob in image.blobs:
+                    assert await client.head_blob(repo, blob) is not None
+                head = await client.head_manifest(repo, "v1")
+                assert head is not None and head.digest == digest
+            # one target refused (anonymous: it may pull but not push): the other still gets
+            # every blob, each pulled once
+            anonymous = await pool.client(t3.url, ClientSettings(auth=AuthSettings(kind="anonymous"), profile="ghcr"))
+            before = s.statistics().by_kind.get("blob_get", 0)
+            report = await sync_one_tag(tmp_path / "stage2", s, "lib/x", "v1", {"a": (a, "m/z"), "anon": (anonymous, "alice/z")})
+            by_target = {r.target.split("/")[0]: r for r in report.results}
+            assert by_target["a"].status is ImageStatus.SYNCED, report.describe()
+            assert by_target["anon"].status is ImageStatus.FAILED and by_target["anon"].auth_failure
+            # Each blob is pulled once, except that the refused target may have been the one
+            # pulling a blob into staging when its failure cancelled its other blobs: the
+            # surviving target then pulls that one again (one blob at most: the refusal is
+            # the first upload, so at most one other download of it is in flight).
+            assert before + blobs <= s.statistics().by_kind["blob_get"] <= before + blobs + 1
+            head = await a.head_manifest("m/z", "v1")
+            assert head is not None and head.digest == digest
+
+
+async def test_a_target_copies_from_any_blob_source() -> None:
+    """A registry target streams from any BlobSource (here bytes in memory), not only from
+    another registry: the seam an OCI image layout on disk plugs into."""
+    data = random.Random(22).randbytes(100_000)
+    desc = Descriptor(mt.OCI_LAYER, Digest.of(data), len(data))
+
+    class MemorySource:
+        name = "memory"
+
+        @asynccontextmanager
+        async def open_blob(self, repo: str, wanted: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
+            async def chunks() -> AsyncIterator[bytes]:
+                for start in range(0, len(data), 30_000):
+                    yield data[start:start + 30_000]
+
+            yield verified_chunks(chunks(), wanted, f"memory blob {repo}")
+
+    async with serve_mock(MockOptions()) as dst:
+        async with RegistryClient(dst.url) as d:
+            await ClientEndpoint("dst", d).copy_blob(MemorySource(), "x", "m/x", desc, None)
+            assert await d.head_blob("m/x", desc.digest) == len(data)
+        assert dst.stats()["by_kind"]["upload_put"] == 1
 
 
 async def test_corrupt_source_fails_with_integrity_error_and_leaves_nothing() -> None:
@@ -203,8 +281,8 @@ async def test_copies_succeed_under_injected_faults(profile: str) -> None:
         async with clients(src.url, dst.url, profile, auth) as (s, d):
             digests = [await push_image(s, "alice/app", image) for image in images]
             for image, digest in zip(images, digests, strict=True):
-                summary = await copy_image(s, "alice/app", image.tag, d, "alice/mirror", image.tag)
-                assert summary.digest == digest
+                summary = (await copy_image(s, "alice/app", image.tag, d, "alice/mirror", image.tag)).result
+                assert summary.digest == str(digest)
             for image, digest in zip(images, digests, strict=True):
                 head = await d.head_manifest("alice/mirror", image.tag)
                 assert head is not None and head.digest == digest
@@ -286,10 +364,10 @@ async def test_throttles_are_waited_out_not_failures() -> None:
     async with serve_mock(ghcr_options()) as src, serve_mock(ghcr_options(public=[], rate_limit="15/1s")) as dst:
         async with clients(src.url, dst.url, "ghcr") as (s, d):
             digest = await push_image(s, "alice/app", image)
-            summary = await copy_image(s, "alice/app", "v1", d, "alice/app", "v1")
+            summary = (await copy_image(s, "alice/app", "v1", d, "alice/app", "v1")).result
             stats = d.statistics()
             controller = d.controller.statistics().to_dict()
-        assert summary.digest == digest
+        assert summary.digest == str(digest)
         assert stats.throttled > 0 and controller["throttles"] == stats.throttled
         assert dst.stats()["throttled"] == stats.throttled
         assert dst.stats()["digest_invalid"] == 0

@@ -24,7 +24,7 @@ import pytest
 import trio
 import trio.testing
 
-from ocync.engine.clientadapter import ClientEndpoint
+from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.errors import NotAnswering, OcyncError, TransportError
 from ocync.oci import mediatypes as mt
 from ocync.oci.digest import Digest

@@ -16,7 +16,7 @@ import trio
 
 from mockregistry import MockOptions, serve_mock
 from ocync.engine.discovery import MappingSpec, TargetRepo
-from ocync.engine.runner import without_registries
+from ocync.engine.syncrun import without_registries
 from stress.corpus import CorpusSpec, build_corpus, push_corpus, verify_corpus
 from tests.conftest import free_port
 

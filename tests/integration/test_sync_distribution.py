@@ -15,11 +15,11 @@ import trio
 
 from mockregistry import MockOptions, serve_mock
 from ocync.engine.cache import TransferCache
-from ocync.engine.clientadapter import ClientEndpoint
 from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.pipeline import EngineOptions, SyncEngine
+from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import ImageStatus, RunReport
-from ocync.engine.transfer import TransferContext
+from ocync.engine.runstate import RunState
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
@@ -32,7 +32,7 @@ TOKEN = "pat-alice"
 
 async def sync(src_url: str, dst_url: str, maps: list[MappingSpec], cache: TransferCache,
                dst: ClientSettings, concurrency: int = 4,
-               seen: list[TransferContext] | None = None) -> tuple[RunReport, dict[str, int]]:
+               seen: list[RunState] | None = None) -> tuple[RunReport, dict[str, int]]:
     controllers = ControllerRegistry()
     anon = ClientSettings(auth=AuthSettings(kind="anonymous"))
     async with (
@@ -136,7 +136,7 @@ async def test_stale_cache_recheck_after_storage_wipe_converges_every_run(tmp_pa
                     cache = TransferCache.from_payload(cache.to_payload())
                     registry.stop()
                     registry = distribution_process(tmp_path / f"storage-{n}", port=port).start()
-                    contexts: list[TransferContext] = []
+                    contexts: list[RunState] = []
                     report, _ = await sync(src.url, registry.url, maps_for(repos, "copy"), cache,
                                            settings, concurrency=8, seen=contexts)
                     # the stale cache was trusted first, then rechecked: the scenario happened

@@ -16,9 +16,9 @@ import pytest
 
 from mockregistry import MockOptions, serve_mock
 from ocync.engine.cache import TransferCache
-from ocync.engine.clientadapter import ClientEndpoint
 from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.pipeline import EngineOptions, SyncEngine
+from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import ImageStatus, RunReport
 from ocync.engine.staging import BlobStage
 from ocync.oci.manifest import Descriptor

@@ -47,8 +47,12 @@ SYNC_SPEC = CorpusSpec(
 Counts = dict[str, dict[str, int]]  # "src" / "dst" -> kind -> requests
 
 # How the numbers arise (today). copy: the index of 2 platforms (3 manifests, 8 blobs) and
-# nothing of its referrer (``ocync copy`` copies one tag or digest, not its referrers); the
-# ghcr target costs one token and a PATCH per blob (its upload strategy).
+# nothing of its referrer (``ocync copy`` copies one tag or digest, not its referrers). It is a
+# one-image sync run, so it places blobs as sync does: one HEAD of the destination tag, then
+# the generic target probes each blob with a self-mount (202 hands back the upload session:
+# no separate HEAD and POST), while the ghcr target lists the new repository's tags once (404:
+# a fresh repository, so no blob HEADs) and costs one token and a PATCH per blob (its upload
+# strategy). Children are pushed without a HEAD each (the tag HEAD said the image is absent).
 # sync: 6 tags, 24 manifests (6 indexes, 12 platform manifests, 6 referrers), 33 unique blobs
 # held 39 times across the 3 repositories: 33 uploads and 6 cross-repository mounts. The
 # generic target opens every upload with a self-mount probe (202 hands back the upload
@@ -62,11 +66,11 @@ Counts = dict[str, dict[str, int]]  # "src" / "dst" -> kind -> requests
 EXPECTED_COPY: dict[str, Counts] = {
     "generic": {
         "src": {"blob_get": 8, "manifest_get": 3},
-        "dst": {"blob_head": 8, "manifest_head": 2, "manifest_put": 3, "upload_post": 8, "upload_put": 8},
+        "dst": {"manifest_head": 1, "manifest_put": 3, "mount": 8, "upload_put": 8},
     },
     "ghcr": {
         "src": {"blob_get": 8, "manifest_get": 3},
-        "dst": {"blob_head": 8, "manifest_head": 3, "manifest_put": 3, "token": 1, "upload_patch": 8, "upload_post": 8, "upload_put": 8},
+        "dst": {"manifest_head": 2, "manifest_put": 3, "tags_list": 1, "token": 1, "upload_patch": 8, "upload_post": 8, "upload_put": 8},
     },
 }
 EXPECTED_SYNC_COLD: dict[str, Counts] = {

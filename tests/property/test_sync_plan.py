@@ -25,15 +25,12 @@ scopes = st.sampled_from(list(MountScope))
 
 
 @given(target=repos, holders=st.lists(repos, max_size=5), committed=st.sets(repos),
-       scope=scopes, probe=st.booleans(), known=st.booleans())
+       scope=scopes, probe=st.booleans())
 def test_mounts_only_where_they_can_succeed(
-    target: str, holders: list[str], committed: set[str], scope: MountScope, probe: bool, known: bool
+    target: str, holders: list[str], committed: set[str], scope: MountScope, probe: bool
 ) -> None:
-    action = choose_blob_action(target, known_here=known, holders=holders, committed=committed,
-                                scope=scope, self_probe=probe)
-    if known:
-        assert action.kind is BlobActionKind.SKIP
-    elif action.kind is BlobActionKind.MOUNT:
+    action = choose_blob_action(target, holders=holders, committed=committed, scope=scope, self_probe=probe)
+    if action.kind is BlobActionKind.MOUNT:
         assert action.from_repo in holders and action.from_repo != target
         assert mount_possible(scope, action.from_repo, target)
         if scope is MountScope.NAMESPACE:

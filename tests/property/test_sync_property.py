@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from mockregistry import MockOptions, serve_mock
 from ocync.engine.cache import TransferCache
-from ocync.engine.clientadapter import ClientEndpoint
 from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.pipeline import EngineOptions, SyncEngine
+from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import ImageStatus, RunReport
 from ocync.oci.platform import Platform
 from ocync.oci.tagfilter import TagFilter

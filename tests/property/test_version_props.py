@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocync.oci.version import compare_tags, parse_range, parse_version, tag_sort_key
+from ocync.oci.version import parse_range, parse_version, tag_sort_key
 
 TAG_ALPHABET = "0123456789.-_+vVrcalphbetRC"
 tagish = st.text(alphabet=TAG_ALPHABET, max_size=16)
@@ -18,6 +18,12 @@ versions = st.builds(
 )
 
 SETTINGS = settings(max_examples=300, deadline=None)
+
+
+def compare_tags(a: str, b: str) -> int:
+    """-1, 0 or 1 by :func:`tag_sort_key` (the order tags are sorted in)."""
+    ka, kb = tag_sort_key(a), tag_sort_key(b)
+    return (ka > kb) - (ka < kb)
 
 
 @SETTINGS

@@ -55,6 +55,12 @@ def test_live_progress_line() -> None:
     rendered = str(progress.live.renderable)
     assert "images 0 done, 0 in flight, 0 to copy so far" in rendered
     assert "req/min in all" in rendered
+    # what the line is drawn from: the engine's public progress, one entry per endpoint
+    state = engine.progress()
+    assert (state.results, state.in_flight, state.expected) == (0, 0, 0)
+    assert {ep.name: ep.requests for ep in state.endpoints} == {
+        "src": sum(src.request_counts().values()), "dst": sum(dst.request_counts().values())
+    }
 
 
 @pytest.mark.parametrize(

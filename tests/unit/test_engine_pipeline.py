@@ -20,7 +20,7 @@ import trio.testing
 
 from ocync.engine.cache import TransferCache
 from ocync.engine.discovery import ArtifactPolicy, MappingSpec, TargetRepo
-from ocync.engine.endpoints import MountOutcome, SourceEndpoint
+from ocync.engine.endpoints import SourceEndpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.plan import MountScope
 from ocync.engine.report import ImageStatus
@@ -31,6 +31,7 @@ from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
 from ocync.oci.platform import Platform
 from ocync.oci.tagfilter import TagFilter
+from ocync.registry.client import MountResult, UploadSession
 
 
 def _digest(data: bytes) -> str:
@@ -162,7 +163,7 @@ class FakeRegistry:
         await self._req("blob_head")
         return str(desc.digest) in self.links.get(repo, set())
 
-    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountOutcome:
+    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountResult:
         await self._req("mount")
         d = str(desc.digest)
         ok = d in self.links.get(from_repo, set())
@@ -172,11 +173,11 @@ class FakeRegistry:
             ok = False
         if ok:
             self.links.setdefault(repo, set()).add(d)
-            return MountOutcome(True)
-        return MountOutcome(False, session=object())
+            return MountResult(True)
+        return MountResult(False, session=UploadSession(repo, "memory://upload"))
 
     async def copy_blob(
-        self, source: SourceEndpoint, source_repo: str, repo: str, desc: Descriptor, session: object | None
+        self, source: SourceEndpoint, source_repo: str, repo: str, desc: Descriptor, session: UploadSession | None
     ) -> None:
         assert isinstance(source, FakeRegistry)
         await source._req("blob_get")
@@ -190,7 +191,7 @@ class FakeRegistry:
         self.blobs[d] = source.blobs[d]
         self.links.setdefault(repo, set()).add(d)
 
-    async def upload_file(self, repo: str, desc: Descriptor, path: Path, session: object | None) -> None:
+    async def upload_file(self, repo: str, desc: Descriptor, path: Path, session: UploadSession | None) -> None:
         if session is None:
             await self._req("upload_post")
         await self._req("upload_put")
@@ -372,7 +373,7 @@ async def test_require_artifacts_fails_image(autojump_clock: trio.testing.MockCl
     image(src, "lib/a", "2", [BASE, b"x"])
     signature(src, "lib/a", src.tags["lib/a"]["2"])
     dst = FakeRegistry("dst")
-    m = mapping("m", "lib/a", [("dst", "lib/a")], artifacts=ArtifactPolicy(require=True))
+    m = mapping("m", "lib/a", [("dst", "lib/a")], artifacts=ArtifactPolicy(require_artifacts=True))
     eng = await run([m], src, dst)
     by_tag = {r.source: r.status for r in eng.report.results}
     assert by_tag == {"src/lib/a:1": ImageStatus.FAILED, "src/lib/a:2": ImageStatus.SYNCED}

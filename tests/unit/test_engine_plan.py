@@ -21,42 +21,37 @@ A = BlobActionKind
     ("kwargs", "expected"),
     [
         pytest.param(
-            dict(known_here=True, holders=["org/a"], committed=set(), scope=MountScope.ANY, self_probe=True),
-            BlobAction(A.SKIP),
-            id="cache-hit-skips",
-        ),
-        pytest.param(
-            dict(known_here=False, holders=["org/a", "org/b"], committed={"org/b"}, scope=MountScope.ANY, self_probe=True),
+            dict(holders=["org/a", "org/b"], committed={"org/b"}, scope=MountScope.ANY, self_probe=True),
             BlobAction(A.MOUNT, "org/b"),
             id="committed-holder-preferred",
         ),
         pytest.param(
-            dict(known_here=False, holders=["org/a"], committed=set(), scope=MountScope.ANY, self_probe=False),
+            dict(holders=["org/a"], committed=set(), scope=MountScope.ANY, self_probe=False),
             BlobAction(A.MOUNT, "org/a"),
             id="uncommitted-holder-still-mountable",
         ),
         pytest.param(
-            dict(known_here=False, holders=["other/a"], committed={"other/a"}, scope=MountScope.NAMESPACE, self_probe=True),
+            dict(holders=["other/a"], committed={"other/a"}, scope=MountScope.NAMESPACE, self_probe=True),
             BlobAction(A.PROBE, "org/app"),
             id="ghcr-cross-namespace-not-attempted-probe-instead",
         ),
         pytest.param(
-            dict(known_here=False, holders=["other/a"], committed={"other/a"}, scope=MountScope.NAMESPACE, self_probe=False),
+            dict(holders=["other/a"], committed={"other/a"}, scope=MountScope.NAMESPACE, self_probe=False),
             BlobAction(A.HEAD),
             id="cross-namespace-no-probe-head-first",
         ),
         pytest.param(
-            dict(known_here=False, holders=["org/x"], committed={"org/x"}, scope=MountScope.NAMESPACE, self_probe=False),
+            dict(holders=["org/x"], committed={"org/x"}, scope=MountScope.NAMESPACE, self_probe=False),
             BlobAction(A.MOUNT, "org/x"),
             id="ghcr-same-namespace-mounts",
         ),
         pytest.param(
-            dict(known_here=False, holders=["org/app"], committed={"org/app"}, scope=MountScope.ANY, self_probe=False),
+            dict(holders=["org/app"], committed={"org/app"}, scope=MountScope.ANY, self_probe=False),
             BlobAction(A.HEAD),
             id="self-is-not-a-mount-source",
         ),
         pytest.param(
-            dict(known_here=False, holders=["org/x"], committed={"org/x"}, scope=MountScope.NONE, self_probe=True),
+            dict(holders=["org/x"], committed={"org/x"}, scope=MountScope.NONE, self_probe=True),
             BlobAction(A.HEAD),
             id="no-mounts-at-all",
         ),
@@ -83,18 +78,12 @@ def test_mount_possible(scope: MountScope, src: str, dst: str, ok: bool) -> None
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [
-        (MountScope.NAMESPACE, MountScope.NAMESPACE),
-        ("namespace", MountScope.NAMESPACE),
-        (True, MountScope.NAMESPACE),
-        (False, MountScope.ANY),
-        (None, MountScope.ANY),
-        ("none", MountScope.NONE),
-        ("any", MountScope.ANY),
-    ],
+    [("namespace", MountScope.NAMESPACE), ("none", MountScope.NONE), ("any", MountScope.ANY)],
 )
-def test_mount_scope_parse(value: object, expected: MountScope) -> None:
-    assert MountScope.parse(value) is expected
+def test_mount_scope_is_strict(value: str, expected: MountScope) -> None:
+    assert MountScope(value) is expected
+    with pytest.raises(ValueError):
+        MountScope(value.upper() + "-typo")
 
 
 def test_refcounts_order_and_leader() -> None:
@@ -106,7 +95,6 @@ def test_refcounts_order_and_leader() -> None:
     assert counts.order(["app3", "mid", "base", "app3"]) == ["base", "mid", "app3"]
     assert counts.leader_score(["base", "mid", "app3"]) == 2 + 1
     assert counts.leader_score(["app1"]) == 0
-    assert counts.shared() == {"base": 3, "mid": 2}
     assert counts.statistics() == {"images": 3, "unique_blobs": 5, "references": 8, "shared_blobs": 2}
     assert "shared=2" in repr(counts)
 

@@ -11,10 +11,11 @@ import trio
 import trio.testing
 
 from ocync.engine.cache import TransferCache
-from ocync.engine.endpoints import MountOutcome, SourceEndpoint
+from ocync.engine.endpoints import SourceEndpoint
 from ocync.engine.report import ImageStatus
 from ocync.errors import OCIErrorEntry, RegistryError
 from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
+from ocync.registry.client import MountResult, UploadSession
 from tests.unit.test_engine_pipeline import BASE, FakeRegistry, _digest, image, mapping, run
 
 
@@ -38,22 +39,22 @@ class RewritingLinksRegistry(FakeRegistry):
             finally:
                 self.rewriting[(repo, digest)] -= 1
 
-    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountOutcome:
+    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountResult:
         d = str(desc.digest)
         if d in self.links.get(from_repo, set()):
             self.calls["mount"] += 1
             await self._write_link(repo, d)
             self.links.setdefault(repo, set()).add(d)
-            return MountOutcome(True)
+            return MountResult(True)
         return await super().mount_blob(repo, desc, from_repo)
 
     async def copy_blob(
-        self, source: SourceEndpoint, source_repo: str, repo: str, desc: Descriptor, session: object | None
+        self, source: SourceEndpoint, source_repo: str, repo: str, desc: Descriptor, session: UploadSession | None
     ) -> None:
         await self._write_link(repo, str(desc.digest))
         await super().copy_blob(source, source_repo, repo, desc, session)
 
-    async def upload_file(self, repo: str, desc: Descriptor, path: Path, session: object | None) -> None:
+    async def upload_file(self, repo: str, desc: Descriptor, path: Path, session: UploadSession | None) -> None:
         await self._write_link(repo, str(desc.digest))
         await super().upload_file(repo, desc, path, session)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ocync.engine.plan import mount_possible
 from ocync.errors import ConfigError
 from ocync.ratelimit.bucket import parse_rate
 from ocync.registry.profiles import (
@@ -12,7 +13,7 @@ from ocync.registry.profiles import (
     GHCR,
     PROFILES,
     REQUEST_KINDS,
-    mount_allowed,
+    MountScope,
     select_profile,
 )
 
@@ -75,8 +76,9 @@ def test_mount_allowed(scope: str, target: str, source: str, ok: bool) -> None:
     if profile is None:
         from dataclasses import replace
 
-        profile = replace(GENERIC, mount_scope="none")
-    assert mount_allowed(profile, target, source) is ok
+        profile = replace(GENERIC, mount_scope=MountScope.NONE)
+    assert profile.mount_scope.value == scope
+    assert mount_possible(profile.mount_scope, source, target) is ok
 
 
 def test_profiles_are_frozen() -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from ocync.cli.main import main
 from ocync.config import RegistrySettings
-from ocync.engine.runner import client_settings
+from ocync.engine.syncrun import client_settings
 from ocync.registry.client import HostSilence
 
 

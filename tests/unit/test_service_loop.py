@@ -13,7 +13,7 @@ import trio.testing
 
 from ocync.config import Config, LoadedConfig, load_config_file
 from ocync.engine.report import ImageResult, ImageStatus, RunReport
-from ocync.engine.runner import RunOptions
+from ocync.engine.syncrun import RunOptions
 from ocync.errors import TransportError, Unauthorized
 from ocync.service.loop import WatchOptions, WatchService, failed_outcome
 from ocync.service.schedule import CronSchedule, FailureBackoff, IntervalSchedule, next_cycle_at

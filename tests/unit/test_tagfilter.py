@@ -9,7 +9,6 @@ from ocync.oci.tagfilter import (
     TagFilter,
     apply_filter,
     is_glob,
-    partition_immutable,
     selections_may_overlap,
     sort_tags,
 )
@@ -141,17 +140,6 @@ def test_latest_zero_and_unsorted_latest() -> None:
 def test_bad_semver_raises_config_error() -> None:
     with pytest.raises(ConfigError):
         TagFilter(semver=">=x")
-
-
-def test_immutable_partition() -> None:
-    flt = TagFilter(immutable_tags="v*")
-    to_sync, skipped = partition_immutable(
-        flt, ["v1", "v2", "latest"], [{"v1", "latest"}, {"v1", "v2", "latest"}]
-    )
-    assert skipped == ("v1",)
-    assert to_sync == ("v2", "latest")
-    assert partition_immutable(flt, ["v1"], []) == (("v1",), ())
-    assert partition_immutable(TagFilter(), ["v1"], [{"v1"}]) == (("v1",), ())
 
 
 @pytest.mark.parametrize(

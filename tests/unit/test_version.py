@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ocync.errors import ConfigError
-from ocync.oci.version import compare_tags, parse_range, parse_version, tag_sort_key
+from ocync.oci.version import parse_range, parse_version, tag_sort_key
+
+
+def compare_tags(a: str, b: str) -> int:
+    """-1, 0 or 1 by :func:`tag_sort_key` (the order tags are sorted in)."""
+    ka, kb = tag_sort_key(a), tag_sort_key(b)
+    return (ka > kb) - (ka < kb)
 
 
 @pytest.mark.parametrize(

@@ -9,26 +9,31 @@ same restart-on-temporary-failure rule.
 
 from __future__ import annotations
 
-import random
+import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
 import trio
 
-from ocync.engine.endpoints import MountOutcome, SourceEndpoint
+from ocync.engine.endpoints import BlobSource
 from ocync.engine.plan import MountScope
-from ocync.errors import OcyncError
+from ocync.errors import OcyncError, with_message
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor, Manifest
-from ocync.registry.blobs import attempts_for, copy_blob_to, upload_blob, verified_chunks
+from ocync.registry.blobs import (
+    jittered,
+    open_verified_blob,
+    restart_on_temporary,
+    restart_upload,
+    upload_blob,
+    verified_chunks,
+)
 from ocync.registry.bodyrelay import StagedFile
-from ocync.registry.client import RegistryClient, UploadSession, registry_error
+from ocync.registry.client import MountResult, RegistryClient, UploadSession, registry_error
 
 # Chunk size for staged files: large reads keep syscalls few; memory stays bounded.
 FILE_CHUNK = 1024 * 1024
-RESTART_BASE = 0.5
-RESTART_MAX = 15.0
 
 
 async def file_chunks(path: Path) -> AsyncIterator[bytes]:
@@ -46,7 +51,7 @@ class ClientEndpoint:
     def __init__(self, name: str, client: RegistryClient, *, seed: int | None = None) -> None:
         self._name = name
         self.client = client
-        self._rng = random.Random(seed)
+        self._backoff = jittered(seed)
         self._referrers_unsupported = False
         self._referrers_supported = False
         self._referrers_probe: trio.Event | None = None
@@ -62,7 +67,7 @@ class ClientEndpoint:
 
     @property
     def mount_scope(self) -> MountScope:
-        return MountScope.parse(self.client.profile.mount_scope)
+        return self.client.profile.mount_scope
 
     @property
     def mount_probe_ok(self) -> bool:
@@ -92,15 +97,10 @@ class ClientEndpoint:
         try:
             await self.client.ping()
         except OcyncError as exc:
-            exc.args = (f"registry {self._name}: {exc}",)
-            raise
+            raise with_message(exc, f"registry {self._name}: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"<ClientEndpoint {self._name} {self.client!r}>"
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(RESTART_MAX, RESTART_BASE * 2.0 ** (attempt - 1))
-        return ceiling / 2 + self._rng.random() * ceiling / 2
 
     # ---- Source --------------------------------------------------------------------------
     async def list_tags(self, repo: str) -> list[str]:
@@ -141,21 +141,23 @@ class ClientEndpoint:
 
     async def download_blob(self, repo: str, desc: Descriptor, path: Path) -> None:
         what = f"blob {desc.digest} from {self._name}/{repo}"
-        attempts = self.client.settings.attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                # "r+b" keeps the space staging reserved for the file (see reserve_file)
-                mode = "r+b" if await trio.Path(path).exists() else "wb"
-                async with self.client.open_blob(repo, desc.digest) as stream:
-                    async with await trio.open_file(path, mode) as fh:
-                        async for chunk in verified_chunks(stream.chunks(), desc, what, received=True):
-                            await fh.write(chunk)
-                        await fh.truncate()
-                return
-            except OcyncError as exc:
-                if not exc.temporary or attempt >= attempts_for(exc, attempts):
-                    raise
-                await trio.sleep(self._backoff(attempt))
+
+        async def once() -> None:
+            # "r+b" keeps the space staging reserved for the file (see reserve_file)
+            mode = "r+b" if await trio.Path(path).exists() else "wb"
+            async with self.client.open_blob(repo, desc.digest) as stream:
+                async with await trio.open_file(path, mode) as fh:
+                    async for chunk in verified_chunks(stream.chunks(), desc, what, received=True):
+                        await fh.write(chunk)
+                    await fh.truncate()
+
+        await restart_on_temporary(once, self.client.settings.attempts, self._backoff, what=what)
+
+    @contextlib.asynccontextmanager
+    async def open_blob(self, repo: str, desc: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
+        what = f"blob {desc.digest} ({desc.size} bytes) from {self._name}/{repo}"
+        async with open_verified_blob(self.client, repo, desc, what) as chunks:
+            yield chunks
 
     # ---- Target --------------------------------------------------------------------------
     def want_push(self, repo: str) -> None:
@@ -176,45 +178,38 @@ class ClientEndpoint:
             raise registry_error("GET", url, response.status, response.body, f"listing tags of {repo}")
         return True
 
-    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountOutcome:
-        result = await self.client.mount_blob(repo, desc.digest, from_repo)
-        return MountOutcome(result.mounted, result.session)
+    async def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> MountResult:
+        return await self.client.mount_blob(repo, desc.digest, from_repo)
 
     async def copy_blob(
         self,
-        source: SourceEndpoint,
+        source: BlobSource,
         source_repo: str,
         repo: str,
         desc: Descriptor,
-        session: object | None,
+        session: UploadSession | None,
     ) -> None:
-        if not isinstance(source, ClientEndpoint):
-            raise TypeError("ClientEndpoint.copy_blob needs a ClientEndpoint source")
-        await copy_blob_to(
-            source.client,
-            source_repo,
-            desc,
-            self.client,
-            repo,
-            session=session if isinstance(session, UploadSession) else None,
-        )
+        """One source read per attempt streamed into one upload (hash verified in flight);
+        temporary failures restart both, with a fresh session."""
+        what = f"blob {desc.digest} ({desc.size} bytes) from {source.name}/{source_repo}"
+
+        async def once(use: UploadSession | None) -> None:
+            # Open the source first: an upload never holds a window slot waiting for a GET.
+            async with source.open_blob(source_repo, desc) as chunks:
+                await upload_blob(self.client, repo, desc, chunks, session=use, verify=False)
+
+        await restart_upload(once, session, self.client.settings.attempts, self._backoff, what=what)
 
     async def upload_file(
-        self, repo: str, desc: Descriptor, path: Path, session: object | None
+        self, repo: str, desc: Descriptor, path: Path, session: UploadSession | None
     ) -> None:
-        attempts = self.client.settings.attempts
-        open_session = session if isinstance(session, UploadSession) else None
-        for attempt in range(1, attempts + 1):
-            try:
-                # sent from the file by os.sendfile; its bytes were verified once, when staged
-                body = cast(AsyncIterable[bytes], StagedFile(path, desc.size))  # FileSpan pieces
-                await upload_blob(self.client, repo, desc, body, session=open_session, verify=False)
-                return
-            except OcyncError as exc:
-                open_session = None  # a session is used once, whatever happened
-                if not exc.temporary or attempt >= attempts:
-                    raise
-                await trio.sleep(self._backoff(attempt))
+        async def once(use: UploadSession | None) -> None:
+            # sent from the file by os.sendfile; its bytes were verified once, when staged
+            body = cast(AsyncIterable[bytes], StagedFile(path, desc.size))  # FileSpan pieces
+            await upload_blob(self.client, repo, desc, body, session=use, verify=False)
+
+        what = f"blob {desc.digest} to {self._name}/{repo}"
+        await restart_upload(once, session, self.client.settings.attempts, self._backoff, what=what)
 
 
 __all__ = ["ClientEndpoint", "file_chunks"]

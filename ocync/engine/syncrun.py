@@ -24,19 +24,19 @@ import trio
 
 from ocync.config import Config, RegistrySettings, ResolvedMapping
 from ocync.engine.cache import CacheFile, TransferCache
-from ocync.engine.clientadapter import ClientEndpoint
-from ocync.engine.discovery import ArtifactPolicy, MappingSpec, TargetRepo
+from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
+from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import ImageResult, RunReport
 from ocync.engine.sharding import Shard, resolved_key, select
 from ocync.engine.staging import BlobStage
-from ocync.errors import OcyncError
+from ocync.errors import OcyncError, with_message
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
 
-log = logging.getLogger("ocync.engine.runner")
+log = logging.getLogger("ocync.engine.syncrun")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,6 @@ def client_settings(
 def mapping_specs(resolved: Iterable[ResolvedMapping]) -> list[MappingSpec]:
     specs = []
     for m in resolved:
-        art = m.artifacts
         specs.append(
             MappingSpec(
                 name=m.label,
@@ -103,13 +102,7 @@ def mapping_specs(resolved: Iterable[ResolvedMapping]) -> list[MappingSpec]:
                 ),
                 tag_filter=m.tag_filter,
                 platforms=m.platforms or (),
-                artifacts=ArtifactPolicy(
-                    enabled=art.enabled,
-                    include=art.include,
-                    exclude=art.exclude,
-                    require=art.require_artifacts,
-                    refresh=art.refresh,
-                ),
+                artifacts=m.artifacts,
                 head_first=True if m.source.head_first is None else m.source.head_first,
             )
         )
@@ -257,8 +250,7 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
             specs = without_registries(mapping_specs(resolved), down)
             if down and not specs:
                 first = next(iter(down.values()))
-                first.args = ("; ".join(str(e) for e in down.values()),)
-                raise first
+                raise with_message(first, "; ".join(str(e) for e in down.values())) from first
             sources: dict[str, SourceEndpoint] = {m.source: endpoints[m.source] for m in specs}
             targets: dict[str, TargetEndpoint] = {
                 t.registry: endpoints[t.registry] for m in specs for t in m.targets
@@ -282,7 +274,7 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
                     nursery.start_soon(_tick, engine, options.on_tick)
                     report = await engine.run()
                     nursery.cancel_scope.cancel()
-            report.controllers["_principals"] = [c.statistics().to_dict() for c in controllers]
+            report.principals = [c.statistics().to_dict() for c in controllers]
             return report
     finally:
         if persist:
