@@ -235,7 +235,11 @@ async def test_watch_service_survives_faults_and_reports_them(tmp_path: Path) ->
                 lambda: dst.stats()["by_kind"]["upload_post"] + dst.stats()["by_kind"]["mount"] > uploads))
             w.proc.send_signal(signal.SIGTERM)
             start = trio.current_time()
+            # readiness turns 503 once the signal is handled (the drain), until the process ends
             draining = await w.get("/readyz")
+            while draining is not None and draining.status_code == 200 and w.proc.returncode is None:
+                await trio.sleep(0.02)
+                draining = await w.get("/readyz")
             with trio.fail_after(15 + 10):
                 code = await w.proc.wait()
             assert code == 0, w.err.decode()[-3000:]
