@@ -10,8 +10,10 @@ its blobs, children first: a tag never points at missing content (distribution-s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +25,9 @@ from ocync.engine.nursery import run_all
 from ocync.engine.plan import BlobActionKind, choose_blob_action
 from ocync.engine.report import BlobCounts
 from ocync.engine.runstate import RunState
-from ocync.errors import OcyncError
+from ocync.errors import OcyncError, RegistryError
 from ocync.oci.manifest import Descriptor, Manifest
+from ocync.ratelimit.backoff import backoff_delay
 from ocync.registry.client import UploadSession
 
 log = logging.getLogger("ocync.engine.blobplacement")
@@ -201,4 +204,57 @@ async def push_tree(placement: BlobPlacement, tree: ImageTree, tag: str | None) 
         run.cache.record_committed(target.host, repo)
 
 
-__all__ = ["BlobPlacement", "push_tree", "repository_is_fresh"]
+# Error codes a manifest PUT answers when something it references is not there
+# (distribution-spec "Pushing Manifests"; distribution answers MANIFEST_BLOB_UNKNOWN).
+_MISSING_CODES = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"})
+# Pushes of a tree after the target refused it for a missing blob: one recheck of every blob
+# (the cache was stale), then up to two more that only resend the manifests, every blob having
+# been confirmed in this run. The latter is for docker-registry 2.8's filesystem driver, which
+# rewrites a repository's blob link in place (truncate, then write) whenever the blob is placed
+# there again: a manifest PUT verifying that blob at the same moment reads an empty link and
+# answers 400 MANIFEST_BLOB_UNKNOWN although the blob is there (seen about once in 20 storage
+# wipes with the cache kept, under load).
+STALE_CACHE_PUSHES = 3
+_RESEND_BACKOFF = (0.2, 2.0)  # base, cap (s): the race window is a few milliseconds
+_RNG = random.Random()
+
+
+def blob_missing(exc: RegistryError) -> bool:
+    """The target refused a manifest because something it references is not there."""
+    return bool(_MISSING_CODES & set(exc.codes)) or (exc.status == 400 and exc.method == "PUT")
+
+
+async def push_tree_checked(
+    placement: BlobPlacement, tree: ImageTree, tag: str | None, label: str
+) -> None:
+    """:func:`push_tree`; when the target refuses a manifest for a blob the cache said it
+    holds, forget what the cache knew about the repository and push again, checking every
+    blob (except those the target confirmed during this run: ``RunState.placed``), at most
+    :data:`STALE_CACHE_PUSHES` times in all."""
+    attempt = 0
+    while True:
+        try:
+            await push_tree(placement, tree, tag)
+            return
+        except RegistryError as exc:
+            attempt += 1
+            if not blob_missing(exc) or attempt > STALE_CACHE_PUSHES:
+                raise
+            if placement.trust_cache:
+                log.info("%s: stale transfer cache (%s); rechecking blobs", label, exc)
+                placement.run.cache.invalidate_repo(placement.target.host, placement.repo)
+                placement = dataclasses.replace(placement, trust_cache=False)
+            else:
+                log.info("%s: manifest refused for a blob confirmed in this run (%s); again", label, exc)
+                base, cap = _RESEND_BACKOFF
+                await trio.sleep(backoff_delay(attempt - 1, _RNG, base=base, cap=cap))
+
+
+__all__ = [
+    "STALE_CACHE_PUSHES",
+    "BlobPlacement",
+    "blob_missing",
+    "push_tree",
+    "push_tree_checked",
+    "repository_is_fresh",
+]

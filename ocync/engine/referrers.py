@@ -13,7 +13,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ocync.engine.blobplacement import BlobPlacement, push_tree, repository_is_fresh
+from ocync.engine.blobplacement import BlobPlacement, push_tree_checked, repository_is_fresh
 from ocync.engine.discovery import ImageTree, MappingSpec, TargetRepo, WorkItem
 from ocync.engine.endpoints import SourceEndpoint
 from ocync.engine.nursery import run_all
@@ -96,7 +96,7 @@ async def copy_referrers(placement: BlobPlacement, subject: str, found: Referrer
     run, target, repo = placement.run, placement.target, placement.repo
     placement = dataclasses.replace(placement, trust_cache=True)
     for tree in found.trees:
-        await push_tree(placement, tree, None)
+        await push_tree_checked(placement, tree, None, f"{target.host}/{repo}@{tree.digest}")
         run.cache.record_referrer(target.host, repo, tree.digest)
         placement.counts.referrers += 1
     if target.referrers_api is not True and found.trees:

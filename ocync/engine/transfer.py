@@ -6,25 +6,19 @@ Every outcome, an interrupted one too, becomes an :class:`ImageResult`.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 
 import trio
 
-from ocync.engine.blobplacement import BlobPlacement, push_tree, repository_is_fresh
+from ocync.engine.blobplacement import BlobPlacement, push_tree_checked, repository_is_fresh
 from ocync.engine.discovery import TargetRepo, WorkItem
 from ocync.engine.referrers import ReferrerSet, copy_referrers
 from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, redact
 from ocync.engine.runstate import RunState
-from ocync.errors import OcyncError, RegistryError
+from ocync.errors import OcyncError
 
 log = logging.getLogger("ocync.engine.transfer")
-
-# Error codes a manifest PUT answers when something it references is not there
-# (distribution-spec "Pushing Manifests"; distribution answers MANIFEST_BLOB_UNKNOWN).
-_MISSING_CODES = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"})
-
 
 @dataclass(slots=True)
 class TransferProgress:
@@ -34,10 +28,6 @@ class TransferProgress:
     tally: BlobCounts = field(default_factory=BlobCounts)
     tag_pushed: bool = False
     referrers_wanted: int = 0
-
-
-def _blob_missing(exc: RegistryError) -> bool:
-    return bool(_MISSING_CODES & set(exc.codes)) or (exc.status == 400 and exc.method == "PUT")
 
 
 def failed_result(item: WorkItem, dest: TargetRepo, exc: OcyncError, seconds: float = 0.0) -> ImageResult:
@@ -74,20 +64,6 @@ def interrupted_result(
     )
 
 
-async def _push_with_stale_cache_retry(placement: BlobPlacement, item: WorkItem, label: str) -> None:
-    """Push the item's tree; when the target refuses a manifest for a blob the cache said it
-    holds, forget what the cache knew about the repository and push again, checking every
-    blob (except those the target confirmed during this run: ``RunState.placed``)."""
-    try:
-        await push_tree(placement, item.tree, item.push_tag)
-    except RegistryError as exc:
-        if not _blob_missing(exc):
-            raise
-        log.info("%s: stale transfer cache (%s); rechecking blobs", label, exc)
-        placement.run.cache.invalidate_repo(placement.target.host, placement.repo)
-        await push_tree(dataclasses.replace(placement, trust_cache=False), item.tree, item.push_tag)
-
-
 async def transfer_image(
     ctx: RunState,
     item: WorkItem,
@@ -116,7 +92,7 @@ async def transfer_image(
         placement = BlobPlacement(
             ctx, target, dest.repo, source, item.mapping.source_repo, tally, stage_hint=stage_hint
         )
-        await _push_with_stale_cache_retry(placement, item, label_dst)
+        await push_tree_checked(placement, item.tree, item.push_tag, label_dst)
         progress.tag_pushed = True
         if referrers is not None:
             await copy_referrers(placement, item.tree.digest, referrers)

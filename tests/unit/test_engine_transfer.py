@@ -97,3 +97,46 @@ async def test_stale_cache_recheck_places_each_blob_once_per_repository(
     # and every other image skipped it as placed in this run
     assert src.blob_gets[_digest(BASE)] == 1
     assert eng.ctx.actions["placed_skip"] >= len(tags) - 1
+
+
+class RefusingManifestsRegistry(FakeRegistry):
+    """A target that refuses the first ``refusals`` manifest PUTs with 400 MANIFEST_BLOB_UNKNOWN
+    although every blob is there: what a manifest PUT meets when another writer is rewriting
+    one of its blob links at that moment (docker-registry 2.8's in-place link write)."""
+
+    def __init__(self, name: str, refusals: int) -> None:
+        super().__init__(name, probe_ok=True)
+        self.refusals = refusals
+        self.refused = 0
+
+    async def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> None:
+        if self.refused < self.refusals:
+            self.refused += 1
+            self.calls["manifest_put"] += 1
+            raise RegistryError(
+                "blob unknown to registry", status=400, method="PUT",
+                errors=[OCIErrorEntry("MANIFEST_BLOB_UNKNOWN")],
+            )
+        await super().put_manifest(repo, ref, manifest)
+
+
+async def test_manifest_refused_for_a_confirmed_blob_is_sent_again_a_bounded_number_of_times(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """After the recheck every blob is confirmed in this run; a further refusal only resends
+    the manifests (no blob request), up to STALE_CACHE_PUSHES pushes after the first."""
+    from ocync.engine.blobplacement import STALE_CACHE_PUSHES
+
+    src = FakeRegistry("src")
+    image(src, "lib/a", "1", [BASE, b"own layer"])
+    dst = RefusingManifestsRegistry("dst", refusals=STALE_CACHE_PUSHES)
+    eng = await run([mapping("m", "lib/a", [("dst", "lib/a")])], src, dst)
+    assert eng.report.count(ImageStatus.SYNCED) == 1, eng.report.describe()
+    assert dst.holds_tag("lib/a", "1") == src.holds_tag("lib/a", "1")
+    assert dst.refused == STALE_CACHE_PUSHES
+    assert src.blob_gets[_digest(BASE)] == 1  # resending manifests fetched nothing again
+
+    always = RefusingManifestsRegistry("dst", refusals=10**6)
+    eng = await run([mapping("m", "lib/a", [("dst", "lib/a")])], src, always)
+    assert eng.report.count(ImageStatus.FAILED) == 1
+    assert always.refused == STALE_CACHE_PUSHES + 1  # bounded: the first push and the retries
