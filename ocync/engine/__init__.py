@@ -1,4 +1,4 @@
-"""The sync engine: discovery -> plan -> transfer, on trio nurseries (issue 6).
+"""The sync engine: discovery -> plan -> transfer, on trio nurseries.
 
 ``run_sync(config, RunOptions())`` runs a whole config (clients, controllers, cache, staging);
 ``SyncEngine`` is the pipeline over any :mod:`ocync.engine.endpoints` implementation; the

@@ -4,7 +4,7 @@ Per mapping: list the source tags (skipped when the filter is only literal inclu
 the tag filter pipeline, then per tag: one manifest HEAD per target, the source manifest
 (HEAD first where the registry config says so, GET only when some target needs it) and the
 index children. A tag whose digest already sits at every target is skipped. Immutable tags
-the transfer cache has seen at every target cost no request at all (issue 5).
+the transfer cache has seen at every target cost no request at all.
 """
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ class EngineOptions:
     # keeps the controller's window (<= 50 by default) busy without queueing far behind it.
     blob_concurrency: int = 6
     channel_size: int = 32  # work items discovered ahead of execution (bounded memory)
-    drain_timeout: float = 25.0  # issue 6: default drain deadline on SIGINT/SIGTERM
+    drain_timeout: float = 25.0  # default drain deadline on SIGINT/SIGTERM: inside Kubernetes' 30 s grace period
     dry_run: bool = False
     handle_signals: bool = False
 

@@ -1,6 +1,6 @@
 """The tag filter pipeline: which of a repository's tags a mapping mirrors (pure functions).
 
-Stages, in order (issue 5):
+Stages, in order (the Rust ocync's filter order, which our users' configs assume):
   1. ``glob`` (any of the patterns, default ``*``) intersected with the ``semver`` range;
   2. ``exclude`` in two tiers: the soft tier (``defaults.tags.exclude`` plus the built-in
      pre-release patterns, matched case-insensitively) and the hard tier (the mapping's own
@@ -26,7 +26,7 @@ from typing import Literal
 
 from ocync.oci.version import VersionRange, parse_range, tag_sort_key
 
-# Soft tier, always on: pre-release channels nobody mirrors by accident (issue 5).
+# Soft tier, always on: pre-release channels nobody mirrors by accident.
 BUILTIN_SOFT_EXCLUDES: tuple[str, ...] = (
     "*-rc*",
     "*-alpha*",
