@@ -123,10 +123,13 @@ class BlobPlacement:
             self._confirmed(digest)
             self.counts.skipped += 1
             return
+        started = trio.current_time()
         await self._upload(desc, session)
         self._confirmed(digest)
         self.counts.transferred += 1
         self.counts.bytes += desc.size
+        if self.run.on_blob is not None:
+            self.run.on_blob(desc.size, trio.current_time() - started)
 
     async def _upload(self, desc: Descriptor, session: UploadSession | None) -> None:
         run, source, digest = self.run, self.source, str(desc.digest)

@@ -118,6 +118,7 @@ class SyncEngine:
         *,
         stage: BlobStage | None = None,
         on_result: Callable[[ImageResult], None] | None = None,
+        on_blob: Callable[[int, float], None] | None = None,
     ) -> None:
         self.mappings = tuple(mappings)
         self.options = options
@@ -127,6 +128,7 @@ class SyncEngine:
             cache=cache,
             stage=stage,
             blob_concurrency=options.blob_concurrency,
+            on_blob=on_blob,
         )
         # Targets no single mount can reach all of (several registries, or several GHCR
         # namespaces): a blob may be wanted by a group discovered only after its first upload,

@@ -6,7 +6,7 @@ where each blob is needed (which decides staging). Mutated only from the run's t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import trio
@@ -41,6 +41,8 @@ class RunState:
     # BlobPlacement.ensure).
     placed: set[tuple[str, str, str]] = field(default_factory=set)
     stage_all: bool = False  # the run's targets span several mount groups
+    # called with (bytes, seconds) after each blob copied from the source (ocync watch's metrics)
+    on_blob: Callable[[int, float], None] | None = None
 
     def note_need(self, digest: str, group: str) -> None:
         self.spread.setdefault(digest, set()).add(group)

@@ -48,6 +48,7 @@ class RunOptions:
     use_cache: bool = True
     max_concurrent_transfers: int | None = None  # None: the config's value
     on_result: Callable[[ImageResult], None] | None = None
+    on_blob: Callable[[int, float], None] | None = None  # (bytes, seconds) per blob copied
     on_tick: Callable[[SyncEngine], None] | None = None  # progress display, ~4 times a second
     timeout: float | None = None  # --timeout: for every registry; None: each one's timeout:
     shard: Shard | None = None  # --shard I/N: only this shard's mappings, its own cache file
@@ -263,6 +264,7 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
                 engine_options,
                 stage=stage,
                 on_result=options.on_result,
+                on_blob=options.on_blob,
             )
             interrupt.attach(engine)
             for error in down.values():

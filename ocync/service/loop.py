@@ -179,6 +179,7 @@ class WatchService:
             drain_timeout=self.options.drain_timeout,
             rate_share=self.options.rate_share,
             on_tick=self._on_tick,
+            on_blob=self.metrics.record_blob,
             timeout=self.options.timeout,
             controllers=self.controllers_for(config),
             cache=self.cache_for(config),

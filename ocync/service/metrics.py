@@ -23,6 +23,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Cycles range from a second (nothing to do) to hours (a first sync of a large mirror).
 CYCLE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
 IMAGE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800)
+# a blob: from a few milliseconds (a small layer on loopback) to minutes (GiB layers over a WAN)
+BLOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
 def status_class(status: str) -> str:
@@ -104,9 +106,17 @@ class ServiceMetrics:
             "ocync_image_transfer_duration_seconds",
             "time to copy one image (its blobs, then manifests) to one target",
             buckets=IMAGE_BUCKETS, registry=r)
+        self.blob_seconds = Histogram(
+            "ocync_blob_transfer_duration_seconds",
+            "time to copy one blob from the source to one target (mounts and skips excluded)",
+            buckets=BLOB_BUCKETS, registry=r)
         # controllers live across cycles: their counters are cumulative, the metrics add deltas
         self._seen: dict[str, tuple[int, int]] = {}  # principal -> (requests, throttles)
         r.register(_LiveCollector(controllers, cache))
+
+    def record_blob(self, size: int, seconds: float) -> None:
+        """One blob copied (``RunOptions.on_blob``); its size is not a label (unbounded)."""
+        self.blob_seconds.observe(seconds)
 
     def record_report(self, report: RunReport, seconds: float) -> None:
         for result in report.results:
@@ -126,7 +136,7 @@ class ServiceMetrics:
             for kind, statuses in by_kind_status.items():
                 for status, count in statuses.items():
                     self.requests.labels(registry, kind, status_class(status)).inc(count)
-        self.record_controllers(report.controllers.get("_principals", []), seconds)
+        self.record_controllers(report.principals, seconds)
 
     def record_controllers(self, principals: Iterable[dict[str, Any]], seconds: float) -> None:
         for p in principals:

@@ -50,8 +50,8 @@ async def test_cycle_two_against_a_capped_source_gets_no_429(tmp_path: Path) -> 
     first, second = reports
     assert code == 0, second.describe()
     assert mock_429s[0] > 0 and first.throttled > 0, "cycle 1 must meet the cap to learn it"
-    learned = [p for p in second.controllers["_principals"] if p["learned_cap"]]
-    assert learned, second.controllers["_principals"]
+    learned = [p for p in second.principals if p["learned_cap"]]
+    assert learned, second.principals
     # cycle 2 asks the source about every tag again: more requests than one window allows
     src_requests = sum(second.controllers["src"]["client"]["by_kind"].values())
     assert src_requests > 20, src_requests

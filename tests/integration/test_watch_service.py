@@ -193,6 +193,10 @@ async def test_watch_service_survives_faults_and_reports_them(tmp_path: Path) ->
                     assert seen == count, (name, kind, seen, count)
             assert total(samples, "ocync_images_total", target="dst", outcome="synced") == dst_tags(dst) == 2
             assert total(samples, "ocync_images_total", target="dst", outcome="failed") == 0
+            # one duration per blob copied from the source (uploads at the target: POST or PUT)
+            copied = total(samples, "ocync_blobs_total", target="dst", action="transferred")
+            assert copied > 0
+            assert total(samples, "ocync_blob_transfer_duration_seconds_count") == copied
 
             # an invalid edit: still alive, not ready, with the file:line reason; old config runs
             cfg_text = cfg.read_text()

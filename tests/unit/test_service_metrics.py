@@ -25,8 +25,8 @@ def report() -> RunReport:
     r.add(ImageResult("m", "src/a/b:3", "ghcr/org/b:3", ImageStatus.SKIPPED))
     r.controllers = {
         "src": {"client": {"by_kind_status": {"manifest_head": {"200": 5, "404": 1}, "ping": {"error": 2}}}},
-        "_principals": [{"name": "127.0.0.1:5000|anonymous", "requests": 8, "throttles": 2}],
     }
+    r.principals = [{"name": "127.0.0.1:5000|anonymous", "requests": 8, "throttles": 2}]
     return r
 
 
