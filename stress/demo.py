@@ -95,7 +95,7 @@ def main() -> int:
             return code
         print(
             f"{summary['tags']} tags were seeded and {summary['tags'] - 1} selected: the mapping of "
-            "corpus/repo3 excludes v0.*. On this empty target a blob counts as present (skipped) when "
+            "corpus/repo3 excludes v0.*. On this empty target a blob counts as skipped (already present) when "
             "an earlier image of the same run had already pushed it to that repository (shared base "
             "layers); mounted means it was linked from another repository of the target.\n",
             flush=True,
