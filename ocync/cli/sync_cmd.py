@@ -99,6 +99,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what would be copied; write nothing")
     _interrupt_and_share(p)
     p.add_argument("--no-cache", action="store_true", help="ignore and do not save the transfer cache")
+    p.add_argument(
+        "--verify-targets",
+        action="store_true",
+        help="HEAD every target tag even when the transfer cache vouches for it "
+        "(targets shared with other writers; costs a request per tag and target)",
+    )
     add_timeout(p)
     p.add_argument("--shard", metavar="I/N", help="only the mappings of shard I of N (also OCYNC_SHARD)")
     _shards(p, "with JOB_COMPLETION_INDEX as I: the shard of an Indexed Job's pod")
@@ -228,6 +234,7 @@ def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
         rate_share=args.rate_share,
         handle_signals=handle_signals,
         use_cache=not getattr(args, "no_cache", False),
+        verify_targets=bool(getattr(args, "verify_targets", False)),
         on_tick=progress.tick if progress is not None else None,
         timeout=args.timeout,
         shard=shard_from_env(args.shard, args.shards, os.environ),

@@ -187,6 +187,11 @@ class RegistryConfig(_Model):
     max_concurrent: PositiveCount | None = Field(default=None)
     rate_limit: str | None = Field(default=None, description="documented cap, e.g. 2000/60s")
     head_first: bool | None = Field(default=None, description="HEAD manifests before GET")
+    verify: Literal["always", "cached"] | None = Field(
+        default=None,
+        description="as a target: HEAD every tag on every run (always), or trust the transfer "
+        "cache's record of what ocync wrote for up to cache_ttl (cached, the default)",
+    )
     insecure: bool = Field(default=False, description="plain HTTP / no TLS verification")
     profile: str | None = Field(
         default=None, description="registry behaviour profile (default: chosen by host)"

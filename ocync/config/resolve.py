@@ -43,6 +43,7 @@ class RegistrySettings:
     max_concurrent: int | None = None
     rate_limit: str | None = None
     head_first: bool | None = None
+    verify: str = "cached"  # as a target: "always" HEADs each tag, "cached" trusts the cache
     insecure: bool = False
     profile: str | None = None  # ocync.registry.profiles name; None: chosen by host
     timeout: float | None = None  # seconds without a byte before a request fails; None: 60
@@ -66,6 +67,7 @@ class RegistrySettings:
             max_concurrent=model.max_concurrent,
             rate_limit=model.rate_limit,
             head_first=model.head_first,
+            verify=model.verify or "cached",
             insecure=model.insecure,
             profile=model.profile,
             timeout=model.timeout,

@@ -202,7 +202,7 @@ async def push_tree(placement: BlobPlacement, tree: ImageTree, tag: str | None) 
         raise refused[0]
     await target.put_manifest(repo, tag or tree.digest, tree.root)
     if tag is not None:
-        run.cache.record_tag(target.host, repo, tag, tree.digest)
+        run.cache.record_tag(target.host, repo, tag, tree.digest, source=tree.source_digest or None)
     else:
         run.cache.record_committed(target.host, repo)
 

@@ -17,6 +17,8 @@ import logging
 import math
 import os
 import sys
+import time
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,14 @@ _NONE: frozenset[str] = frozenset()
 
 FORMAT = "ocync-transfer-cache"
 VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedTag:
+    """A target tag as ocync last wrote or verified it."""
+
+    source: str  # the source manifest's digest it was made from (before any platform trim)
+    at: float  # wall-clock seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,11 @@ class TransferCache:
         self._where: dict[str, dict[str, set[str]]] = {}
         self._committed: dict[str, set[str]] = {}
         self._tags: dict[str, dict[str, str]] = {}  # registry -> "repo:tag" -> digest
+        # registry -> "repo:tag" -> (source digest it was made from, wall-clock seconds when
+        # ocync wrote or verified it): lets a warm run trust the target without asking it
+        self._checked: dict[str, dict[str, CheckedTag]] = {}
+        self.clock: Callable[[], float] = time.time  # stamps record_tag
+        self.tag_ttl: float | None = None  # how long a checked tag is trusted (cache_ttl)
         # registry -> repo -> referrer manifest digests known present (artifacts.refresh: a
         # warm run asks the target nothing about referrers it has already seen there)
         self._referrers: dict[str, dict[str, set[str]]] = {}
@@ -113,8 +128,10 @@ class TransferCache:
         self._committed.get(registry, set()).discard(repo)
         self._referrers.get(registry, {}).pop(repo, None)
         tags = self._tags.get(registry, {})
+        checked = self._checked.get(registry, {})
         for key in [k for k in tags if k.rsplit(":", 1)[0] == repo]:
             del tags[key]
+            checked.pop(key, None)
 
     # ---- manifests ---------------------------------------------------------------------
     def record_committed(self, registry: str, repo: str) -> None:
@@ -124,12 +141,23 @@ class TransferCache:
         """Repositories with a committed manifest (a live view: do not modify)."""
         return self._committed.get(registry, _NONE)
 
-    def record_tag(self, registry: str, repo: str, tag: str, digest: str) -> None:
-        self._tags.setdefault(registry, {})[f"{repo}:{tag}"] = digest
+    def record_tag(
+        self, registry: str, repo: str, tag: str, digest: str, *, source: str | None = None
+    ) -> None:
+        """``tag`` at the target holds ``digest`` (pushed, or seen by a HEAD now), made from
+        the source manifest ``source`` (None: the same digest, nothing was trimmed)."""
+        key = f"{repo}:{tag}"
+        self._tags.setdefault(registry, {})[key] = digest
+        self._checked.setdefault(registry, {})[key] = CheckedTag(source or digest, self.clock())
         self.record_committed(registry, repo)
 
     def tag_digest(self, registry: str, repo: str, tag: str) -> str | None:
         return self._tags.get(registry, {}).get(f"{repo}:{tag}")
+
+    def checked_tag(self, registry: str, repo: str, tag: str) -> CheckedTag | None:
+        """When and from which source digest ocync last wrote or verified the target tag
+        (None: never, or a cache file from before these stamps were kept)."""
+        return self._checked.get(registry, {}).get(f"{repo}:{tag}")
 
     def record_referrer(self, registry: str, repo: str, digest: str) -> None:
         """A referrer manifest is present in ``repo`` (pushed or seen by a HEAD)."""
@@ -155,6 +183,11 @@ class TransferCache:
                 "committed": sorted(committed),
                 "tags": dict(sorted(self._tags.get(registry, {}).items())),
             }
+            checked = {
+                key: [c.source, c.at] for key, c in sorted(self._checked.get(registry, {}).items())
+            }
+            if checked:
+                registries[registry]["checked"] = checked
             referrers = {
                 repo: sorted(digests)
                 for repo, digests in sorted(self._referrers.get(registry, {}).items())
@@ -186,6 +219,7 @@ class TransferCache:
             if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
                 raise ValueError("tags is not an object of strings")
             cache._tags[registry] = dict(tags)
+            cache._checked[registry] = _checked_tags(entry.get("checked", {}))
             for repo, digests in _string_lists(entry.get("referrers", {}), "referrers"):
                 for d in digests:
                     cache.record_referrer(registry, repo, d)
@@ -220,6 +254,26 @@ def _string_lists(value: object, what: str) -> list[tuple[str, list[str]]]:
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise ValueError(f"{what} of {key!r} is not a list of strings")
     return list(value.items())
+
+
+def _checked_tags(value: object) -> dict[str, CheckedTag]:
+    """``{"repo:tag": [source digest, seconds]}``; absent in files written before the stamps
+    were kept (their tags are then checked at the target as before)."""
+    if not isinstance(value, dict):
+        raise ValueError("checked is not an object")
+    out: dict[str, CheckedTag] = {}
+    for key, item in value.items():
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or isinstance(item[1], bool)
+            or not isinstance(item[1], int | float)
+            or not math.isfinite(item[1])
+        ):
+            raise ValueError(f"checked entry {key!r} is not [digest, seconds]")
+        out[key] = CheckedTag(item[0], float(item[1]))
+    return out
 
 
 def _checksum(payload_text: str) -> str:
@@ -352,4 +406,4 @@ class CacheFile:
         return f"<CacheFile {self.path} ttl={self.ttl} locked={self.locked}>"
 
 
-__all__ = ["CacheFile", "CacheStatistics", "TransferCache"]
+__all__ = ["CacheFile", "CacheStatistics", "CheckedTag", "TransferCache"]

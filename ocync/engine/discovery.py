@@ -18,6 +18,7 @@ from ocync.config.resolve import ArtifactPolicy  # the config's, as the engine u
 from ocync.engine.cache import TransferCache
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.nursery import run_all
+from ocync.engine.tagtrust import trusted_targets
 from ocync.errors import ConfigError, ManifestError, NotFound, OcyncError
 from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
 from ocync.oci.platform import Platform, trim_index
@@ -62,6 +63,9 @@ class MappingSpec:
     artifacts: ArtifactPolicy = field(default_factory=ArtifactPolicy)
     head_first: bool = True
     list_tags: bool = True  # False when the filter is only literal includes
+    # Target registries whose tags are HEADed on every run (``verify: always``,
+    # ``--verify-targets``); the others are trusted from the transfer cache (ocync.engine.tagtrust).
+    verify_targets: frozenset[str] = frozenset()
     one_image: OneImage | None = None  # ocync copy
 
     def push_tag(self, tag: str) -> str | None:
@@ -79,6 +83,7 @@ class ImageTree:
 
     root: Manifest
     children: tuple[Manifest, ...] = ()
+    source_digest: str = ""  # the source manifest the root was made from ("": the root's)
 
     def blobs(self) -> tuple[Descriptor, ...]:
         """Unique blobs across the root and its children, in first-seen order."""
@@ -182,6 +187,7 @@ class FetchedRoot:
     manifest: Manifest
     warnings: tuple[str, ...] = ()
     trimmed: tuple[str, ...] = ()
+    source_digest: str = ""  # the source's manifest digest (before any trim)
 
 
 async def fetch_root(
@@ -189,16 +195,19 @@ async def fetch_root(
 ) -> FetchedRoot:
     """The source's manifest, or its index trimmed to ``platforms`` (a new digest)."""
     root = await source.get_manifest(repo, ref)
+    digest = str(root.digest)
     if not root.is_index or not platforms:
-        return FetchedRoot(root)
+        return FetchedRoot(root, source_digest=digest)
     trim = trim_index(root.raw, platforms)
     if not trim.changed:
-        return FetchedRoot(root, tuple(trim.warnings()))
+        return FetchedRoot(root, tuple(trim.warnings()), source_digest=digest)
     trimmed = parse_manifest(trim.index_bytes, root.media_type)
-    return FetchedRoot(trimmed, tuple(trim.warnings()), tuple(str(p) for p in trim.kept))
+    return FetchedRoot(trimmed, tuple(trim.warnings()), tuple(str(p) for p in trim.kept), digest)
 
 
-async def fetch_children(source: SourceEndpoint, repo: str, root: Manifest) -> ImageTree:
+async def fetch_children(
+    source: SourceEndpoint, repo: str, root: Manifest, source_digest: str = ""
+) -> ImageTree:
     """The root with every child manifest of an index (fetched by digest, verified)."""
     children: list[Manifest | None] = [None] * len(root.manifests)
 
@@ -212,7 +221,7 @@ async def fetch_children(source: SourceEndpoint, repo: str, root: Manifest) -> I
         return fetch
 
     await run_all(fetcher(i, d) for i, d in enumerate(root.manifests))
-    return ImageTree(root, tuple(c for c in children if c is not None))
+    return ImageTree(root, tuple(c for c in children if c is not None), source_digest)
 
 
 async def fetch_tree(
@@ -238,7 +247,8 @@ async def discover_tag(
     Requests: a manifest HEAD per target, then a source GET when no target has the tag (a
     HEAD first would be waste), else a source HEAD to compare digests (HEADs are free on
     Docker Hub) and the GET only if some target differs. Immutable tags the cache has seen
-    at every target cost nothing."""
+    at every target cost nothing; a target tag the cache vouches for (ocync.engine.tagtrust)
+    is not asked, so a warm run costs one source HEAD per tag."""
     try:
         if mapping.tag_filter.is_immutable(tag):
             known = [
@@ -250,8 +260,12 @@ async def discover_tag(
                     skipped=tuple((t, "immutable tag present") for t in mapping.targets),
                     digest=str(known[0]),
                 )
+        source_digest, trusted = await trusted_targets(mapping, tag, source, targets, cache)
+        if len(trusted) == len(mapping.targets):
+            skips = tuple((t, "unchanged") for t in mapping.targets)
+            return TagOutcome(tag, skipped=skips, digest=trusted[mapping.targets[0]])
         root: FetchedRoot | None = None
-        present: dict[TargetRepo, str | None] = {}
+        present: dict[TargetRepo, str | None] = dict(trusted)
         ref = tag
 
         async def probe(t: TargetRepo) -> None:
@@ -270,7 +284,7 @@ async def discover_tag(
             check_expected_digest(mapping.one_image, root.manifest)
             ref = mapping.one_image.target_tag or str(root.manifest.digest)
         jobs: list[Callable[[], Awaitable[None]]] = [
-            functools.partial(probe, t) for t in mapping.targets
+            functools.partial(probe, t) for t in mapping.targets if t not in trusted
         ]
         if root is None and (mapping.platforms or not mapping.head_first):
             # A platform filter changes the digest (the index itself tells what the target
@@ -282,22 +296,24 @@ async def discover_tag(
             await fetch_source_root()
         if root is not None:
             wanted = str(root.manifest.digest)
+            source_digest = root.source_digest
         else:
-            found = await source.head_manifest(mapping.source_repo, tag)
+            found = source_digest or await source.head_manifest(mapping.source_repo, tag)
             if found is None:
                 raise NotFound(
                     f"tag {tag} not found in {mapping.source}/{mapping.source_repo}", status=404
                 )
-            wanted = found
+            wanted = source_digest = found
         need = tuple(t for t in mapping.targets if present.get(t) != wanted)
         skipped = tuple((t, "unchanged") for t in mapping.targets if t not in need)
         for t, _ in skipped:
-            cache.record_tag(targets[t.registry].host, t.repo, ref, wanted)
+            if t not in trusted:  # verified now; a trusted stamp keeps its age
+                cache.record_tag(targets[t.registry].host, t.repo, ref, wanted, source=source_digest)
         if not need:
             return TagOutcome(tag, skipped=skipped, digest=wanted)
         if root is None:
             root = await fetch_root(source, mapping.source_repo, wanted, mapping.platforms)
-        tree = await fetch_children(source, mapping.source_repo, root.manifest)
+        tree = await fetch_children(source, mapping.source_repo, root.manifest, root.source_digest)
         item = WorkItem(seq, mapping, tag, tree, need, root.warnings, referrer_tags, root.trimmed)
         return TagOutcome(tag, item=item, skipped=skipped, digest=tree.digest)
     except OcyncError as exc:

@@ -56,6 +56,7 @@ class RunOptions:
     controllers: ControllerRegistry | None = None
     cache: TransferCache | None = None  # in memory; still saved to the cache file at the end
     interrupt: RunInterrupt | None = None  # signals delivered by the caller (handle_signals off)
+    verify_targets: bool = False  # --verify-targets: a HEAD per target tag despite the cache
 
 
 # Seconds a request may receive nothing before it fails, unless the config or --timeout says
@@ -90,7 +91,11 @@ def client_settings(
     )
 
 
-def mapping_specs(resolved: Iterable[ResolvedMapping]) -> list[MappingSpec]:
+def mapping_specs(
+    resolved: Iterable[ResolvedMapping], *, verify_targets: bool = False
+) -> list[MappingSpec]:
+    """``verify_targets`` (``--verify-targets``): HEAD every target tag, as ``verify: always``
+    on every target registry."""
     specs = []
     for m in resolved:
         specs.append(
@@ -105,6 +110,9 @@ def mapping_specs(resolved: Iterable[ResolvedMapping]) -> list[MappingSpec]:
                 platforms=m.platforms or (),
                 artifacts=m.artifacts,
                 head_first=True if m.source.head_first is None else m.source.head_first,
+                verify_targets=frozenset(
+                    t.name for t in m.targets if verify_targets or t.verify == "always"
+                ),
             )
         )
     return specs
@@ -216,6 +224,7 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
     cache = options.cache
     if cache is None:
         cache = cache_file.load(time.time()) if options.use_cache else TransferCache()
+    cache.tag_ttl = config.global_.cache_ttl  # how long a target tag's stamp is trusted
     stage = BlobStage(
         cache_dir / "staging" / f"run-{os.getpid()}",
         size_limit=config.global_.staging_size_limit,
@@ -248,7 +257,9 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
                     dry_run=options.dry_run, interrupted=True, undone=len(resolved),
                     undone_detail=undone,
                 )
-            specs = without_registries(mapping_specs(resolved), down)
+            specs = without_registries(
+                mapping_specs(resolved, verify_targets=options.verify_targets), down
+            )
             if down and not specs:
                 first = next(iter(down.values()))
                 raise with_message(first, "; ".join(str(e) for e in down.values())) from first

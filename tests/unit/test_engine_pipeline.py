@@ -494,10 +494,11 @@ async def test_immutable_tags_cost_no_request_once_known(autojump_clock: trio.te
     eng = await run([m], src, dst, cache=cache)
     reasons = {r.source: r.reason for r in eng.report.results}
     assert reasons == {"src/lib/a:1.0": "immutable tag present", "src/lib/a:latest": "unchanged"}
-    # one tag list + one HEAD each side for the mutable tag (+ its referrers listing,
-    # artifacts.refresh: always); nothing for the immutable one
+    # one tag list + one source HEAD for the mutable tag (+ its referrers listing,
+    # artifacts.refresh: always); nothing for the immutable one. The target is not asked: the
+    # cache stamped the mutable tag as pushed from the same source digest (within cache_ttl).
     assert dict(src.calls) == {"tags_list": 1, "manifest_head": 1, "referrers": 1}
-    assert dict(dst.calls) == {"manifest_head": 1}
+    assert dict(dst.calls) == {}
 
 
 @pytest.mark.parametrize(("head_first", "heads", "gets"), [(True, 1, 1), (False, 0, 2)])
@@ -547,14 +548,32 @@ async def test_platform_missing_warns_and_no_match_fails(autojump_clock: trio.te
     assert eng.report.exit_code() == 1
 
 
-async def test_tag_deleted_at_target_is_restored_despite_cache(autojump_clock: trio.testing.MockClock) -> None:
+@pytest.mark.parametrize("caught_by", ["verify_targets", "stamp_expired"])
+async def test_tag_deleted_at_target_is_restored_despite_cache(
+    autojump_clock: trio.testing.MockClock, caught_by: str
+) -> None:
+    """A tag deleted at the target behind ocync's back: while the cache's stamp is fresh the
+    warm run trusts it (no target HEAD); ``verify: always`` / ``--verify-targets``, or the
+    stamp outliving cache_ttl, brings the HEAD back and the tag is restored."""
     src = FakeRegistry("src")
     image(src, "lib/a", "1", [BASE])
     dst = FakeRegistry("dst")
     m = mapping("m", "lib/a", [("dst", "lib/a")])
     cache = TransferCache()
+    wall = [1_000_000.0]
+    cache.clock = lambda: wall[0]
+    cache.tag_ttl = 3600.0
     await run([m], src, dst, cache=cache)
     del dst.tags["lib/a"]["1"]  # someone deleted the tag at the target
+    dst.calls.clear()
+    wall[0] += 3599.0
+    eng = await run([m], src, dst, cache=cache)
+    assert eng.report.count(ImageStatus.SKIPPED) == 1 and "manifest_head" not in dst.calls
+    assert not dst.holds_tag("lib/a", "1")  # the documented trade-off of verify: cached
+    if caught_by == "verify_targets":
+        m = mapping("m", "lib/a", [("dst", "lib/a")], verify_targets=frozenset({"dst"}))
+    else:
+        wall[0] += 2.0  # the stamp is now older than cache_ttl
     eng = await run([m], src, dst, cache=cache)
     assert eng.report.count(ImageStatus.SYNCED) == 1
     assert dst.holds_tag("lib/a", "1") == src.holds_tag("lib/a", "1")
@@ -579,10 +598,11 @@ async def test_refresh_copies_late_referrer_and_reports_failure(
     [done] = [r for r in eng.report.results if r.referrers]
     assert done.status is ImageStatus.SYNCED and done.source == "src/lib/a:1"
     assert eng.report.count(ImageStatus.SKIPPED) == 1
-    # a third run asks the target nothing about the referrer (the cache knows it)
+    # a third run asks the target nothing: not about the referrer (the cache knows it), not
+    # about the tags (the cache's stamps vouch for them)
     dst.calls.clear()
     await run([m], src, dst, cache=cache)
-    assert dict(dst.calls) == {"manifest_head": 2}
+    assert dict(dst.calls) == {}
 
     async def broken(repo: str, digest: str) -> list[Descriptor] | None:
         raise TransportError("connection reset listing referrers")
