@@ -33,20 +33,17 @@ from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
 from stress.corpus import (
     MANIFEST_ACCEPT,
-    OCI_EMPTY,
     OCI_INDEX,
-    OCI_MANIFEST,
     Blob,
-    CorpusPusher,
     CorpusSpec,
     Manifest,
     build_corpus,
     make_client,
     push_corpus,
     referrers_tag,
-    sha256_digest,
     verify_corpus,
 )
+from tests.integration.referrerseed import artifact, push_referrer
 
 TOKEN = "pat-alice"
 
@@ -412,47 +409,14 @@ LATE_TYPE = "application/vnd.example.signature.late+json"
 
 def late_signature(subject: Manifest) -> tuple[list[Blob], Manifest]:
     """A signature artifact (OCI 1.1 image manifest with ``subject``) made after the fact."""
-    payload = json.dumps({"signed": subject.digest, "by": "release-bot"}).encode()
-    empty = Blob(sha256_digest(b"{}"), OCI_EMPTY, b"{}")
-    layer = Blob(sha256_digest(payload), LATE_TYPE, payload)
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": LATE_TYPE,
-        "config": {"mediaType": OCI_EMPTY, "digest": empty.digest, "size": empty.size},
-        "layers": [{"mediaType": LATE_TYPE, "digest": layer.digest, "size": layer.size}],
-        "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
-    }
-    data = json.dumps(doc, separators=(",", ":")).encode()
-    manifest = Manifest(
-        sha256_digest(data), OCI_MANIFEST, data, blobs=(empty.digest, layer.digest),
-        subject=subject.digest, artifact_type=LATE_TYPE,
-    )
-    return [empty, layer], manifest
+    return artifact(subject, LATE_TYPE, "release-bot")
 
 
 async def push_late_signature(url: str, repo: str, subject: Manifest) -> Manifest:
-    """Push it like a signer would: blobs, the manifest by digest, and where the registry has
-    no referrers API (no ``OCI-Subject`` answer) the ``sha256-<hex>`` index updated too."""
-    blobs, manifest = late_signature(subject)
-    async with make_client() as http:
-        pusher = CorpusPusher(http, url)
-        for blob in blobs:
-            await pusher.push_blob(repo, blob)
-        response = await pusher.push_manifest(repo, manifest.digest, manifest)
-        if "oci-subject" not in response.headers:
-            tag = referrers_tag(subject.digest)
-            current = await pusher.request(
-                "GET", f"v2/{repo}/manifests/{tag}", ok=(200, 404), headers={"Accept": OCI_INDEX}
-            )
-            entries = current.json()["manifests"] if current.status_code == 200 else []
-            data = json.dumps(
-                {"schemaVersion": 2, "mediaType": OCI_INDEX,
-                 "manifests": [*entries, manifest.descriptor()]},
-                separators=(",", ":"),
-            ).encode()
-            await pusher.push_manifest(repo, tag, Manifest(sha256_digest(data), OCI_INDEX, data))
-    return manifest
+    """Push it like a signer would (tests/integration/referrerseed.py)."""
+    late = late_signature(subject)
+    await push_referrer(url, repo, subject, late, None, late[1].descriptor())
+    return late[1]
 
 
 def _kinds(stats: dict[str, Any]) -> dict[str, int]:

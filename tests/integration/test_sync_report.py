@@ -17,17 +17,15 @@ import trio
 
 from mockregistry import MockOptions, serve_mock
 from stress.corpus import (
-    OCI_EMPTY,
     OCI_MANIFEST,
     Blob,
-    CorpusPusher,
     CorpusSpec,
     Manifest,
     build_corpus,
     make_client,
     push_corpus,
-    sha256_digest,
 )
+from tests.integration.referrerseed import artifact, push_referrer
 
 TOKEN = "pat-alice"
 LATE_TYPE = "application/vnd.example.signature.late+json"
@@ -61,25 +59,10 @@ async def push_signature(
     url: str, repo: str, subject: Manifest, signer: str
 ) -> tuple[Blob, Manifest]:
     """An OCI 1.1 signature (``subject`` set) pushed at a source with the referrers API."""
-    payload = json.dumps({"signed": subject.digest, "by": signer}).encode()
-    empty = Blob(sha256_digest(b"{}"), OCI_EMPTY, b"{}")
-    layer = Blob(sha256_digest(payload), LATE_TYPE, payload)
-    doc = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": LATE_TYPE,
-        "config": {"mediaType": OCI_EMPTY, "digest": empty.digest, "size": empty.size},
-        "layers": [{"mediaType": LATE_TYPE, "digest": layer.digest, "size": layer.size}],
-        "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
-    }
-    data = json.dumps(doc, separators=(",", ":")).encode()
-    manifest = Manifest(sha256_digest(data), OCI_MANIFEST, data, blobs=(empty.digest, layer.digest),
-                        subject=subject.digest, artifact_type=LATE_TYPE)
-    async with make_client() as http:
-        pusher = CorpusPusher(http, url)
-        for blob in (empty, layer):
-            await pusher.push_blob(repo, blob)
-        response = await pusher.push_manifest(repo, manifest.digest, manifest)
-        assert "oci-subject" in response.headers  # the generic mock lists it by subject
-    return layer, manifest
+    blobs, manifest = artifact(subject, LATE_TYPE, signer)
+    # the generic mock lists it by subject (it answers OCI-Subject)
+    assert await push_referrer(url, repo, subject, (blobs, manifest), None, manifest.descriptor())
+    return blobs[1], manifest
 
 
 _LINE = re.compile(r"^synced .* \[(\d+) transferred, (\d+) mounted, (\d+) skipped\]")
