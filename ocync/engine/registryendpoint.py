@@ -32,18 +32,6 @@ from ocync.registry.blobs import (
 from ocync.registry.bodyrelay import StagedFile
 from ocync.registry.client import MountResult, RegistryClient, UploadSession, registry_error
 
-# Chunk size for staged files: large reads keep syscalls few; memory stays bounded.
-FILE_CHUNK = 1024 * 1024
-
-
-async def file_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with await trio.open_file(path, "rb") as fh:
-        while True:
-            chunk = await fh.read(FILE_CHUNK)
-            if not chunk:
-                return
-            yield chunk
-
 
 class ClientEndpoint:
     """A configured registry (by its config name) as a source and a target."""
@@ -212,4 +200,4 @@ class ClientEndpoint:
         await restart_upload(once, session, self.client.settings.attempts, self._backoff, what=what)
 
 
-__all__ = ["ClientEndpoint", "file_chunks"]
+__all__ = ["ClientEndpoint"]
