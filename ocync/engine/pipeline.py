@@ -147,6 +147,7 @@ class SyncEngine:
         self._stopping = False
         self._discovery_scope = trio.CancelScope()
         self._exec_scope = trio.CancelScope()
+        self._prune_scope = trio.CancelScope()
         self._expected = 0  # (item, target) pairs handed to execution
         self._finished = 0
         self._unexamined = 0  # selected tags whose discovery has not finished
@@ -159,6 +160,7 @@ class SyncEngine:
         if self._stopping:
             # A second signal: stop now.
             self._exec_scope.cancel()
+            self._prune_scope.cancel()
             return
         self._stopping = True
         self.report.interrupted = True
@@ -218,7 +220,7 @@ class SyncEngine:
             self.report.warnings.append("interrupted: nothing pruned")
             return
         run = PruneRun(self.ctx, self.report, force=self.options.force_prune, dry_run=self.options.dry_run)
-        with self._exec_scope:  # a second signal cuts pruning off too
+        with self._prune_scope:  # a second signal cuts pruning off too
             await run.prune_all(self.discoveries)
 
     def _count_undone(self) -> None:
