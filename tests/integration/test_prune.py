@@ -120,6 +120,27 @@ async def test_a_tag_gone_at_the_source_is_pruned_and_a_foreign_tag_never(tmp_pa
         assert deletes(dst) == 0 and "foreign" in await target_tags(dst.url, MIRROR)
 
 
+async def test_a_tag_another_writer_moved_is_not_deleted(tmp_path: Path) -> None:
+    async with serve_mock(MockOptions(seed=1)) as src, serve_mock(MockOptions(seed=2)) as dst:
+        await seed(src.url, REPO, ["1", "2", "3", "4"])
+        cfg = write_config(tmp_path / "ocync.yaml", src.host, dst.host)
+        assert (await sync_json(cfg))[0] == 0
+        theirs = await seed(dst.url, MIRROR, ["1"], seed_value=99)  # re-pushed by someone else
+        await untag(src.url, REPO, "1")
+        dst.reset_stats()
+        code, doc, err = await sync_json(cfg)
+        assert code == 0, err
+        assert deletes(dst) == 0 and pruned(doc) == []
+        [event] = doc["prune"]
+        assert event["action"] == "skipped" and event["digest"] == theirs["1"]
+        assert "not ocync's any more" in event["reason"]
+        assert await target_tags(dst.url, MIRROR) == {"1", "2", "3", "4"}
+        # and it stays theirs: the next run does not even look at it
+        dst.reset_stats()
+        code, doc, err = await sync_json(cfg)
+        assert code == 0 and doc["prune"] == [] and deletes(dst) == 0, err
+
+
 async def test_dry_run_lists_exactly_what_the_run_then_deletes(tmp_path: Path) -> None:
     async with serve_mock(MockOptions(seed=1)) as src, serve_mock(MockOptions(seed=2)) as dst:
         await seed(src.url, REPO, ["1", "2", "3", "4"])
@@ -237,3 +258,6 @@ async def test_prune_to_a_ghcr_profile_target_is_a_config_error(tmp_path: Path) 
         assert "mappings[0]" in line and "prune" in line and "GHCR" in line and "'dst'" in line, line
         assert "Traceback" not in err
         assert sum(dst.stats()["by_kind"].values()) == 0 and sum(src.stats()["by_kind"].values()) == 0
+        # ocync validate says the same, without the network
+        code, out, err = await cli("validate", str(cfg))
+        assert code == 3 and err.strip().splitlines() == [line], out + err
