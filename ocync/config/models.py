@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -162,6 +162,23 @@ class PruneConfig(_Model):
     def _keep(cls, v: list[str] | None) -> list[str] | None:
         return _check_patterns(v, "keep glob")
 
+
+
+def _prune_flag(value: object) -> object:
+    """``prune: true`` is ``prune: {enabled: true}`` (one model, so one error line)."""
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"expected true, false or {{enabled, keep, max_fraction}}, got {value!r}")
+    return value
+
+
+def _boolean_too(schema: dict[str, Any]) -> None:
+    """The JSON schema of ``prune``: a boolean as well as the object."""
+    schema.setdefault("anyOf", []).insert(0, {"type": "boolean"})
+
+
+PruneSetting = Annotated[PruneConfig, BeforeValidator(_prune_flag)]
 
 
 class ArtifactsConfig(_Model):
@@ -327,8 +344,10 @@ class DefaultsConfig(_Model):
     platforms: PlatformList | None = None
     tags: TagsConfig | None = None
     artifacts: ArtifactsConfig | None = None
-    prune: bool | PruneConfig | None = Field(
-        default=None, description="true/false, or {enabled, keep, max_fraction}"
+    prune: PruneSetting | None = Field(
+        default=None,
+        description="true/false, or {enabled, keep, max_fraction}",
+        json_schema_extra=_boolean_too,
     )
 
 
@@ -353,8 +372,10 @@ class MappingConfig(_Model):
     tags: TagsConfig | None = None
     platforms: PlatformList | None = None
     artifacts: ArtifactsConfig | None = None
-    prune: bool | PruneConfig | None = Field(
-        default=None, description="true/false, or {enabled, keep, max_fraction}"
+    prune: PruneSetting | None = Field(
+        default=None,
+        description="true/false, or {enabled, keep, max_fraction}",
+        json_schema_extra=_boolean_too,
     )
 
     @field_validator("from_", "to")

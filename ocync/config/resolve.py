@@ -240,13 +240,7 @@ def effective_artifacts(cfg: Config, mapping: MappingConfig) -> ArtifactPolicy:
 
 def effective_prune(cfg: Config, mapping: MappingConfig) -> PrunePolicy:
     """Mapping ``prune`` fields override ``defaults.prune`` field by field."""
-    from ocync.config.models import PruneConfig
-
-    # ``prune: true`` is ``prune: {enabled: true}``
-    base, own = (
-        PruneConfig(enabled=v) if isinstance(v, bool) else v
-        for v in (cfg.defaults.prune, mapping.prune)
-    )
+    base, own = cfg.defaults.prune, mapping.prune
     fraction = _pick(own, base, "max_fraction")
     return PrunePolicy(
         enabled=bool(_pick(own, base, "enabled")),

@@ -159,3 +159,31 @@ def test_forget_tag_drops_digest_stamp_and_ownership() -> None:
 def test_malformed_ownership_is_rejected(owned: object) -> None:
     with pytest.raises(ValueError, match="owned"):
         TransferCache.from_payload({"registries": {"reg": {"owned": owned}}})
+
+
+def _resolved_prune(defaults: str, mapping: str) -> PrunePolicy:
+    from ocync.config import parse_config_text
+
+    text = (
+        "registries: {a: {url: '127.0.0.1:1'}}\n"
+        f"defaults: {{source: a, targets: a{defaults}}}\n"
+        f"mappings:\n  - {{from: x, to: y{mapping}}}\n"
+    )
+    [resolved] = parse_config_text(text).config.resolve()
+    return resolved.prune
+
+
+@pytest.mark.parametrize(
+    ("defaults", "mapping", "expected"),
+    [
+        pytest.param("", "", PrunePolicy(), id="off-by-default"),
+        pytest.param("", ", prune: true", PrunePolicy(True), id="true"),
+        pytest.param(", prune: true", ", prune: false", PrunePolicy(False), id="mapping-turns-it-off"),
+        pytest.param(", prune: {keep: [r-*], max_fraction: 0.2}", ", prune: true",
+                     PrunePolicy(True, ("r-*",), 0.2), id="fields-inherited"),
+        pytest.param(", prune: {enabled: true, keep: r-*}", ", prune: {keep: [v1]}",
+                     PrunePolicy(True, ("v1",), 0.5), id="field-by-field"),
+    ],
+)
+def test_prune_config_resolves_field_by_field(defaults: str, mapping: str, expected: PrunePolicy) -> None:
+    assert _resolved_prune(defaults, mapping) == expected
