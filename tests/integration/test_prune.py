@@ -261,3 +261,16 @@ async def test_prune_to_a_ghcr_profile_target_is_a_config_error(tmp_path: Path) 
         # ocync validate says the same, without the network
         code, out, err = await cli("validate", str(cfg))
         assert code == 3 and err.strip().splitlines() == [line], out + err
+
+
+async def test_watch_prunes_each_run_as_sync_does(tmp_path: Path) -> None:
+    async with serve_mock(MockOptions(seed=1)) as src, serve_mock(MockOptions(seed=2)) as dst:
+        digests = await seed(src.url, REPO, ["1", "2", "3"])
+        cfg = write_config(tmp_path / "ocync.yaml", src.host, dst.host)
+        code, out, err = await cli("watch", "-c", str(cfg), "--max-runs", "1")
+        assert code == 0 and deletes(dst) == 0, out + err
+        await untag(src.url, REPO, "3")
+        code, out, err = await cli("watch", "-c", str(cfg), "--max-runs", "1")
+        assert code == 0, out + err
+        assert f"pruned dst/{MIRROR}:3 {digests['3'][:19]}" in out, out
+        assert deletes(dst) == 1 and await target_tags(dst.url, MIRROR) == {"1", "2"}
