@@ -158,9 +158,15 @@ async def test_dry_run_lists_exactly_what_the_run_then_deletes(tmp_path: Path) -
             f"dst/{MIRROR}:1", f"dst/{MIRROR}:3"
         ], out
         assert deletes(dst) == 0 and await target_tags(dst.url, MIRROR) == {"1", "2", "3", "4"}
+        dst.reset_stats()
         code, doc, err = await sync_json(cfg)
         assert code == 0, err
         assert pruned(doc) == ["1", "3"] and deletes(dst) == 2
+        # what pruning costs at the target of a warm run: a HEAD (still ocync's digest?) and a
+        # DELETE by tag per pruned tag, on top of the run's one /v2/ ping
+        assert {k: n for k, n in dst.stats()["by_kind"].items() if n} == {
+            "ping": 1, "manifest_head": 2, "manifest_delete": 2,
+        }
         assert await target_tags(dst.url, MIRROR) == {"2", "4"}
 
 
