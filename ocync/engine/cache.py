@@ -387,7 +387,8 @@ class CacheFile:
                 # so cache_ttl cannot vouch for it.
                 log.warning(
                     "transfer cache %s is from the future (saved_at %r, now %.0f); "
-                    "treating it as expired and starting empty",
+                    "treating it as expired and starting empty (keeping only which target tags "
+                    "ocync owns)",
                     self.path,
                     saved_at,
                     now,
@@ -395,7 +396,8 @@ class CacheFile:
                 return TransferCache.ownership_only(json.loads(payload_text))
             if self.ttl is not None and now - saved_at > self.ttl:
                 log.warning(
-                    "transfer cache %s expired (saved %.0fs ago, cache_ttl %.0fs); starting empty",
+                    "transfer cache %s expired (saved %.0fs ago, cache_ttl %.0fs); starting empty "
+                    "(keeping only which target tags ocync owns)",
                     self.path,
                     now - saved_at,
                     self.ttl,
