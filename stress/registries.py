@@ -160,8 +160,10 @@ class DistributionProcess(ServerProcess):
         startup_timeout: float = 15.0,
         access_log: bool = True,
         port: int | None = None,
+        delete_enabled: bool = True,
     ) -> None:
         self.root = root
+        self.delete_enabled = delete_enabled  # False: manifest DELETEs answer 405 UNSUPPORTED
         self.startup_timeout = startup_timeout
         self.log_requests = access_log
         self.fixed_port = port  # None: a free port, another one if it is taken meanwhile
@@ -196,14 +198,15 @@ class DistributionProcess(ServerProcess):
         raise RuntimeError(f"docker-registry did not start: {detail.strip()}")
 
     def _config(self) -> str:
-        """Filesystem storage under root, deletes on, no background upload purging (it only
-        removes week-old sessions), the access log (on stdout) as asked."""
+        """Filesystem storage under root, deletes on (unless ``delete_enabled`` is False), no
+        background upload purging (it only removes week-old sessions), the access log (on
+        stdout) as asked."""
         access_off = "false" if self.log_requests else "true"
         return (
             "version: 0.1\n"
             f"log:\n  level: warn\n  formatter: text\n  accesslog:\n    disabled: {access_off}\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
-            "  delete:\n    enabled: true\n"
+            f"  delete:\n    enabled: {'true' if self.delete_enabled else 'false'}\n"
             "  maintenance:\n    uploadpurging:\n      enabled: false\n"
             f"http:\n  addr: 127.0.0.1:{self.port}\n"
         )

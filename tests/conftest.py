@@ -37,12 +37,15 @@ def require_binary(name: str) -> str:
     return path
 
 
-def distribution_process(root: Path, port: int | None = None) -> DistributionProcess:
+def distribution_process(
+    root: Path, port: int | None = None, *, delete_enabled: bool = True
+) -> DistributionProcess:
     """docker-registry 2.8 on loopback, started by `with` (stress/registries.py's harness, which
     tries another port when one is taken; ``port``: that port only, e.g. the same registry
-    restarted), access log off; a missing binary skips or fails."""
+    restarted), access log off, deletes on unless ``delete_enabled`` is False
+    (REGISTRY_STORAGE_DELETE_ENABLED); a missing binary skips or fails."""
     require_binary("docker-registry")
-    return DistributionProcess(root, access_log=False, port=port)
+    return DistributionProcess(root, access_log=False, port=port, delete_enabled=delete_enabled)
 
 
 @pytest.fixture

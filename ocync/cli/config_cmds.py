@@ -57,6 +57,12 @@ def run_validate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _report_problems(exc, args.json)
     cfg = loaded.config
+    from ocync.engine.prune import check_prune_targets
+
+    try:
+        check_prune_targets(cfg.resolve())  # prune into a registry that cannot delete
+    except ConfigError as exc:
+        return _report_problems(exc, args.json)
     summary = {
         "valid": True,
         "file": args.file,

@@ -105,6 +105,12 @@ def register(subparsers: Any) -> None:
         help="HEAD every target tag even when the transfer cache vouches for it "
         "(targets shared with other writers; costs a request per tag and target)",
     )
+    p.add_argument(
+        "--force-prune",
+        action="store_true",
+        help="prune even when a repository would lose more than prune.max_fraction of the "
+        "tags ocync owns there (every other prune rail still holds)",
+    )
     add_timeout(p)
     p.add_argument("--shard", metavar="I/N", help="only the mappings of shard I of N (also OCYNC_SHARD)")
     _shards(p, "with JOB_COMPLETION_INDEX as I: the shard of an Indexed Job's pod")
@@ -191,6 +197,7 @@ def _render_dry_run(report: RunReport) -> str:
             lines.append(f"  up to date: {len(m['up_to_date'])} tag(s)")
         for e in m["errors"]:
             lines.append(f"  error: {e}")
+    lines.extend(f"{p.line()}" for p in report.pruned if p.action in ("would_delete", "skipped"))
     lines.append(
         f"dry run: {report.requests} requests, {report.throttled} throttled, {report.elapsed:.1f}s"
     )
@@ -235,6 +242,7 @@ def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
         handle_signals=handle_signals,
         use_cache=not getattr(args, "no_cache", False),
         verify_targets=bool(getattr(args, "verify_targets", False)),
+        force_prune=bool(getattr(args, "force_prune", False)),
         on_tick=progress.tick if progress is not None else None,
         timeout=args.timeout,
         shard=shard_from_env(args.shard, args.shards, os.environ),

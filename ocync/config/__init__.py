@@ -34,6 +34,7 @@ from ocync.config.problems import Problem, format_loc
 from ocync.config.resolve import (
     DEFAULT_ARTIFACTS_REFRESH,
     ArtifactPolicy,
+    PrunePolicy,
     RegistrySettings,
     ResolvedMapping,
     effective_auth_type,
@@ -53,6 +54,7 @@ __all__ = [
     "LoadedConfig",
     "MappingConfig",
     "Problem",
+    "PrunePolicy",
     "RegistryConfig",
     "RegistrySettings",
     "ResolvedMapping",

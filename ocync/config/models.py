@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,7 +27,7 @@ from pydantic import (
 
 from ocync.config import resolve as resolution
 from ocync.config.problems import suggest
-from ocync.config.resolve import ArtifactPolicy, RegistrySettings, ResolvedMapping
+from ocync.config.resolve import ArtifactPolicy, PrunePolicy, RegistrySettings, ResolvedMapping
 from ocync.config.units import check_rate, format_duration, format_size, parse_duration, parse_size
 from ocync.errors import ConfigError
 from ocync.oci.headertext import (
@@ -141,6 +141,44 @@ class TagsConfig(_Model):
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         return v
+
+
+class PruneConfig(_Model):
+    """``prune:`` of ``defaults`` or a mapping: delete target tags ocync wrote that the tag
+    filter no longer selects. Unset fields inherit ``defaults.prune``."""
+
+    enabled: bool | None = Field(default=None, description="prune this mapping's targets (default false)")
+    keep: StrList | None = Field(default=None, description="globs of target tags never deleted")
+    max_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="refuse to delete more than this share of a repository's managed tags in "
+        "one run (default 0.5; --force-prune lifts it)",
+    )
+
+    @field_validator("keep")
+    @classmethod
+    def _keep(cls, v: list[str] | None) -> list[str] | None:
+        return _check_patterns(v, "keep glob")
+
+
+
+def _prune_flag(value: object) -> object:
+    """``prune: true`` is ``prune: {enabled: true}`` (one model, so one error line)."""
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"expected true, false or {{enabled, keep, max_fraction}}, got {value!r}")
+    return value
+
+
+def _boolean_too(schema: dict[str, Any]) -> None:
+    """The JSON schema of ``prune``: a boolean as well as the object."""
+    schema.setdefault("anyOf", []).insert(0, {"type": "boolean"})
+
+
+PruneSetting = Annotated[PruneConfig, BeforeValidator(_prune_flag)]
 
 
 class ArtifactsConfig(_Model):
@@ -306,6 +344,11 @@ class DefaultsConfig(_Model):
     platforms: PlatformList | None = None
     tags: TagsConfig | None = None
     artifacts: ArtifactsConfig | None = None
+    prune: PruneSetting | None = Field(
+        default=None,
+        description="true/false, or {enabled, keep, max_fraction}",
+        json_schema_extra=_boolean_too,
+    )
 
 
 def _check_repo(v: str) -> str:
@@ -329,6 +372,11 @@ class MappingConfig(_Model):
     tags: TagsConfig | None = None
     platforms: PlatformList | None = None
     artifacts: ArtifactsConfig | None = None
+    prune: PruneSetting | None = Field(
+        default=None,
+        description="true/false, or {enabled, keep, max_fraction}",
+        json_schema_extra=_boolean_too,
+    )
 
     @field_validator("from_", "to")
     @classmethod
@@ -385,6 +433,9 @@ class Config(_Model):
     def effective_artifacts(self, mapping: MappingConfig) -> ArtifactPolicy:
         return resolution.effective_artifacts(self, mapping)
 
+    def effective_prune(self, mapping: MappingConfig) -> PrunePolicy:
+        return resolution.effective_prune(self, mapping)
+
     def resolve_mapping(self, index: int) -> ResolvedMapping:
         return resolution.resolve_mapping(self, index)
 
@@ -401,6 +452,7 @@ __all__ = [
     "DefaultsConfig",
     "GlobalConfig",
     "MappingConfig",
+    "PruneConfig",
     "RegistryConfig",
     "TagsConfig",
 ]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         ArtifactsConfig,
         Config,
         MappingConfig,
+        PruneConfig,
         RegistryConfig,
         TagsConfig,
     )
@@ -131,6 +132,24 @@ class ArtifactPolicy:
         return not any(fnmatchcase(kind, p) for p in self.exclude)
 
 
+# prune.max_fraction's default: losing more than half of a repository's managed tags in one
+# run looks like a broken source listing or filter rather than normal churn.
+DEFAULT_PRUNE_MAX_FRACTION = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class PrunePolicy:
+    """``prune:`` resolved: off unless enabled; ``keep`` globs are never deleted; more than
+    ``max_fraction`` of a repository's managed tags in one run is refused."""
+
+    enabled: bool = False
+    keep: tuple[str, ...] = ()
+    max_fraction: float = DEFAULT_PRUNE_MAX_FRACTION
+
+    def keeps(self, tag: str) -> bool:
+        return any(fnmatchcase(tag, p) for p in self.keep)
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedMapping:
     """One mapping as the engine needs it: who to read, where to write, what to select.
@@ -148,6 +167,7 @@ class ResolvedMapping:
     tag_filter: TagFilter
     platforms: tuple[Platform, ...] | None
     artifacts: ArtifactPolicy
+    prune: PrunePolicy = field(default_factory=PrunePolicy)
 
     @property
     def label(self) -> str:
@@ -180,8 +200,8 @@ def expand_targets(cfg: Config, names: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _pick(own: TagsConfig | ArtifactsConfig | None, base: TagsConfig | ArtifactsConfig | None,
-          name: str) -> Any:
+def _pick(own: TagsConfig | ArtifactsConfig | PruneConfig | None,
+          base: TagsConfig | ArtifactsConfig | PruneConfig | None, name: str) -> Any:
     """The mapping's own field, else the defaults' (None when neither sets it)."""
     value = getattr(own, name, None)
     return getattr(base, name, None) if value is None else value
@@ -218,6 +238,17 @@ def effective_artifacts(cfg: Config, mapping: MappingConfig) -> ArtifactPolicy:
     )
 
 
+def effective_prune(cfg: Config, mapping: MappingConfig) -> PrunePolicy:
+    """Mapping ``prune`` fields override ``defaults.prune`` field by field."""
+    base, own = cfg.defaults.prune, mapping.prune
+    fraction = _pick(own, base, "max_fraction")
+    return PrunePolicy(
+        enabled=bool(_pick(own, base, "enabled")),
+        keep=tuple(_pick(own, base, "keep") or ()),
+        max_fraction=DEFAULT_PRUNE_MAX_FRACTION if fraction is None else float(fraction),
+    )
+
+
 def resolve_mapping(cfg: Config, index: int) -> ResolvedMapping:
     mapping = cfg.mappings[index]
     source_name = mapping.source or cfg.defaults.source
@@ -240,16 +271,20 @@ def resolve_mapping(cfg: Config, index: int) -> ResolvedMapping:
             dict.fromkeys(Platform.parse(p) for p in platforms)
         ),
         artifacts=effective_artifacts(cfg, mapping),
+        prune=effective_prune(cfg, mapping),
     )
 
 
 __all__ = [
     "DEFAULT_ARTIFACTS_REFRESH",
+    "DEFAULT_PRUNE_MAX_FRACTION",
     "ArtifactPolicy",
+    "PrunePolicy",
     "RegistrySettings",
     "ResolvedMapping",
     "effective_artifacts",
     "effective_auth_type",
+    "effective_prune",
     "effective_tags",
     "expand_targets",
     "registry_for_host",

@@ -3,7 +3,8 @@
 In memory during a run, persisted between runs so a warm run skips blob HEADs and mounts
 from repositories known to hold a blob. The file is written atomically (tmp + os.replace),
 carries a SHA-256 checksum of its payload and a save time (``cache_ttl``); a corrupt, foreign
-or expired file is discarded with a warning. An advisory ``fcntl`` lock guards it against a
+or expired file is discarded with a warning, except for its record of which target tags ocync
+owns (ocync.engine.ownership: ownership is not freshness, pruning needs it after cache_ttl). An advisory ``fcntl`` lock guards it against a
 concurrent run: the second run works without persisting rather than clobbering the first.
 A stale entry (a mount or manifest push that says the blob is not there) is invalidated.
 """
@@ -23,6 +24,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from ocync.engine.ownership import TagOwnership
 
 log = logging.getLogger("ocync.engine.cache")
 _NONE: frozenset[str] = frozenset()
@@ -82,6 +85,7 @@ class TransferCache:
         # registry -> repo -> referrer manifest digests known present (artifacts.refresh: a
         # warm run asks the target nothing about referrers it has already seen there)
         self._referrers: dict[str, dict[str, set[str]]] = {}
+        self.owned = TagOwnership()  # target tags ocync wrote or verified, for pruning
         self._hits = 0
         self._misses = 0
         self._invalidations = 0
@@ -159,6 +163,13 @@ class TransferCache:
         (None: never, or a cache file from before these stamps were kept)."""
         return self._checked.get(registry, {}).get(f"{repo}:{tag}")
 
+    def forget_tag(self, registry: str, repo: str, tag: str) -> None:
+        """The target tag was deleted (pruned): nothing about it is known any more."""
+        key = f"{repo}:{tag}"
+        self._tags.get(registry, {}).pop(key, None)
+        self._checked.get(registry, {}).pop(key, None)
+        self.owned.forget(registry, repo, tag)
+
     def record_referrer(self, registry: str, repo: str, digest: str) -> None:
         """A referrer manifest is present in ``repo`` (pushed or seen by a HEAD)."""
         self._referrers.setdefault(registry, {}).setdefault(repo, set()).add(digest)
@@ -171,7 +182,8 @@ class TransferCache:
         """Only repositories with a committed manifest are persisted: a blob uploaded to a
         repository whose manifest never landed may be garbage-collected."""
         registries: dict[str, Any] = {}
-        for registry in sorted(set(self._blobs) | set(self._tags) | set(self._referrers)):
+        every = set(self._blobs) | set(self._tags) | set(self._referrers) | self.owned.registries()
+        for registry in sorted(every):
             committed = self._committed.get(registry, set())
             repos = {
                 repo: sorted(digests)
@@ -195,6 +207,9 @@ class TransferCache:
             }
             if referrers:
                 registries[registry]["referrers"] = referrers
+            owned = self.owned.to_payload(registry)
+            if owned:
+                registries[registry]["owned"] = owned
         return {"registries": registries}
 
     @classmethod
@@ -223,7 +238,22 @@ class TransferCache:
             for repo, digests in _string_lists(entry.get("referrers", {}), "referrers"):
                 for d in digests:
                     cache.record_referrer(registry, repo, d)
+            cache.owned.load(registry, entry.get("owned", {}))
         cache.loaded = True
+        return cache
+
+    @classmethod
+    def ownership_only(cls, payload: object) -> TransferCache:
+        """An empty cache that keeps only which target tags ocync owns (an expired file:
+        what is at the target is no longer vouched for, who wrote a tag still is)."""
+        cache = cls()
+        registries = payload.get("registries") if isinstance(payload, dict) else None
+        if not isinstance(registries, dict):
+            raise ValueError("registries is not an object")
+        for registry, entry in registries.items():
+            if not isinstance(entry, dict):
+                raise ValueError(f"registry {registry!r} is not an object")
+            cache.owned.load(registry, entry.get("owned", {}))
         return cache
 
     def statistics(self) -> CacheStatistics:
@@ -357,20 +387,22 @@ class CacheFile:
                 # so cache_ttl cannot vouch for it.
                 log.warning(
                     "transfer cache %s is from the future (saved_at %r, now %.0f); "
-                    "treating it as expired and starting empty",
+                    "treating it as expired and starting empty (keeping only which target tags "
+                    "ocync owns)",
                     self.path,
                     saved_at,
                     now,
                 )
-                return TransferCache()
+                return TransferCache.ownership_only(json.loads(payload_text))
             if self.ttl is not None and now - saved_at > self.ttl:
                 log.warning(
-                    "transfer cache %s expired (saved %.0fs ago, cache_ttl %.0fs); starting empty",
+                    "transfer cache %s expired (saved %.0fs ago, cache_ttl %.0fs); starting empty "
+                    "(keeping only which target tags ocync owns)",
                     self.path,
                     now - saved_at,
                     self.ttl,
                 )
-                return TransferCache()
+                return TransferCache.ownership_only(json.loads(payload_text))
             payload = json.loads(payload_text)
             if not isinstance(payload, dict):
                 raise ValueError("payload is not an object")

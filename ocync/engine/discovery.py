@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from ocync.config.resolve import ArtifactPolicy  # the config's, as the engine uses it
+from ocync.config.resolve import ArtifactPolicy, PrunePolicy  # the config's, for the engine
 from ocync.engine.cache import TransferCache
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.nursery import run_all
@@ -67,6 +67,7 @@ class MappingSpec:
     # ``--verify-targets``); the others are trusted from the transfer cache (ocync.engine.tagtrust).
     verify_targets: frozenset[str] = frozenset()
     one_image: OneImage | None = None  # ocync copy
+    prune: PrunePolicy | None = None  # None: off (ocync.engine.prune)
 
     def push_tag(self, tag: str) -> str | None:
         """The tag the source's ``tag`` is pushed under at every target (None: by digest)."""

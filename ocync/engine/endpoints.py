@@ -108,6 +108,25 @@ class TargetEndpoint(Endpoint, Protocol):
 
     async def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> None: ...
 
+    @property
+    def manifest_delete(self) -> bool:
+        """The distribution API can delete manifests here (pruning; not on GHCR)."""
+        ...
+
+    @property
+    def tag_delete(self) -> bool | None:
+        """``DELETE .../manifests/<tag>`` works: True, False (delete by digest), None (try)."""
+        ...
+
+    async def list_tags(self, repo: str) -> list[str]:
+        """Every tag of the target repository (pruning checks what else shares a digest)."""
+        ...
+
+    async def delete_manifest(self, repo: str, ref: str) -> bool:
+        """``DELETE /v2/<repo>/manifests/<ref>`` (tag or digest): True deleted, False absent
+        (404); RegistryError otherwise (405 UNSUPPORTED: deletes disabled)."""
+        ...
+
     async def head_blob(self, repo: str, desc: Descriptor) -> bool: ...
 
     async def repository_exists(self, repo: str) -> bool:

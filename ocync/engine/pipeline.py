@@ -38,6 +38,7 @@ from ocync.engine.discovery import (
 from ocync.engine.endpoints import Endpoint, SourceEndpoint, TargetEndpoint
 from ocync.engine.nursery import run_all
 from ocync.engine.plan import mount_group
+from ocync.engine.prune import PruneRun, record_ownership
 from ocync.engine.referrers import find_referrers, refresh_referrers
 from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, RunReport, redact
 from ocync.engine.runstate import RunState
@@ -103,6 +104,7 @@ class EngineOptions:
     drain_timeout: float = 25.0  # default drain deadline on SIGINT/SIGTERM: inside Kubernetes' 30 s grace period
     dry_run: bool = False
     handle_signals: bool = False
+    force_prune: bool = False  # --force-prune: lifts prune.max_fraction (no other rail)
 
 
 class SyncEngine:
@@ -145,6 +147,7 @@ class SyncEngine:
         self._stopping = False
         self._discovery_scope = trio.CancelScope()
         self._exec_scope = trio.CancelScope()
+        self._prune_scope = trio.CancelScope()
         self._expected = 0  # (item, target) pairs handed to execution
         self._finished = 0
         self._unexamined = 0  # selected tags whose discovery has not finished
@@ -157,6 +160,7 @@ class SyncEngine:
         if self._stopping:
             # A second signal: stop now.
             self._exec_scope.cancel()
+            self._prune_scope.cancel()
             return
         self._stopping = True
         self.report.interrupted = True
@@ -198,12 +202,26 @@ class SyncEngine:
                         async with send:
                             with self._discovery_scope:
                                 await self._discover_all(send)
+                await self._prune()
                 outer.cancel_scope.cancel()
         finally:
             self.report.elapsed = trio.current_time() - start
             self._count_undone()
             self._collect_statistics()
         return self.report
+
+    async def _prune(self) -> None:
+        """After every transfer: record which target tags are ocync's, then prune (never
+        after an interrupt: what the run saw is incomplete)."""
+        record_ownership(self.ctx, self.discoveries)
+        if not any(m.prune is not None and m.prune.enabled for m in self.mappings):
+            return
+        if self._stopping:
+            self.report.warnings.append("interrupted: nothing pruned")
+            return
+        run = PruneRun(self.ctx, self.report, force=self.options.force_prune, dry_run=self.options.dry_run)
+        with self._prune_scope:  # a second signal cuts pruning off too
+            await run.prune_all(self.discoveries)
 
     def _count_undone(self) -> None:
         """What an interrupt left undone: every image handed to execution and not finished

@@ -151,6 +151,17 @@ class ClientEndpoint:
     def want_push(self, repo: str) -> None:
         self.client.want_push(repo)
 
+    @property
+    def manifest_delete(self) -> bool:
+        return self.client.profile.manifest_delete
+
+    @property
+    def tag_delete(self) -> bool | None:
+        return self.client.profile.tag_delete
+
+    async def delete_manifest(self, repo: str, ref: str) -> bool:
+        return await self.client.delete_manifest(repo, ref)
+
     async def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> None:
         await self.client.put_manifest(repo, ref, manifest.raw, manifest.media_type)
 

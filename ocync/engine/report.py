@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocync.engine.plan import exit_code_for
+from ocync.engine.prunepolicy import PruneEvent
 from ocync.errors import OcyncError, Unauthorized
 from ocync.registry.auth import known_secrets
 
@@ -211,6 +212,7 @@ class RunReport:
     cache: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    pruned: list[PruneEvent] = field(default_factory=list)  # every tag pruning acted on
 
     def add(self, result: ImageResult) -> None:
         self.results.append(result)
@@ -259,6 +261,9 @@ class RunReport:
             f"{mib:.1f} MiB; {self.requests} requests, {self.throttled} throttled (429); "
             f"{self.elapsed:.1f}s"
         )
+        deleted = sum(1 for p in self.pruned if p.action == "deleted")
+        if deleted:
+            line += f"; {deleted} tag(s) pruned"
         if self.interrupted:
             line += f"; interrupted, {self.undone} left undone"
             parts = [f"{n} {_UNDONE_WORDS.get(k, k)}" for k, n in self.undone_detail.items() if n]
@@ -285,6 +290,7 @@ class RunReport:
                     f"[{r.blobs_transferred} copied, {r.blobs_mounted} mounted, "
                     f"{r.blobs_skipped} present]"
                 )
+        lines.extend(p.line() for p in self.pruned if p.action in ("deleted", "skipped"))
         return lines
 
     def problem_lines(self) -> list[str]:
@@ -328,6 +334,7 @@ class RunReport:
                 "undone_detail": dict(self.undone_detail),
             },
             "images": [r.to_dict() for r in self.results],
+            "prune": [p.to_dict() for p in self.pruned],
             "errors": self.problem_lines(),  # failed images' errors, then run-level ones
             "warnings": list(self.warnings),
             "controllers": _jsonable(self.controllers),

@@ -27,6 +27,7 @@ from ocync.engine.cache import CacheFile, TransferCache
 from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
+from ocync.engine.prune import check_prune_targets
 from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import ImageResult, RunReport
 from ocync.engine.sharding import Shard, resolved_key, select
@@ -57,6 +58,7 @@ class RunOptions:
     cache: TransferCache | None = None  # in memory; still saved to the cache file at the end
     interrupt: RunInterrupt | None = None  # signals delivered by the caller (handle_signals off)
     verify_targets: bool = False  # --verify-targets: a HEAD per target tag despite the cache
+    force_prune: bool = False  # --force-prune: lifts prune.max_fraction, never another rail
 
 
 # Seconds a request may receive nothing before it fails, unless the config or --timeout says
@@ -113,6 +115,7 @@ def mapping_specs(
                 verify_targets=frozenset(
                     t.name for t in m.targets if verify_targets or t.verify == "always"
                 ),
+                prune=m.prune if m.prune.enabled else None,
             )
         )
     return specs
@@ -214,6 +217,7 @@ async def run_sync(config: Config, options: RunOptions = RunOptions()) -> RunRep
 
 async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt) -> RunReport:
     resolved = select(config.resolve(), resolved_key, options.shard)
+    check_prune_targets(resolved)
     rate_share = options.rate_share if options.rate_share is not None else config.global_.rate_share
     controllers = options.controllers or ControllerRegistry(rate_share=rate_share)
     registries = used_registries(resolved)
@@ -234,6 +238,7 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
         or config.global_.max_concurrent_transfers,
         drain_timeout=options.drain_timeout,
         dry_run=options.dry_run,
+        force_prune=options.force_prune,
     )
     try:
         async with contextlib.AsyncExitStack() as stack:

@@ -223,6 +223,19 @@ class RegistryClient(RequestCore):
             )
         return digest
 
+    async def delete_manifest(self, repository: str, reference: str) -> bool:
+        """``DELETE /v2/<name>/manifests/<reference>`` (a tag: OCI distribution 1.1; a digest
+        removes every tag on it): True deleted (202), False absent (404)."""
+        url = self.url(f"{repository}/manifests/{reference}")
+        response = await self._exchange(
+            "manifest_delete", "DELETE", url, scopes=self._scopes(repository, push=True), ok=(200, 202, 404)
+        )
+        if response.status == 404:
+            return False
+        if response.status not in (200, 202):
+            raise registry_error("DELETE", url, response.status, response.body, f"deleting {self._manifest_what(repository, reference)}")
+        return True
+
     async def referrers(
         self, repository: str, digest: Digest, artifact_type: str | None = None
     ) -> list[Descriptor] | None:

@@ -94,6 +94,13 @@ class RegistryProfile:
     # Blobs up to this size may go monolithic (buffered) when the strategy is "monolithic";
     # bigger ones stream. Bounded memory beats one request saved.
     monolithic_max_bytes: int = 4 * 1024 * 1024
+    # Whether the distribution API can delete manifests at all (pruning). GHCR cannot: its
+    # package versions are deleted through GitHub's REST API, so pruning there is refused.
+    manifest_delete: bool = True
+    # ``DELETE /v2/<name>/manifests/<tag>`` (OCI distribution 1.1): True supported, False
+    # not (delete by digest), None try it (distribution 2.8 answers 400 DIGEST_INVALID, or
+    # 405 UNSUPPORTED with deletes disabled: then by digest).
+    tag_delete: bool | None = None
 
 
 # Fields left out take the defaults above, which are CNCF distribution 2.8's behaviour.
@@ -107,6 +114,8 @@ GHCR = RegistryProfile(
     documented_cap="2000/60s",  # GHCR's 429 message: "allowed: 2000/minute"
     tags_page_size=100,  # GHCR's default page when no `n` is sent
     referrers_api=False,
+    manifest_delete=False,
+    tag_delete=False,
 )
 
 # Docker Hub meters manifest GETs (its pull limit) and not HEADs (docs.docker.com
