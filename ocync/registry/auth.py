@@ -438,6 +438,11 @@ class TokenCache:
                 return token
         return None
 
+    def covers(self, scopes: tuple[str, ...], now: float) -> bool:
+        """Whether a live token holds ``scopes`` (a look, not a use: no hit counted)."""
+        wanted = _expand(scopes)
+        return any(expires > now and wanted <= key for key, (_, expires) in self._tokens.items())
+
     def put(self, scopes: tuple[str, ...], token: str, lifetime: float, now: float) -> None:
         self.fetched += 1
         self._tokens[_expand(scopes)] = (token, now + lifetime * (1 - TOKEN_EXPIRY_MARGIN))

@@ -1,6 +1,9 @@
 """The auth state of one client: the challenge the registry taught, bearer tokens per scope
 set (one fetch at a time per scope set), and which repositories want push tokens. The token
 request itself is sent by the client (it is counted and rate-controlled like any other).
+
+When the registry grants multi-scope tokens (profile data), the repositories a run announced
+ride along on each token request, so one token serves many repositories instead of one each.
 """
 
 from __future__ import annotations
@@ -29,22 +32,37 @@ log = logging.getLogger(__name__)
 
 # Sends a token request -> (status, body).
 TokenSender = Callable[[TokenRequest], Awaitable[tuple[int, bytes]]]
+# Scopes one token request may carry. Bounded so the request URL (and a JWT that lists its
+# grants, sent on every request) stays well inside the 8 KiB request head that common front
+# ends accept (nginx large_client_header_buffers 8k).
+MAX_SCOPES_PER_TOKEN = 16
+# The lock key of every token fetch of a multi-scope session: one fetch at a time, so requests
+# that start together share the first token instead of each fetching one.
+_ONE_FETCH: tuple[str, ...] = ("*",)
 
 
 class AuthSession:
     """What to put in ``Authorization`` for a request, learnt from 401 challenges."""
 
-    def __init__(self, registry: str, send_token_request: TokenSender) -> None:
+    def __init__(self, registry: str, send_token_request: TokenSender, *, multi_scope: bool = False) -> None:
         self.registry = registry
         self.credential: Credential = ANONYMOUS
         self.challenge: Challenge | None = None
         self.tokens = TokenCache()
+        self.multi_scope = multi_scope
         self._send = send_token_request
         self._locks: dict[tuple[str, ...], trio.Lock] = {}
         self._push_repos: set[str] = set()
+        self._announced: dict[str, None] = {}  # insertion-ordered: tokens list them in this order
+        self._multi_tokens: set[str] = set()
 
     def want_push(self, repository: str) -> None:
         self._push_repos.add(repository)
+        self._announced[repository] = None
+
+    def want_repository(self, repository: str) -> None:
+        """A repository the run will use: a multi-scope token request asks for it too."""
+        self._announced[repository] = None
 
     def scopes(self, repository: str | None, push: bool = False, mount_from: str | None = None) -> tuple[str, ...]:
         if repository is None:
@@ -77,15 +95,38 @@ class AuthSession:
         cached = self.tokens.get(scopes, trio.current_time())
         if cached is not None and cached != stale:
             return cached
-        async with self._locks.setdefault(scopes, trio.Lock()):
+        if stale is not None and stale in self._multi_tokens:
+            # A token asked for several repositories was refused for one of them: this token
+            # server grants fewer scopes than it was asked; one repository per token from now.
+            log.info("%s refused a multi-scope token; asking one token per repository", self.registry)
+            self.multi_scope = False
+        async with self._locks.setdefault(_ONE_FETCH if self.multi_scope else scopes, trio.Lock()):
             cached = self.tokens.get(scopes, trio.current_time())
             if cached is not None and cached != stale:
                 return cached
             if stale is not None:
                 self.tokens.invalidate(stale)
-            token, lifetime = await self._fetch(scopes)
-            self.tokens.put(scopes, token, lifetime, trio.current_time())
+            asked = self._with_announced(scopes) if self.multi_scope else scopes
+            token, lifetime = await self._fetch(asked)
+            if len(asked) > len(scopes):
+                self._multi_tokens.add(token)
+            self.tokens.put(asked, token, lifetime, trio.current_time())
             return token
+
+    def _with_announced(self, scopes: tuple[str, ...]) -> tuple[str, ...]:
+        """``scopes`` first (a server that honours only some still covers them), then the
+        announced repositories no live token holds, up to MAX_SCOPES_PER_TOKEN."""
+        if not scopes:
+            return scopes
+        now = trio.current_time()
+        asked = list(scopes)
+        for repository in self._announced:
+            if len(asked) >= MAX_SCOPES_PER_TOKEN:
+                break
+            scope = repository_scope(repository, repository in self._push_repos)
+            if scope not in asked and not self.tokens.covers((scope,), now):
+                asked.append(scope)
+        return tuple(asked)
 
     async def _fetch(self, scopes: tuple[str, ...]) -> tuple[str, float]:
         assert self.challenge is not None
@@ -130,4 +171,4 @@ class AuthSession:
         return f"<AuthSession {self.registry} challenge={scheme} {self.tokens!r}>"
 
 
-__all__ = ["AuthSession", "TokenSender"]
+__all__ = ["MAX_SCOPES_PER_TOKEN", "AuthSession", "TokenSender"]

@@ -94,6 +94,12 @@ class RegistryProfile:
     # Blobs up to this size may go monolithic (buffered) when the strategy is "monolithic";
     # bigger ones stream. Bounded memory beats one request saved.
     monolithic_max_bytes: int = 4 * 1024 * 1024
+    # The token endpoint answers a request with several `scope=` parameters with one token
+    # valid for all of them (distribution token.md: "specified multiple times if there is more
+    # than one scope"; docker's cross-repository mount asks one token for two repositories,
+    # and GHCR's in-namespace mounts work with it), so one token serves many repositories.
+    # A session that sees such a token refused falls back to one repository per token.
+    multi_scope_tokens: bool = True
 
 
 # Fields left out take the defaults above, which are CNCF distribution 2.8's behaviour.

@@ -99,7 +99,7 @@ class RequestCore:
         self._credential = credential
         self._injected = transport
         self._transports: Transports | None = None
-        self.auth = AuthSession(self.name, self._send_token_request)
+        self.auth = AuthSession(self.name, self._send_token_request, multi_scope=self.profile.multi_scope_tokens)
         if credential is not None:
             self.auth.credential = credential
         self._rng = random.Random(seed)
@@ -174,6 +174,10 @@ class RequestCore:
     def want_push(self, repository: str) -> None:
         """Ask for pull,push tokens for ``repository`` from now on (saves a token request)."""
         self.auth.want_push(repository)
+
+    def want_repository(self, repository: str) -> None:
+        """``repository`` will be used: a multi-scope token asks for it with the others."""
+        self.auth.want_repository(repository)
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/v2/{path}"
