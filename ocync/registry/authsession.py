@@ -17,16 +17,15 @@ import trio
 from ocync.errors import RegistryError, Unauthorized
 from ocync.oci.challenge import Challenge, find_challenge, parse_www_authenticate
 from ocync.oci.errorbody import parse_oci_errors
-from ocync.registry.auth import (
-    ANONYMOUS,
-    Credential,
+from ocync.registry.credentials import ANONYMOUS, Credential
+from ocync.registry.neterrors import redact_url
+from ocync.registry.tokens import (
     TokenCache,
     TokenRequest,
     parse_token_response,
     repository_scope,
     token_request,
 )
-from ocync.registry.neterrors import redact_url
 
 log = logging.getLogger(__name__)
 

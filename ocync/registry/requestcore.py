@@ -26,9 +26,10 @@ from ocync.oci.manifest import MAX_MANIFEST_SIZE
 from ocync.ratelimit.bucket import parse_rate
 from ocync.ratelimit.limiter import ControllerRegistry, PrincipalController
 from ocync.ratelimit.signals import budget_from_headers
-from ocync.registry.auth import Credential, TokenRequest, resolve_credential
 from ocync.registry.authsession import AuthSession
 from ocync.registry.bodystream import CountedChunks
+from ocync.registry.credentials import Credential
+from ocync.registry.dockerconfig import resolve_credential
 from ocync.registry.exchange import (
     TIMEOUT_ATTEMPTS,
     Action,
@@ -45,6 +46,7 @@ from ocync.registry.neterrors import RedactedURLs, redact_url
 from ocync.registry.profiles import RegistryProfile, select_profile
 from ocync.registry.requeststats import ClientStatistics, RequestLedger
 from ocync.registry.settings import ClientSettings
+from ocync.registry.tokens import TokenRequest
 from ocync.registry.transport import Reply, Transport, Transports
 from ocync.registry.urls import check_url, registry_base_url
 

@@ -13,7 +13,7 @@ import pytest
 
 from ocync.errors import ConfigError, Unauthorized
 from ocync.oci.challenge import Challenge
-from ocync.registry import auth as auth_mod
+from ocync.registry import dockerconfig as auth_mod
 from ocync.registry.auth import (
     ANONYMOUS,
     AuthSettings,
