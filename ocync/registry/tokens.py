@@ -6,7 +6,7 @@ request is sent by the client and times are passed in.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from urllib.parse import urlencode
 
 from ocync.errors import Unauthorized
@@ -89,6 +89,18 @@ def parse_token_response(body: bytes) -> tuple[str, float]:
     return token, float(lifetime)
 
 
+@dataclass(frozen=True, slots=True)
+class TokenCacheStatistics:
+    """Tokens held now, fetched from the token endpoint, and served from the cache."""
+
+    cached: int = 0
+    fetched: int = 0
+    hits: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
 class TokenCache:
     """Bearer tokens per scope set; a pull,push token also serves pull. Times are passed in."""
 
@@ -118,8 +130,8 @@ class TokenCache:
         for key in [k for k, (t, _) in self._tokens.items() if t == token]:
             del self._tokens[key]
 
-    def statistics(self) -> dict[str, int]:
-        return {"cached": len(self._tokens), "fetched": self.fetched, "hits": self.hits}
+    def statistics(self) -> TokenCacheStatistics:
+        return TokenCacheStatistics(cached=len(self._tokens), fetched=self.fetched, hits=self.hits)
 
     def __repr__(self) -> str:
         return f"TokenCache(cached={len(self._tokens)}, fetched={self.fetched})"
@@ -140,6 +152,7 @@ def _expand(scopes: tuple[str, ...]) -> frozenset[str]:
 
 __all__ = [
     "TokenCache",
+    "TokenCacheStatistics",
     "TokenRequest",
     "parse_token_response",
     "repository_scope",

@@ -222,7 +222,7 @@ def test_token_cache_scopes_and_expiry() -> None:
     assert cache.get(push, now=1.0) == "T"
     cache.invalidate("T")
     assert cache.get(push, now=1.0) is None
-    assert cache.statistics()["fetched"] == 2
+    assert cache.statistics().fetched == 2
 
 
 @pytest.mark.parametrize(
