@@ -106,7 +106,18 @@ class AuthSession:
             if stale is not None:
                 self.tokens.invalidate(stale)
             asked = self._with_announced(scopes) if self.multi_scope else scopes
-            token, lifetime = await self._fetch(asked)
+            try:
+                token, lifetime = await self._fetch(asked)
+            except Unauthorized as exc:
+                if len(asked) == len(scopes) or exc.status in (0, 401):
+                    raise  # 401: the credential itself was refused (token.md); asking again won't help
+                # A token server may refuse the whole request (403, 400) for one scope it will
+                # not grant (token.md says it should grant the subset): ask for what is wanted.
+                log.info("%s refused a multi-scope token request; asking one token per repository",
+                         self.registry)
+                self.multi_scope = False
+                asked = scopes
+                token, lifetime = await self._fetch(asked)
             if len(asked) > len(scopes):
                 self._multi_tokens.add(token)
             self.tokens.put(asked, token, lifetime, trio.current_time())

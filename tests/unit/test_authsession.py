@@ -1,6 +1,7 @@
 """AuthSession token reuse: a multi-scope session asks the announced repositories with the
 first token request (bounded by MAX_SCOPES_PER_TOKEN), concurrent first requests share that one
-fetch, and a refused multi-scope token makes the session fall back to one repository per token.
+fetch, and a refused multi-scope token (or token request) makes the session fall back to one
+repository per token.
 No sockets: the token sender is a recording stand-in for the client."""
 
 from __future__ import annotations
@@ -8,9 +9,11 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import trio
 import trio.lowlevel
 
+from ocync.errors import Unauthorized
 from ocync.oci.challenge import Challenge
 from ocync.registry.auth import Credential, TokenRequest
 from ocync.registry.authsession import MAX_SCOPES_PER_TOKEN, AuthSession
@@ -19,14 +22,18 @@ CHALLENGE = Challenge("bearer", (("realm", "https://auth.example/token"), ("serv
 
 
 class TokenServer:
-    """Answers every token request with a fresh token; records the scopes each one asked."""
+    """Answers every token request with a fresh token; records the scopes each one asked.
+    With ``max_scopes``, a request with more scopes is refused with 403 (a strict server)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_scopes: int | None = None) -> None:
         self.asked: list[list[str]] = []
+        self.max_scopes = max_scopes
 
     async def send(self, request: TokenRequest) -> tuple[int, bytes]:
         await trio.lowlevel.checkpoint()  # as a real request has
         self.asked.append(parse_qs(urlsplit(request.url).query).get("scope", []))
+        if self.max_scopes is not None and len(self.asked[-1]) > self.max_scopes:
+            return 403, b'{"errors":[{"code":"DENIED","message":"too many scopes"}]}'
         return 200, json.dumps({"token": f"t{len(self.asked)}", "expires_in": 300}).encode()
 
 
@@ -99,3 +106,38 @@ async def test_a_refused_multi_scope_token_falls_back_to_one_repository_per_toke
     assert (first, second) == ("t1", "t2")
     assert not auth.multi_scope
     assert server.asked == [["repository:a:pull", "repository:b:pull"], ["repository:b:pull"]]
+
+
+async def test_a_refused_multi_scope_request_is_asked_again_for_the_wanted_scope() -> None:
+    server = TokenServer(max_scopes=1)
+    auth = session(server, multi_scope=True)
+    for repo in ("a", "b"):
+        auth.want_repository(repo)
+    assert await auth.token_for(auth.scopes("a")) == "t2"
+    assert await auth.token_for(auth.scopes("b")) == "t3"
+    assert not auth.multi_scope
+    assert server.asked == [["repository:a:pull", "repository:b:pull"], ["repository:a:pull"], ["repository:b:pull"]]
+
+
+async def test_a_scope_refused_everywhere_fails_with_one_clear_error() -> None:
+    server = TokenServer(max_scopes=0)  # 403 to everything
+    auth = session(server, multi_scope=True)
+    auth.want_repository("b")
+    with pytest.raises(Unauthorized, match="token endpoint answered HTTP 403"):
+        await auth.token_for(auth.scopes("a"))
+    assert len(server.asked) == 2  # the multi-scope request, then the wanted scope alone
+
+
+async def test_refused_credentials_are_not_asked_again() -> None:
+    async def refuse(request: TokenRequest) -> tuple[int, bytes]:
+        asked.append(request.url)
+        return 401, b'{"errors":[{"code":"UNAUTHORIZED","message":"bad password"}]}'
+
+    asked: list[str] = []
+    auth = AuthSession("example", refuse, multi_scope=True)
+    auth.credential = Credential("basic", "alice", "wrong")
+    auth.challenge = CHALLENGE
+    auth.want_repository("b")
+    with pytest.raises(Unauthorized, match="token endpoint answered HTTP 401"):
+        await auth.token_for(auth.scopes("a"))
+    assert len(asked) == 1 and auth.multi_scope
