@@ -28,6 +28,17 @@ def repository_scope(repository: str, push: bool) -> str:
     return f"repository:{repository}:{'pull,push' if push else 'pull'}"
 
 
+def repository_actions(scopes: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """The (repository, push?) pairs of the ``repository:`` scopes among ``scopes``."""
+    out: list[tuple[str, bool]] = []
+    for scope in scopes:
+        resource, _, actions = scope.rpartition(":")
+        kind, _, name = resource.partition(":")
+        if kind == "repository" and name:
+            out.append((name, "push" in actions.split(",")))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class TokenRequest:
     """The token endpoint request to make (GET for basic/anonymous, POST for identity tokens)."""
@@ -117,11 +128,6 @@ class TokenCache:
                 return token
         return None
 
-    def covers(self, scopes: tuple[str, ...], now: float) -> bool:
-        """Whether a live token holds ``scopes`` (a look, not a use: no hit counted)."""
-        wanted = _expand(scopes)
-        return any(expires > now and wanted <= key for key, (_, expires) in self._tokens.items())
-
     def put(self, scopes: tuple[str, ...], token: str, lifetime: float, now: float) -> None:
         self.fetched += 1
         self._tokens[_expand(scopes)] = (token, now + lifetime * (1 - TOKEN_EXPIRY_MARGIN))
@@ -155,6 +161,7 @@ __all__ = [
     "TokenCacheStatistics",
     "TokenRequest",
     "parse_token_response",
+    "repository_actions",
     "repository_scope",
     "token_request",
 ]
