@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import trio
 
+from .blobbytes import BlobSource
 from .quirks import BodyFault
-from .store import BlobSource
 
 JSON_TYPE = "application/json; charset=utf-8"
 API_VERSION = ("Docker-Distribution-Api-Version", "registry/2.0")

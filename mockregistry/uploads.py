@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from .auth import Authenticator, namespace_of
+from .blobbytes import Upload
 from .http import Request, Response, error
 from .quirks import FaultInjector, Profile
 from .routes import valid_name
 from .stats import Stats
-from .store import Store, Upload, parse_digest
+from .store import Store, parse_digest
 
 # Location for a path: absolute or relative, as the profile's registry answers.
 Locate = Callable[[Request, str], str]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocync.errors import ConfigError
 from ocync.oci.platform import Platform
-from ocync.oci.reference import DOCKER_HUB, DOCKER_HUB_API, is_loopback_host, normalise_registry
+from ocync.oci.reference import api_host, is_loopback_host, normalise_registry, normalise_repository
 from ocync.oci.tagfilter import TagFilter
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class RegistrySettings:
     @property
     def api_host(self) -> str:
         """Where the distribution API is served (Docker Hub: registry-1.docker.io)."""
-        return DOCKER_HUB_API if self.host == DOCKER_HUB else self.host
+        return api_host(self.host)
 
     @property
     def base_url(self) -> str:
@@ -85,9 +85,7 @@ class RegistrySettings:
 
     def repository(self, path: str) -> str:
         """Docker Hub's one-component names live under ``library/`` (normalize.go)."""
-        if self.host == DOCKER_HUB and "/" not in path:
-            return f"library/{path}"
-        return path
+        return normalise_repository(self.host, path)
 
 
 def effective_auth_type(model: RegistryConfig) -> str | None:

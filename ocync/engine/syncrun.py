@@ -32,6 +32,7 @@ from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import ImageResult, RunReport
 from ocync.engine.sharding import Shard, resolved_key, select
 from ocync.engine.staging import BlobStage
+from ocync.engine.tokenreuse import announce_repositories
 from ocync.errors import OcyncError, with_message
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.auth import AuthSettings
@@ -268,6 +269,7 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
             if down and not specs:
                 first = next(iter(down.values()))
                 raise with_message(first, "; ".join(str(e) for e in down.values())) from first
+            announce_repositories(specs, endpoints, push=not options.dry_run)
             sources: dict[str, SourceEndpoint] = {m.source: endpoints[m.source] for m in specs}
             targets: dict[str, TargetEndpoint] = {
                 t.registry: endpoints[t.registry] for m in specs for t in m.targets

@@ -37,11 +37,6 @@ class Reference:
     digest: Digest | None = None
 
     @property
-    def api_host(self) -> str:
-        """The host the Distribution API is served on (Docker Hub's differs from its name)."""
-        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
-
-    @property
     def identifier(self) -> str:
         """What goes after ``/manifests/``: the digest if any, else the tag, else ``latest``."""
         if self.digest is not None:
@@ -94,6 +89,20 @@ def normalise_registry(host: str) -> str:
     return host
 
 
+def normalise_repository(registry: str, path: str) -> str:
+    """Docker Hub's one-component names live under ``library/`` (normalize.go); ``registry``
+    is a normalised registry name (:func:`normalise_registry`)."""
+    if registry == DOCKER_HUB and "/" not in path:
+        return f"library/{path}"
+    return path
+
+
+def api_host(registry: str) -> str:
+    """The host the distribution API of a normalised registry name is served on: Docker Hub's
+    (``registry-1.docker.io``) differs from its name."""
+    return DOCKER_HUB_API if registry == DOCKER_HUB else registry
+
+
 def is_valid_tag(tag: str) -> bool:
     """A tag per the distribution spec: ``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``."""
     return _TAG_RE.fullmatch(tag) is not None
@@ -135,8 +144,7 @@ def parse_reference(text: str) -> Reference:
                 f"invalid reference {text!r}: bad repository component {component!r} "
                 "(lowercase letters, digits and single separators . _ __ -)"
             )
-    if registry == DOCKER_HUB and len(components) == 1:
-        path = f"library/{path}"
+    path = normalise_repository(registry, path)
     if len(registry) + 1 + len(path) > NAME_MAX_LENGTH:
         raise ReferenceError_(
             f"invalid reference {text[:80]!r}...: name longer than {NAME_MAX_LENGTH} characters"
@@ -176,9 +184,11 @@ __all__ = [
     "DOCKER_HUB",
     "DOCKER_HUB_API",
     "Reference",
+    "api_host",
     "is_loopback_host",
     "is_valid_tag",
     "normalise_registry",
+    "normalise_repository",
     "parse_reference",
     "parse_repository",
     "split_port",

@@ -19,7 +19,7 @@ Every stage is recorded (kept / dropped / added) for ``ocync tags`` and dry runs
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Literal
@@ -179,85 +179,104 @@ def sort_tags(tags: Iterable[str], order: SortOrder) -> list[str]:
     return sorted(tags)
 
 
+# Each stage of the pipeline: (filter, the listing, the tags so far) -> the tags it keeps.
+_StageRun = Callable[["TagFilter", Sequence[str], Sequence[str]], list[str]]
+
+
+def _glob_stage(flt: TagFilter, listed: Sequence[str], current: Sequence[str]) -> list[str]:
+    return [t for t in listed if _matches_any(t, flt.glob)]
+
+
+def _semver_stage(flt: TagFilter, listed: Sequence[str], current: Sequence[str]) -> list[str]:
+    assert flt._range is not None
+    return [t for t in current if flt._range.contains(t)]
+
+
+def _glob_include_stage(flt: TagFilter, listed: Sequence[str], current: Sequence[str]) -> list[str]:
+    """Glob includes rescue listed tags the glob and semver stages dropped."""
+    chosen = set(current)
+    return [t for t in listed if t in chosen or _matches_any(t, flt.glob_includes)]
+
+
+def _soft_exclude_stage(flt: TagFilter, listed: Sequence[str], current: Sequence[str]) -> list[str]:
+    return [t for t in current if _matches_any(t, flt.glob_includes) or not flt.is_soft_excluded(t)]
+
+
+def _hard_exclude_stage(flt: TagFilter, listed: Sequence[str], current: Sequence[str]) -> list[str]:
+    return [t for t in current if not flt.is_hard_excluded(t)]
+
+
+def _sort_stage(flt: TagFilter, listed: Sequence[str], current: Sequence[str]) -> list[str]:
+    assert flt.sort is not None
+    return sort_tags(current, flt.sort)
+
+
+def _latest_stage(flt: TagFilter, listed: Sequence[str], current: Sequence[str]) -> list[str]:
+    assert flt.latest is not None
+    # Literal includes never take one of the N places: they pass through and join anyway.
+    literal_set = set(flt.literal_includes)
+    pool = [t for t in current if t not in literal_set]
+    # With a sort, the N highest; without one (the config forbids it), the first N listed.
+    top = pool[max(0, len(pool) - flt.latest) :] if flt.sort is not None else pool[: flt.latest]
+    keep = set(top) if flt.latest > 0 else set()
+    return [t for t in current if t in keep or t in literal_set]
+
+
+def _literal_include_stage(flt: TagFilter, listed: Sequence[str], current: Sequence[str]) -> list[str]:
+    """Literal includes join as written (the hard tier still applies), listed or not."""
+    joined = list(current)
+    present = set(current)
+    for tag in flt.literal_includes:
+        if tag not in present and not flt.is_hard_excluded(tag):
+            joined.append(tag)
+            present.add(tag)
+    # One order for the whole result, so that filtering the output again gives it back:
+    # the sort order, or else the listing's order with unlisted literals at the end.
+    if flt.sort is not None:
+        return sort_tags(joined, flt.sort)
+    listed_set = set(listed)
+    return [t for t in listed if t in present] + [t for t in joined if t not in listed_set]
+
+
+# (name, whether it runs for a filter, its detail for the report, the stage), in pipeline order.
+_STAGES: tuple[tuple[str, Callable[[TagFilter], bool], Callable[[TagFilter], str], _StageRun], ...] = (
+    ("glob", lambda f: True, lambda f: " | ".join(f.glob), _glob_stage),
+    ("semver", lambda f: f._range is not None, lambda f: str(f._range), _semver_stage),
+    ("include (glob)", lambda f: bool(f.glob_includes), lambda f: " | ".join(f.glob_includes),
+     _glob_include_stage),
+    ("exclude (soft)", lambda f: True, lambda f: " | ".join(f.soft_patterns) or "-", _soft_exclude_stage),
+    ("exclude (hard)", lambda f: bool(f.exclude), lambda f: " | ".join(f.exclude), _hard_exclude_stage),
+    ("sort", lambda f: f.sort is not None, lambda f: str(f.sort), _sort_stage),
+    ("latest", lambda f: f.latest is not None, lambda f: str(f.latest), _latest_stage),
+    ("include (literal)", lambda f: bool(f.literal_includes), lambda f: " | ".join(f.literal_includes),
+     _literal_include_stage),
+)
+
+
+def _recorded(name: str, detail: str, before: Sequence[str], after: Sequence[str]) -> Stage:
+    kept = set(after)
+    prior = set(before)
+    dropped = tuple(t for t in before if t not in kept)
+    added = tuple(t for t in after if t not in prior)
+    return Stage(name, detail, tuple(after), dropped, added)
+
+
 def apply_filter(flt: TagFilter, tags: Iterable[str]) -> TagSelection:
     """Run the pipeline over a tag listing (duplicates ignored, order kept)."""
     listed = list(dict.fromkeys(tags))
     stages: list[Stage] = [Stage("input", f"{len(listed)} tag(s) listed", tuple(listed))]
-
-    def record(name: str, detail: str, before: Sequence[str], after: Sequence[str]) -> None:
-        kept = set(after)
-        dropped = tuple(t for t in before if t not in kept)
-        prior = set(before)
-        added = tuple(t for t in after if t not in prior)
-        stages.append(Stage(name, detail, tuple(after), dropped, added))
-
-    current = [t for t in listed if _matches_any(t, flt.glob)]
-    record("glob", " | ".join(flt.glob), listed, current)
-
-    if flt._range is not None:
-        before = current
-        current = [t for t in current if flt._range.contains(t)]
-        record("semver", str(flt._range), before, current)
-
-    rescuers = flt.glob_includes
-    if rescuers:
-        before = current
-        chosen = set(current)
-        current = [t for t in listed if t in chosen or _matches_any(t, rescuers)]
-        record("include (glob)", " | ".join(rescuers), before, current)
-
-    before = current
-    current = [t for t in current if _matches_any(t, rescuers) or not flt.is_soft_excluded(t)]
-    record("exclude (soft)", " | ".join(flt.soft_patterns) or "-", before, current)
-
-    if flt.exclude:
-        before = current
-        current = [t for t in current if not flt.is_hard_excluded(t)]
-        record("exclude (hard)", " | ".join(flt.exclude), before, current)
-
-    if flt.sort is not None:
-        before = current
-        current = sort_tags(current, flt.sort)
-        record("sort", flt.sort, before, current)
-
-    literals = flt.literal_includes
-    if flt.latest is not None:
-        before = current
-        # Literal includes never take one of the N places: they pass through and join anyway.
-        literal_set = set(literals)
-        pool = [t for t in current if t not in literal_set]
-        # With a sort, the N highest; without one (the config forbids it), the first N listed.
-        top = pool[max(0, len(pool) - flt.latest) :] if flt.sort is not None else pool[: flt.latest]
-        keep = set(top) if flt.latest > 0 else set()
-        current = [t for t in current if t in keep or t in literal_set]
-        record("latest", str(flt.latest), before, current)
-
-    literal_added: list[str] = []
-    if literals:
-        before = current
-        present = set(current)
-        listed_set = set(listed)
-        current = list(current)
-        for tag in literals:
-            if tag in present or flt.is_hard_excluded(tag):
-                continue
-            current.append(tag)
-            present.add(tag)
-            if tag not in listed_set:
-                literal_added.append(tag)
-        # One order for the whole result, so that filtering the output again gives it back:
-        # the sort order, or else the listing's order with unlisted literals at the end.
-        if flt.sort is not None:
-            current = sort_tags(current, flt.sort)
-        else:
-            present = set(current)
-            current = [t for t in listed if t in present] + literal_added
-        record("include (literal)", " | ".join(literals), before, current)
-
+    current: list[str] = listed
+    for name, runs, detail, stage in _STAGES:
+        if runs(flt):
+            before, current = current, stage(flt, listed, current)
+            stages.append(_recorded(name, detail(flt), before, current))
+    # Only literal includes add tags the listing does not show; in the order they are written.
+    listed_set, selected = set(listed), set(current)
+    added = (t for t in dict.fromkeys(flt.literal_includes) if t in selected and t not in listed_set)
     return TagSelection(
         tags=tuple(current),
         stages=tuple(stages),
-        literal_added=tuple(literal_added),
+        literal_added=tuple(added),
         min_tags=flt.min_tags,
     )
 

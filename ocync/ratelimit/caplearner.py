@@ -43,6 +43,18 @@ def adopts_announced_cap(source: str | None, current: RateCap | None, announced:
     return current != announced
 
 
+def replaces_shared_cap(
+    current: RateCap | None, current_source: CapSource | None, cap: RateCap, source: CapSource
+) -> bool:
+    """Whether a cap a later user of a shared principal brings replaces the current one: when
+    there is none, when it is stricter, or when it is configured and the current one is not."""
+    return (
+        current is None
+        or cap.rate < current.rate
+        or (source == "configured" and current_source != "configured")
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CapStatistics:
     """A snapshot of a ``CapLearner``."""
@@ -218,4 +230,5 @@ __all__ = [
     "CapSource",
     "CapStatistics",
     "adopts_announced_cap",
+    "replaces_shared_cap",
 ]

@@ -2,23 +2,24 @@
 
 Every request waits for a permit: first the principal's gate (a pause after a throttle or an
 exhausted budget, then the token bucket of a cap), then a slot in the AIMD window of its kind's
-window key. Both queues are FIFO. A permit is released on every path; shrinking a window never
-touches requests already in flight. Every decision is made by a pure machine: ``aimd.py`` (the
-windows), ``gate.py`` (pauses and bucket), ``caplearner.py`` (which cap: configured, documented,
-announced or estimated) and ``backoff.py``; this module reads trio's clock once per event,
-passes it to them, and waits.
+window key. Both queues are FIFO (``admission.py``). A permit is released on every path;
+shrinking a window never touches requests already in flight. Every decision is made by a pure
+machine: ``aimd.py`` (the windows), ``gate.py`` (pauses and bucket), ``caplearner.py`` (which
+cap: configured, documented, announced or estimated; which of two callers' caps a shared
+principal keeps) and ``backoff.py``; this module reads trio's clock once per event, passes it
+to them, and waits.
 """
 
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import trio
 
 from ocync.errors import ConfigError
+from ocync.ratelimit.admission import GateQueue, WindowSlots
 from ocync.ratelimit.aimd import (
     DEFAULT_EPOCH,
     DEFAULT_INITIAL_WINDOW,
@@ -27,25 +28,12 @@ from ocync.ratelimit.aimd import (
 )
 from ocync.ratelimit.backoff import backoff_delay, hint_delay
 from ocync.ratelimit.bucket import DEFAULT_HEADROOM, RateCap
-from ocync.ratelimit.caplearner import CapLearner, CapSource
+from ocync.ratelimit.caplearner import CapLearner, CapSource, replaces_shared_cap
 from ocync.ratelimit.gate import GateState
 from ocync.ratelimit.signals import ThrottleSignal
 from ocync.ratelimit.statistics import ControllerStatistics, KeyStatistics
 
 DEFAULT_KEY = "default"
-
-
-class _Window:
-    """One AIMD window plus its in-flight count and FIFO of waiting tasks."""
-
-    __slots__ = ("aimd", "in_flight", "key", "requests", "waiters")
-
-    def __init__(self, key: str, aimd: AIMDWindow) -> None:
-        self.key = key
-        self.aimd = aimd
-        self.in_flight = 0
-        self.requests = 0
-        self.waiters: deque[trio.Event] = deque()
 
 
 class Permit:
@@ -55,7 +43,7 @@ class Permit:
     __slots__ = ("_controller", "_window", "admitted_at", "key", "kind", "outcome")
 
     def __init__(
-        self, controller: PrincipalController, kind: str, window: _Window | None, now: float
+        self, controller: PrincipalController, kind: str, window: WindowSlots | None, now: float
     ) -> None:
         self._controller = controller
         self._window = window
@@ -121,8 +109,8 @@ class PrincipalController:
             adopt_announced=adopt_announced_cap, estimate=estimate_cap, epoch=epoch
         )
         self._gate = GateState()
-        self._windows: dict[str, _Window] = {}
-        self._gate_waiters: deque[trio.Event] = deque()
+        self._gate_queue = GateQueue(self._gate)
+        self._windows: dict[str, WindowSlots] = {}
         self._requests = 0
         self._unmetered = 0
         self._throttles = 0
@@ -192,8 +180,8 @@ class PrincipalController:
         window = self._window(key)
         start = _now()
         await trio.lowlevel.checkpoint_if_cancelled()  # no schedule point: still ``start``
-        await self._wait_for_gate(start)
-        await self._wait_for_slot(window)
+        await self._gate_queue.wait_for_gate(start)
+        await window.wait_for_slot()
         now = _now()
         self._wait_seconds += now - start
         self._requests += 1
@@ -201,73 +189,23 @@ class PrincipalController:
         try:
             yield Permit(self, kind, window, now)
         finally:
-            window.in_flight -= 1
-            self._wake(window)
-
-    async def _wait_for_gate(self, now: float) -> None:
-        """FIFO through the pause and the token bucket; takes one token."""
-        if not self._gate_waiters and self._gate.delay(now) <= 0:
-            # No yield between the gate and the window queue keeps admission FIFO end to end.
-            self._gate.admit(now)
-            return
-        waiter = trio.Event()
-        self._gate_waiters.append(waiter)
-        try:
-            if self._gate_waiters[0] is not waiter:
-                await waiter.wait()
-            while True:
-                now = _now()
-                delay = self._gate.delay(now)
-                if delay <= 0:
-                    self._gate.admit(now)
-                    return
-                await trio.sleep(delay)
-        finally:
-            head = bool(self._gate_waiters) and self._gate_waiters[0] is waiter
-            self._gate_waiters.remove(waiter)
-            if head and self._gate_waiters:
-                self._gate_waiters[0].set()
-
-    async def _wait_for_slot(self, window: _Window) -> None:
-        """FIFO for a slot of ``window``; a releasing task hands its slot to the head waiter."""
-        if not window.waiters and window.in_flight < window.aimd.limit:
-            window.in_flight += 1
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return
-        waiter = trio.Event()
-        window.waiters.append(waiter)
-        try:
-            await waiter.wait()
-        except BaseException:
-            # Shield-and-reraise: give back a slot handed to us, or leave the queue.
-            if waiter.is_set():
-                window.in_flight -= 1
-                self._wake(window)
-            else:
-                window.waiters.remove(waiter)
-            raise
-
-    def _wake(self, window: _Window) -> None:
-        while window.waiters and window.in_flight < window.aimd.limit:
-            window.in_flight += 1
-            window.waiters.popleft().set()
+            window.release()
 
     # -- feedback: read the clock once, let the machines decide, apply -----------------------
 
-    def _on_success(self, window: _Window | None, admitted_at: float) -> None:
+    def _on_success(self, window: WindowSlots | None, admitted_at: float) -> None:
         self._gate.on_success()
         if window is None:
             return
         now = _now()
-        limited = window.in_flight >= window.aimd.limit or bool(window.waiters)
-        window.aimd.on_success(now, limited=limited)
-        self._wake(window)
-        waiting = bool(self._gate_waiters) and now >= self._gate.paused_until
+        window.aimd.on_success(now, limited=window.limited)
+        window.wake()
+        waiting = self._gate_queue.waiting and now >= self._gate.paused_until
         if self._learner.on_success(now, admitted_at, waiting=waiting) is not None:
             self._apply_cap(now)
 
     def _on_throttle(
-        self, window: _Window | None, signal: ThrottleSignal, admitted_at: float
+        self, window: WindowSlots | None, signal: ThrottleSignal, admitted_at: float
     ) -> None:
         now = _now()
         self._throttles += 1
@@ -301,13 +239,13 @@ class PrincipalController:
 
     # -- introspection -------------------------------------------------------------------
 
-    def _window(self, key: str) -> _Window:
+    def _window(self, key: str) -> WindowSlots:
         window = self._windows.get(key)
         if window is None:
             aimd = AIMDWindow(
                 initial=self._initial_window, cap=self._max_concurrent, epoch=self._epoch
             )
-            window = self._windows[key] = _Window(key, aimd)
+            window = self._windows[key] = WindowSlots(key, aimd)
         return window
 
     def window_limit(self, key: str = DEFAULT_KEY) -> int:
@@ -390,11 +328,7 @@ class ControllerRegistry:
                 cap_source=cap_source,
             )
             self._controllers[principal] = controller
-        elif cap is not None and (
-            controller.cap is None
-            or cap.rate < controller.cap.rate
-            or (cap_source == "configured" and controller.cap_source != "configured")
-        ):
+        elif cap is not None and replaces_shared_cap(controller.cap, controller.cap_source, cap, cap_source):
             controller.set_cap(cap, source=cap_source, now=now)
         return controller
 

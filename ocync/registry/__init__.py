@@ -1,6 +1,7 @@
 """The distribution client: profiles, auth, counted and rate-controlled requests, streaming
 blob copy. Everything here does I/O under trio, except the pure request rules
-(``exchange.py``), origins (``origin.py``) and the request ledger (``requeststats.py``); the
+(``exchange.py``), origins (``origin.py``), the request ledger (``requeststats.py``),
+credentials (``credentials.py``) and the token flow (``tokens.py``); the
 transports (``transport.py``) put httpx (control plane) and h11 on trio streams (blob bodies,
 ``wire.py``) behind one interface; parsing lives in :mod:`ocync.oci`.
 
@@ -27,6 +28,7 @@ API (what the engine and the CLI use)::
         await client.referrers(repo, digest, artifact_type=None)  # -> list[Descriptor] | None (None: unsupported)
         async with client.open_blob(repo, digest) as stream: # BlobStream: .content_length, .chunks()
         client.want_push(repo)                               # ask pull,push tokens up front
+        client.want_repository(repo)                         # multi-scope tokens ask it too
         client.statistics()                                  # ClientStatistics (by_kind, by_status, bytes, throttled...)
         client.profile                                       # RegistryProfile (profiles.py): upload_strategy,
                                                              # mount_scope, mount_probe_ok, window_groups, ...

@@ -75,8 +75,12 @@ class RegistryProfile:
     # How a blob is uploaded: POST + one streamed PUT ?digest= (2 requests), POST + one
     # streamed PATCH + PUT (3 requests; GHCR), or POST + a buffered PUT (small blobs).
     upload_strategy: UploadStrategy = "stream_put"
-    # Whether a blob may be split over several PATCHes (never on GHCR: last PATCH wins).
-    multi_patch_safe: bool = True
+    # The token endpoint answers a request with several `scope=` parameters with one token
+    # valid for all of them (distribution token.md: "specified multiple times if there is more
+    # than one scope"; docker's cross-repository mount asks one token for two repositories,
+    # and GHCR's in-namespace mounts work with it), so one token serves many repositories.
+    # A session that sees such a token refused falls back to one repository per token.
+    multi_scope_tokens: bool = True
     # Where cross-repository mounts work: any repository, only inside the target's
     # namespace (first path component; GHCR), or not at all.
     mount_scope: MountScope = MountScope.ANY
@@ -107,7 +111,6 @@ class RegistryProfile:
 GHCR = RegistryProfile(
     name="ghcr",
     upload_strategy="single_patch",
-    multi_patch_safe=False,
     mount_scope=MountScope.NAMESPACE,
     mount_probe_ok=False,
     window_groups=_windows(all=tuple(k for k in REQUEST_KINDS if k != "storage_get")),

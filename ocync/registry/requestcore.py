@@ -26,9 +26,10 @@ from ocync.oci.manifest import MAX_MANIFEST_SIZE
 from ocync.ratelimit.bucket import parse_rate
 from ocync.ratelimit.limiter import ControllerRegistry, PrincipalController
 from ocync.ratelimit.signals import budget_from_headers
-from ocync.registry.auth import Credential, TokenRequest, resolve_credential
 from ocync.registry.authsession import AuthSession
 from ocync.registry.bodystream import CountedChunks
+from ocync.registry.credentials import Credential
+from ocync.registry.dockerconfig import resolve_credential
 from ocync.registry.exchange import (
     TIMEOUT_ATTEMPTS,
     Action,
@@ -45,6 +46,7 @@ from ocync.registry.neterrors import RedactedURLs, redact_url
 from ocync.registry.profiles import RegistryProfile, select_profile
 from ocync.registry.requeststats import ClientStatistics, RequestLedger
 from ocync.registry.settings import ClientSettings
+from ocync.registry.tokens import TokenRequest
 from ocync.registry.transport import Reply, Transport, Transports
 from ocync.registry.urls import check_url, registry_base_url
 
@@ -99,7 +101,7 @@ class RequestCore:
         self._credential = credential
         self._injected = transport
         self._transports: Transports | None = None
-        self.auth = AuthSession(self.name, self._send_token_request)
+        self.auth = AuthSession(self.name, self._send_token_request, multi_scope=self.profile.multi_scope_tokens)
         if credential is not None:
             self.auth.credential = credential
         self._rng = random.Random(seed)
@@ -174,6 +176,10 @@ class RequestCore:
     def want_push(self, repository: str) -> None:
         """Ask for pull,push tokens for ``repository`` from now on (saves a token request)."""
         self.auth.want_push(repository)
+
+    def want_repository(self, repository: str) -> None:
+        """``repository`` will be used: a multi-scope token asks for it with the others."""
+        self.auth.want_repository(repository)
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/v2/{path}"

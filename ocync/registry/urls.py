@@ -11,12 +11,9 @@ import httpx
 
 from ocync.errors import RegistryError
 from ocync.oci.digest import Digest
-from ocync.oci.reference import DOCKER_HUB, is_loopback_host, normalise_registry
+from ocync.oci.reference import api_host, is_loopback_host, normalise_registry
 from ocync.registry.neterrors import redact_url
 from ocync.registry.origin import Origin
-
-# Docker Hub's API is not served at its registry name (docker.io).
-DOCKER_HUB_API = "registry-1.docker.io"
 
 
 def registry_base_url(registry: str, insecure: bool = False) -> tuple[str, str]:
@@ -30,9 +27,9 @@ def registry_base_url(registry: str, insecure: bool = False) -> tuple[str, str]:
         name = normalise_registry(host)
         return name, f"{scheme.lower()}://{host}"
     name = normalise_registry(text)
-    api_host = DOCKER_HUB_API if name == DOCKER_HUB else name
-    scheme = "http" if insecure or is_loopback_host(api_host) else "https"
-    return name, f"{scheme}://{api_host}"
+    host = api_host(name)
+    scheme = "http" if insecure or is_loopback_host(host) else "https"
+    return name, f"{scheme}://{host}"
 
 
 def join_url(base: str, reference: str) -> str:
@@ -83,7 +80,6 @@ def digest_query(location: str, digest: Digest) -> str:
 
 
 __all__ = [
-    "DOCKER_HUB_API",
     "Origin",
     "check_url",
     "digest_query",

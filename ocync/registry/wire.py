@@ -14,6 +14,7 @@ import select
 import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import asdict, dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -25,6 +26,19 @@ from ocync.errors import TransportError
 from ocync.registry.bodyrelay import FileSpan, ReceiveRelay, relayed_length, send_file
 from ocync.registry.neterrors import redact_url, transport_error
 from ocync.registry.origin import Origin
+
+
+@dataclass(frozen=True, slots=True)
+class WirePoolStatistics:
+    """Connections of the data plane: opened, reused for a later request, idle now."""
+
+    connections_opened: int = 0
+    connections_reused: int = 0
+    idle: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
 
 # One receive of up to 256 KiB: fewer trips through h11 and the event loop per byte.
 RECEIVE_SIZE = 256 * 1024
@@ -365,12 +379,12 @@ class WirePool:
             for conn in conns:
                 await conn.aclose()
 
-    def statistics(self) -> dict[str, int]:
-        return {
-            "connections_opened": self.connections_opened,
-            "connections_reused": self.connections_reused,
-            "idle": sum(len(v) for v in self._idle.values()),
-        }
+    def statistics(self) -> WirePoolStatistics:
+        return WirePoolStatistics(
+            connections_opened=self.connections_opened,
+            connections_reused=self.connections_reused,
+            idle=sum(len(v) for v in self._idle.values()),
+        )
 
     def __repr__(self) -> str:
         return f"<WirePool opened={self.connections_opened} reused={self.connections_reused}>"
@@ -384,4 +398,4 @@ async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
             pass
 
 
-__all__ = ["RECEIVE_SIZE", "Origin", "WirePool", "WireResponse"]
+__all__ = ["RECEIVE_SIZE", "Origin", "WirePool", "WirePoolStatistics", "WireResponse"]

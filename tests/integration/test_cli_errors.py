@@ -236,7 +236,7 @@ def test_misbehaving_credential_helper(
     helper.write_text(f"#!/bin/sh\n{script}\n")
     helper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{helper.parent}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr("ocync.registry.auth.CREDENTIAL_HELPER_TIMEOUT", 0.5)
+    monkeypatch.setattr("ocync.registry.dockerconfig.CREDENTIAL_HELPER_TIMEOUT", 0.5)
     config = tmp_path / "docker" / "config.json"
     config.parent.mkdir()
     config.write_text(json.dumps({"credHelpers": {"127.0.0.1:1": "odd"}}))

@@ -87,7 +87,7 @@ async def test_keep_alive_reuse_and_stale_detection() -> None:
                     await first_closed.wait()
         stats = pool.statistics()
         await pool.aclose()
-    assert stats["connections_opened"] == 2 and stats["connections_reused"] == 1
+    assert stats.connections_opened == 2 and stats.connections_reused == 1
     assert requests[0].startswith(b"GET /v2/x?q=1 HTTP/1.1\r\n")
     assert b"host: 127.0.0.1:" in requests[0].lower()
 
@@ -105,7 +105,7 @@ async def test_truncated_body_is_a_transport_error(read: str) -> None:
         with pytest.raises(TransportError, match="truncated|closed") as caught:
             await (body_of(response) if read == "h11" else views_of(response))
         assert "(5 of 10 bytes)" in str(caught.value) and "(GET /blob)" in str(caught.value)
-        assert pool.statistics()["idle"] == 0
+        assert pool.statistics().idle == 0
         await pool.aclose()
 
 
@@ -265,10 +265,10 @@ async def test_relayed_bodies_keep_the_connection_and_count_exactly() -> None:
             response = await pool.request("GET", url + "/blob", {})
             assert await views_of(response) == body
             await response.aclose()
-            assert pool.statistics()["idle"] == 1
+            assert pool.statistics().idle == 1
         stats = pool.statistics()
         await pool.aclose()
-    assert stats["connections_opened"] == 1 and stats["connections_reused"] == 2
+    assert stats.connections_opened == 1 and stats.connections_reused == 2
 
 
 @pytest.mark.parametrize(
@@ -289,7 +289,7 @@ async def test_relayed_body_not_reused_when_it_must_not_be(answer: bytes, why: s
         pool = WirePool()
         response = await pool.request("GET", url + "/blob", {})
         assert await views_of(response) == b"hello", why
-        assert pool.statistics()["idle"] == 0, why
+        assert pool.statistics().idle == 0, why
         await pool.aclose()
 
 
@@ -392,4 +392,4 @@ async def test_stale_connection_after_a_relayed_body_is_not_reused() -> None:
             await trio.sleep(0.05)  # let the server's close arrive
         stats = pool.statistics()
         await pool.aclose()
-    assert stats["connections_opened"] == 2 and stats["connections_reused"] == 0
+    assert stats.connections_opened == 2 and stats.connections_reused == 0

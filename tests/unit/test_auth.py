@@ -13,7 +13,7 @@ import pytest
 
 from ocync.errors import ConfigError, Unauthorized
 from ocync.oci.challenge import Challenge
-from ocync.registry import auth as auth_mod
+from ocync.registry import dockerconfig as auth_mod
 from ocync.registry.auth import (
     ANONYMOUS,
     AuthSettings,
@@ -222,7 +222,7 @@ def test_token_cache_scopes_and_expiry() -> None:
     assert cache.get(push, now=1.0) == "T"
     cache.invalidate("T")
     assert cache.get(push, now=1.0) is None
-    assert cache.statistics()["fetched"] == 2
+    assert cache.statistics().fetched == 2
 
 
 @pytest.mark.parametrize(

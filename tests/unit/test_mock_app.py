@@ -628,7 +628,7 @@ async def test_signed_url_expiry_follows_the_injected_wall_clock(mock_clock: tri
 
 @pytest.mark.parametrize("size", [0, 1, 1000, (1 << 20) - 1, 1 << 20, (3 << 20) + 17])
 def test_memory_blocks_hold_content_once(size: int) -> None:
-    from mockregistry.store import BLOCK_SIZE, Blocks
+    from mockregistry.blobbytes import BLOCK_SIZE, Blocks
 
     data = bytes(i % 251 for i in range(size))
     blocks = Blocks()

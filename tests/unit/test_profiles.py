@@ -41,7 +41,9 @@ def test_unknown_profile() -> None:
 
 
 def test_ghcr_quirks() -> None:
-    assert GHCR.upload_strategy == "single_patch" and not GHCR.multi_patch_safe
+    # One PATCH per blob is the upload strategy itself (a profile field saying "several
+    # PATCHes are unsafe" had no reader and went).
+    assert GHCR.upload_strategy == "single_patch" and GHCR.multi_scope_tokens
     assert GHCR.referrers_api is False and GHCR.tags_page_size == 100
     assert GHCR.documented_cap is not None and parse_rate(GHCR.documented_cap).count == 2000
     # every metered kind shares one window; the storage host is not GHCR's API

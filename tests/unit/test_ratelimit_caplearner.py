@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ocync.ratelimit.bucket import RateCap, bucket_for_cap
-from ocync.ratelimit.caplearner import CapLearner, CapSource, CapStatistics
+from ocync.ratelimit.caplearner import CapLearner, CapSource, CapStatistics, replaces_shared_cap
 from ocync.ratelimit.signals import ThrottleSignal
 
 GHCR_DOCUMENTED = RateCap(2000, 60.0)
@@ -200,3 +200,19 @@ def test_statistics_count_what_was_learned() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.probes = 0  # type: ignore[misc]
     assert "announced" in repr(learner)
+
+
+@pytest.mark.parametrize(
+    ("current", "current_source", "cap", "source", "replaces"),
+    [
+        pytest.param(None, None, LOW, "documented", True, id="none-yet"),
+        pytest.param(GHCR_DOCUMENTED, "documented", LOW, "documented", True, id="stricter"),
+        pytest.param(LOW, "documented", GHCR_DOCUMENTED, "documented", False, id="looser"),
+        pytest.param(LOW, "documented", GHCR_DOCUMENTED, "configured", True, id="configured-beats-documented"),
+        pytest.param(LOW, "configured", GHCR_DOCUMENTED, "configured", False, id="looser-configured"),
+    ],
+)
+def test_which_cap_a_shared_principal_keeps(
+    current: RateCap | None, current_source: CapSource | None, cap: RateCap, source: CapSource, replaces: bool
+) -> None:
+    assert replaces_shared_cap(current, current_source, cap, source) is replaces

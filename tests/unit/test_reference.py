@@ -6,7 +6,14 @@ import pytest
 
 from ocync.errors import ReferenceError_
 from ocync.oci.digest import Digest
-from ocync.oci.reference import is_loopback_host, parse_reference, parse_repository, split_port
+from ocync.oci.reference import (
+    api_host,
+    is_loopback_host,
+    normalise_repository,
+    parse_reference,
+    parse_repository,
+    split_port,
+)
 
 D = "sha256:" + "ab" * 32
 
@@ -68,8 +75,8 @@ def test_invalid(text: str, fragment: str) -> None:
 def test_identifier_and_api_host() -> None:
     ref = parse_reference("alpine")
     assert ref.identifier == "latest"
-    assert ref.api_host == "registry-1.docker.io"
-    assert parse_reference("ghcr.io/o/a:1").api_host == "ghcr.io"
+    assert api_host(ref.registry) == "registry-1.docker.io"
+    assert api_host(parse_reference("ghcr.io/o/a:1").registry) == "ghcr.io"
     pinned = parse_reference(f"ghcr.io/o/a:1@{D}")
     assert pinned.identifier == D
 
@@ -102,3 +109,16 @@ def test_split_port() -> None:
     assert split_port("h:80") == ("h", 80)
     assert split_port("[::1]:5000") == ("[::1]", 5000)
     assert split_port("h") == ("h", None)
+
+
+@pytest.mark.parametrize(
+    ("registry", "path", "expected"),
+    [
+        pytest.param("docker.io", "nginx", "library/nginx", id="hub-official"),
+        pytest.param("docker.io", "a/b", "a/b", id="hub-user"),
+        pytest.param("ghcr.io", "nginx", "nginx", id="other-registry"),
+    ],
+)
+def test_normalise_repository_is_what_parse_reference_does(registry: str, path: str, expected: str) -> None:
+    assert normalise_repository(registry, path) == expected
+    assert parse_reference(f"{registry}/{path}").repository == expected
