@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocync.engine.plan import exit_code_for
-from ocync.errors import OcyncError, Unauthorized
+from ocync.errors import OcyncError, PullQuotaExhausted, Unauthorized
 from ocync.registry.auth import known_secrets
 
 
@@ -29,6 +29,9 @@ class ImageStatus(enum.Enum):
     # in flight when an interrupt's drain deadline ended it: the reason says how far it got
     # (tag pushed, referrers not copied; or not tagged yet); counted in ``undone``
     INTERRUPTED = "interrupted"
+    # not attempted: the source's pull quota (Docker Hub) could not cover it; a later run
+    # copies it (exit 1, like work an interrupt left undone)
+    DEFERRED = "deferred"
 
 
 @dataclass(slots=True)
@@ -110,7 +113,7 @@ class ImageResult:
             mapping=mapping,
             source=source,
             target=target,
-            status=ImageStatus.FAILED,
+            status=ImageStatus.DEFERRED if isinstance(error, PullQuotaExhausted) else ImageStatus.FAILED,
             digest=digest,
             blobs_transferred=done.transferred,
             blobs_mounted=done.mounted,
@@ -247,7 +250,7 @@ class RunReport:
             self.count(ImageStatus.SKIPPED),
             failed,
             auth,
-            self.interrupted and self.undone > 0,
+            (self.interrupted and self.undone > 0) or self.count(ImageStatus.DEFERRED) > 0,
         )
 
     def summary_line(self) -> str:
@@ -259,6 +262,9 @@ class RunReport:
             f"{mib:.1f} MiB; {self.requests} requests, {self.throttled} throttled (429); "
             f"{self.elapsed:.1f}s"
         )
+        deferred = self.count(ImageStatus.DEFERRED)
+        if deferred:
+            line += f"; {deferred} deferred (pull quota)"
         if self.interrupted:
             line += f"; interrupted, {self.undone} left undone"
             parts = [f"{n} {_UNDONE_WORDS.get(k, k)}" for k, n in self.undone_detail.items() if n]
@@ -297,9 +303,14 @@ class RunReport:
         lines.extend(self.errors)
         return lines
 
+    def deferred_lines(self) -> list[str]:
+        """One line per image the source's pull quota deferred to a later run, with why."""
+        return [f"{r.source} -> {r.target}: {r.reason}" for r in self.results if r.status is ImageStatus.DEFERRED]
+
     def describe(self) -> str:
         """Everything in one text: failures, synced images, summary (logs and test messages)."""
-        return "\n".join([*(f"FAILED {p}" for p in self.problem_lines()), self.render_text()])
+        return "\n".join([*(f"FAILED {p}" for p in self.problem_lines()),
+                          *(f"DEFERRED {p}" for p in self.deferred_lines()), self.render_text()])
 
     def render_text(self, *, quiet: bool = False) -> str:
         """Synced images (unless ``quiet``) and the summary line."""
@@ -315,6 +326,7 @@ class RunReport:
                 "images_synced": self.count(ImageStatus.SYNCED),
                 "images_skipped": self.count(ImageStatus.SKIPPED),
                 "images_failed": self.count(ImageStatus.FAILED),
+                "images_deferred": self.count(ImageStatus.DEFERRED),
                 "blobs_transferred": self.blobs_transferred,
                 "blobs_mounted": self.blobs_mounted,
                 "blobs_skipped": self.blobs_skipped,
@@ -328,6 +340,11 @@ class RunReport:
                 "undone_detail": dict(self.undone_detail),
             },
             "images": [r.to_dict() for r in self.results],
+            "deferred": [
+                {"source": r.source, "target": r.target, "reason": r.reason}
+                for r in self.results
+                if r.status is ImageStatus.DEFERRED
+            ],
             "errors": self.problem_lines(),  # failed images' errors, then run-level ones
             "warnings": list(self.warnings),
             "controllers": _jsonable(self.controllers),

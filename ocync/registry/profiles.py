@@ -94,6 +94,9 @@ class RegistryProfile:
     # Blobs up to this size may go monolithic (buffered) when the strategy is "monolithic";
     # bigger ones stream. Bounded memory beats one request saved.
     monolithic_max_bytes: int = 4 * 1024 * 1024
+    # Request kinds that spend a pull quota announced in ``ratelimit-remaining`` (Docker Hub:
+    # manifest GETs only); its headers then plan pulls instead of pausing every request.
+    pull_kinds: frozenset[str] = frozenset()
 
 
 # Fields left out take the defaults above, which are CNCF distribution 2.8's behaviour.
@@ -115,6 +118,9 @@ GHCR = RegistryProfile(
 DOCKERHUB = RegistryProfile(
     name="dockerhub",
     window_groups=_windows(manifest_get=("manifest_get",), unmetered=("manifest_head", "blob_head")),
+    # docs.docker.com "Docker Hub pull usage and limits": a pull is a manifest GET; version
+    # checks (HEAD) and blob downloads are not pulls.
+    pull_kinds=frozenset({"manifest_get"}),
 )
 
 GENERIC = RegistryProfile(
