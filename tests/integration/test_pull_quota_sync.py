@@ -158,3 +158,25 @@ async def test_an_index_whose_children_do_not_fit_is_deferred_whole(tmp_path: Pa
     assert "needs 1 more pull(s)" in doc["deferred"][1]["reason"]
     planner = doc["controllers"]["hub"]["pull_quota"]
     assert planner["pulls_wasted"] == 1 and planner["images_deferred"] == 2 and planner["min_remaining"] == 1
+
+
+async def test_analyze_reports_pulls_needed_against_pulls_remaining(tmp_path: Path) -> None:
+    corpus = build_corpus(INDEX_SPEC)  # 4 indexes of 2 children: 12 pulls for a cold sync
+    (repo,) = corpus.repos
+    env = hermetic_env(tmp_path)
+    config = tmp_path / "ocync.yaml"
+    async with serve_mock(MockOptions(profile="dockerhub", pull_limit="30/1h", seed=1)) as hub, \
+            serve_mock(MockOptions(profile="generic", seed=2)) as dst:
+        await push_corpus(corpus, hub.url)
+        write_config(config, hub, dst, repo, tmp_path / "cache", 1)
+        code, out, err = await run_cli(env, "analyze", "-c", str(config), "--json")
+        code_text, text, err_text = await run_cli(env, "analyze", "-c", str(config))
+        hub_stats = await stats(hub)
+    assert code == 0 and code_text == 0, err + err_text
+    (quota,) = json.loads(out)["pull_quotas"]
+    # analyze reads the manifests itself: its 12 pulls are spent before the figure is taken
+    assert quota == {"registry": "hub", "needed": 12, "remaining": 18, "min_remaining": 1, "spent": 12,
+                     "limit": 30, "window": 3600.0, "short_by": 0}
+    assert ("source hub: 12 pulls needed, 6 remaining (min_remaining 1; this analysis spent 12): "
+            "short by 7: a sync defers what does not fit") in text
+    assert hub_stats["throttled"] == 0 and hub_stats["pulls"]["127.0.0.1"]["pulls"] == 24
