@@ -221,9 +221,10 @@ async def run(options: MockOptions) -> None:
         async with serve_mock(options) as mock:
             print(mock.url, flush=True)
             profile = mock.registry.profile
-            log.warning("registry listening on %s (profile %s, auth %s, rate limit %s)",
+            log.warning("registry listening on %s (profile %s, auth %s, rate limit %s, pull limit %s)",
                         mock.url, profile.name, options.auth,
-                        profile.rate_limit.describe() if profile.rate_limit else "off")
+                        profile.rate_limit.describe() if profile.rate_limit else "off",
+                        profile.pull_limit.describe() if profile.pull_limit else "off")
             if mock.storage_url:
                 log.warning("storage host listening on %s", mock.storage_url)
             async for signum in signals:
