@@ -76,6 +76,15 @@ async def wait_for_window(mock: MockRegistry, principal: str = "127.0.0.1") -> N
             await trio.sleep(0.2)  # the window rolls on the mock's real clock
 
 
+async def listed_tags(mock: MockRegistry, repo: str) -> list[str]:
+    """The source's tag list: with no ``sort`` in the config, the order tags are examined in."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.get(f"{mock.url}/v2/{repo}/tags/list")
+        response.raise_for_status()
+        tags: list[str] = response.json()["tags"]
+        return tags
+
+
 def deferred_tags(doc: dict[str, Any]) -> list[str]:
     return [d["source"].rsplit(":", 1)[1] for d in doc["deferred"]]
 
@@ -83,12 +92,12 @@ def deferred_tags(doc: dict[str, Any]) -> list[str]:
 async def test_a_run_over_the_pull_quota_defers_what_does_not_fit_then_completes(tmp_path: Path) -> None:
     corpus = build_corpus(SPEC)
     (repo,) = corpus.repos
-    tags = sorted(corpus.repos[repo])
     env = hermetic_env(tmp_path)
     config = tmp_path / "ocync.yaml"
     hub_options = MockOptions(profile="dockerhub", pull_limit=f"{LIMIT}/{WINDOW}s", seed=1)
     async with serve_mock(hub_options) as hub, serve_mock(MockOptions(profile="generic", seed=2)) as dst:
         await push_corpus(corpus, hub.url)
+        tags = await listed_tags(hub, repo)
         await wait_for_window(hub)
         hub.reset_stats()
         write_config(config, hub, dst, repo, tmp_path / "cache", MIN_REMAINING)
@@ -134,13 +143,13 @@ async def test_a_run_over_the_pull_quota_defers_what_does_not_fit_then_completes
 async def test_an_index_whose_children_do_not_fit_is_deferred_whole(tmp_path: Path) -> None:
     corpus = build_corpus(INDEX_SPEC)
     (repo,) = corpus.repos
-    tags = sorted(corpus.repos[repo])
     env = hermetic_env(tmp_path)
     config = tmp_path / "ocync.yaml"
     # 8 pulls, 1 kept: two indexes of 3 pulls fit (6); the third's root fits, its children not.
     hub_options = MockOptions(profile="dockerhub", pull_limit="8/1h", seed=1)
     async with serve_mock(hub_options) as hub, serve_mock(MockOptions(profile="generic", seed=2)) as dst:
         await push_corpus(corpus, hub.url)
+        tags = await listed_tags(hub, repo)
         hub.reset_stats()
         before = (await stats(hub))["pulls"]["127.0.0.1"]["remaining"]
         write_config(config, hub, dst, repo, tmp_path / "cache", 1)
@@ -180,3 +189,24 @@ async def test_analyze_reports_pulls_needed_against_pulls_remaining(tmp_path: Pa
     assert ("source hub: 12 pulls needed, 6 remaining (min_remaining 1; this analysis spent 12): "
             "short by 7: a sync defers what does not fit") in text
     assert hub_stats["throttled"] == 0 and hub_stats["pulls"]["127.0.0.1"]["pulls"] == 24
+
+
+async def test_copy_over_the_pull_quota_is_deferred_with_exit_1(tmp_path: Path) -> None:
+    corpus = build_corpus(SPEC)
+    (repo,) = corpus.repos
+    tag = sorted(corpus.repos[repo])[0]
+    env = hermetic_env(tmp_path)
+    config = tmp_path / "ocync.yaml"
+    async with serve_mock(MockOptions(profile="dockerhub", pull_limit="3/1h", seed=1)) as hub, \
+            serve_mock(MockOptions(profile="generic", seed=2)) as dst:
+        await push_corpus(corpus, hub.url)
+        write_config(config, hub, dst, repo, tmp_path / "cache", 3)  # keep all 3: nothing may be pulled
+        host = hub.host
+        code, out, err = await run_cli(env, "copy", "-c", str(config), f"{hub.host}/{repo}:{tag}",
+                                       f"{dst.host}/{TARGET_NAMESPACE}/one:{tag}")
+        hub_stats = await stats(hub)
+    assert code == 1, (out, err)
+    assert err == (f"ocync: error: {host}/{repo}:{tag}: deferred, needs 1 more pull(s): "
+                   "pull quota: 3 remaining, min_remaining 3\n"), err
+    assert "Traceback" not in err
+    assert hub_stats["by_kind"]["manifest_get"] == 0 and hub_stats["throttled"] == 0
