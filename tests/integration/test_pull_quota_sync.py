@@ -30,6 +30,20 @@ INDEX_SPEC = CorpusSpec(seed=62, repositories=1, tags_per_repo=4, layers_per_ima
                         layer_size=(256, 512))
 
 
+# The source's requests by kind (pinned; zero counts left out). First run: the ping, the tag
+# list, one HEAD to read the quota, 8 pulls (10 - min_remaining 2), the blobs of the 8 images
+# (one shared layer + 8 configs) and their referrers listings. After the window: 8 HEADs of the
+# copied tags (trusted at the target by the cache), the 4 deferred pulled and copied (their 4
+# configs), every tag's referrers listed. Warm: one HEAD per tag and the referrers listings.
+EXPECTED_FIRST = {"ping": 1, "tags_list": 1, "manifest_head": 1, "manifest_get": 8, "blob_get": 9, "referrers": 8}
+EXPECTED_SECOND = {"ping": 1, "tags_list": 1, "manifest_head": 8, "manifest_get": 4, "blob_get": 4, "referrers": 12}
+EXPECTED_WARM = {"ping": 1, "tags_list": 1, "manifest_head": 12, "referrers": 12}
+
+
+def nonzero(stats: dict[str, Any]) -> dict[str, int]:
+    return {kind: n for kind, n in stats["by_kind"].items() if n}
+
+
 async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     with trio.fail_after(CLI_TIMEOUT):
         result = await trio.run_process([sys.executable, "-m", "ocync", *args], capture_stdout=True,
@@ -113,6 +127,9 @@ async def test_a_run_over_the_pull_quota_defers_what_does_not_fit_then_completes
         warm, warm_stats = json.loads(out3), await stats(hub)
 
     fits = LIMIT - MIN_REMAINING
+    assert nonzero(first_stats) == EXPECTED_FIRST, nonzero(first_stats)
+    assert nonzero(second_stats) == EXPECTED_SECOND, nonzero(second_stats)
+    assert nonzero(warm_stats) == EXPECTED_WARM, nonzero(warm_stats)
     assert code == 1, err
     assert first_stats["throttled"] == 0 and first["summary"]["throttled"] == 0, first_stats
     assert first_stats["by_kind"]["manifest_get"] == fits, first_stats["by_kind"]
