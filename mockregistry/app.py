@@ -22,6 +22,7 @@ from .content import content_response, head_response
 from .http import JSON_TYPE, MESSAGES, Request, Response, error, error_body, json_response
 from .listings import catalog_response, referrers_response, tags_response
 from .manifests import OCI_INDEX, OCI_MANIFEST, accepted_types, check_manifest
+from .pullquota import PULL_LIMIT_MESSAGE, PullQuota
 from .quirks import FaultInjector, Profile, go_duration
 from .ratelimit import SlidingWindowLimiter
 from .routes import DIGEST_SHAPE_RE, TAG_RE, classify, valid_name
@@ -56,6 +57,7 @@ class Registry:
         self.clock = clock
         self.wall_clock = wall_clock
         self.limiter = SlidingWindowLimiter(profile.rate_limit, count_rejected=profile.count_rejected)
+        self.pulls = PullQuota(profile.pull_limit) if profile.pull_limit is not None else None
         self.stats = Stats(started=clock())
         self.access_log = access_log
         self.base_url = "http://127.0.0.1"
@@ -92,6 +94,8 @@ class Registry:
         data = self.stats.to_dict()
         store = self.store.statistics()
         data["per_principal"] = self.limiter.statistics()
+        if self.pulls is not None:
+            data["pulls"] = self.pulls.statistics(self.clock())
         data["blobs"] = store["blobs"]
         data["blob_bytes"] = store["blob_bytes"]
         data["uploads_abandoned"] = store["uploads_cancelled"] + store["uploads_open"]
@@ -103,6 +107,8 @@ class Registry:
     def reset_stats(self) -> None:
         self.stats.reset(self.clock())
         self.limiter.reset()
+        if self.pulls is not None:
+            self.pulls.reset()
         self.store.uploads_cancelled = 0
         self.faults.injected.clear()
 
@@ -155,12 +161,21 @@ class Registry:
         if delay:
             await trio.sleep(delay)
         decision = self.limiter.check(principal, self.clock())
+        pulls = self.pulls
         if not decision.allowed:
             resp = self._throttled(decision.retry_after)
+        elif pulls is not None and kind == "manifest_get" and not pulls.allows(principal, self.clock()):
+            resp = error(429, "TOOMANYREQUESTS", message=PULL_LIMIT_MESSAGE)
         elif (status := self.faults.server_error()) is not None:
             resp = error(status, "UNKNOWN", message=f"injected fault {status}")
         else:
             resp = await self._dispatch(req, kind, route, params, now)
+            if pulls is not None and kind == "manifest_get" and resp.status == 200:
+                pulls.spend(principal, self.clock())
+        if pulls is not None:
+            # Docker Hub: the source is the client address when anonymous (its docs' example
+            # shows an IP); authenticated, an account id (the mock: the user name).
+            resp.headers.extend(pulls.headers(principal, principal, self.clock()))
         resp.kind = kind
         resp.principal = principal
         return resp

@@ -88,7 +88,7 @@ def _probability(text: str) -> float:
 # Flags whose value is the MockOptions field of the same name (argparse dest == field name).
 _PROFILE_TOGGLES = ("retry_after_header", "referrers_api", "count_rejected")
 _FAULT_RATES = ("fault_rate", "reset_rate", "truncate_rate", "corrupt_rate")
-_SAME_NAME = ("profile", "auth", "rate_limit", "blob_redirect", "tags_page_size", *_PROFILE_TOGGLES,
+_SAME_NAME = ("profile", "auth", "rate_limit", "pull_limit", "blob_redirect", "tags_page_size", *_PROFILE_TOGGLES,
               *_FAULT_RATES, "corrupt_first", "seed", "access_log", "host", "port", "storage_port")
 
 
@@ -119,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=port, default=0, help="0 picks a free port")
     serve.add_argument("--storage-port", type=port, default=0,
                        help="port of the storage host blob GETs redirect to (0 picks a free one)")
-    serve.add_argument("--profile", choices=["generic", "ghcr"], default="generic",
-                       help="registry behaviour: generic (distribution) or ghcr (default generic)")
+    serve.add_argument("--profile", choices=["generic", "ghcr", "dockerhub"], default="generic",
+                       help="registry behaviour: generic (distribution), ghcr or dockerhub (default generic)")
     serve.add_argument("--auth", choices=["none", "token"], default="none",
                        help="none, or bearer tokens for the --user principals (default none)")
     serve.add_argument("--user", type=_pair("NAME:TOKEN"), action="append", default=[], metavar="NAME:TOKEN",
@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="repositories anyone may pull (repeatable glob)")
     serve.add_argument("--auth-file", type=Path, help="YAML with users, user_namespaces, public")
     serve.add_argument("--rate-limit", type=_rate, metavar="COUNT/WINDOW", help="e.g. 600/6s; off")
+    serve.add_argument("--pull-limit", type=_rate, metavar="COUNT/WINDOW",
+                       help="manifest GETs per principal, e.g. 100/6h (the dockerhub profile's default); off")
     redirect = serve.add_mutually_exclusive_group()
     redirect.add_argument("--blob-redirect", dest="blob_redirect", action="store_true", default=None,
                           help="answer blob GETs with 307 to the storage host (the ghcr profile's default)")
@@ -219,9 +221,10 @@ async def run(options: MockOptions) -> None:
         async with serve_mock(options) as mock:
             print(mock.url, flush=True)
             profile = mock.registry.profile
-            log.warning("registry listening on %s (profile %s, auth %s, rate limit %s)",
+            log.warning("registry listening on %s (profile %s, auth %s, rate limit %s, pull limit %s)",
                         mock.url, profile.name, options.auth,
-                        profile.rate_limit.describe() if profile.rate_limit else "off")
+                        profile.rate_limit.describe() if profile.rate_limit else "off",
+                        profile.pull_limit.describe() if profile.pull_limit else "off")
             if mock.storage_url:
                 log.warning("storage host listening on %s", mock.storage_url)
             async for signum in signals:

@@ -1,4 +1,4 @@
-"""Registry profiles (generic, ghcr) and fault injection, as data.
+"""Registry profiles (generic, ghcr, dockerhub) and fault injection, as data.
 
 A profile is a frozen bundle of behaviours; code reads its fields and never tests host names.
 GHCR behaviours are those observed on ghcr.io (its last-PATCH-wins uploads, namespace-scoped
@@ -115,6 +115,8 @@ class Profile:
     manifest_max_bytes: int = MANIFEST_MAX_BYTES
     # Lifetime of signed storage URLs (GHCR's are valid for a few minutes).
     redirect_ttl: float = 300.0
+    # Docker Hub: manifest GETs (pulls) per principal per rolling window (pullquota.py).
+    pull_limit: RateLimit | None = None
 
 
 GENERIC = Profile(name="generic")
@@ -136,7 +138,10 @@ GHCR = Profile(
     oci_by_tag_needs_accept=False,
     empty_tags_null=False,
 )
-PROFILES: Mapping[str, Profile] = {"generic": GENERIC, "ghcr": GHCR}
+# Docker Hub (docs.docker.com "Docker Hub pull usage and limits"): distribution underneath,
+# with a pull quota; 100 pulls per 6 hours is the documented ratelimit-limit example.
+DOCKERHUB = Profile(name="dockerhub", pull_limit=RateLimit(100, 6 * 3600.0))
+PROFILES: Mapping[str, Profile] = {"generic": GENERIC, "ghcr": GHCR, "dockerhub": DOCKERHUB}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +158,8 @@ class MockOptions:
     count_rejected: bool | None = None
     # "COUNT/WINDOW"; None = the profile's default; "off" disables it.
     rate_limit: str | None = None
+    # "COUNT/WINDOW" pulls (manifest GETs); None = the profile's default; "off" disables it.
+    pull_limit: str | None = None
     auth: str = "none"
     users: Mapping[str, str] = field(default_factory=dict)
     user_namespaces: Mapping[str, Sequence[str]] = field(default_factory=dict)
@@ -203,6 +210,10 @@ class MockOptions:
             text = self.rate_limit.strip().lower()
             limit = None if text in ("off", "none", "0", "") else parse_rate(self.rate_limit)
             profile = replace(profile, rate_limit=limit)
+        if self.pull_limit is not None:
+            text = self.pull_limit.strip().lower()
+            pulls = None if text in ("off", "none", "0", "") else parse_rate(self.pull_limit)
+            profile = replace(profile, pull_limit=pulls)
         return profile
 
 

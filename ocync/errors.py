@@ -18,6 +18,7 @@
     |   +-- Throttled               429 or a "secondary rate limit" 403 (temporary)
     +-- NoMatchingPlatform          a platform filter matches nothing in the source index
     +-- ArtifactsMissing            require_artifacts is set and the image has no referrers
+    +-- PullQuotaExhausted          the source's pull quota cannot cover the image: deferred (exit 1)
 
 Foreign exceptions (httpx, h11, OSError) are mapped to these in one place with
 ``raise ... from exc``. ``temporary`` says whether retrying may help.
@@ -110,6 +111,13 @@ class ArtifactsMissing(OcyncError):
     """``require_artifacts`` is set and the image has no (wanted) referrers."""
 
 
+class PullQuotaExhausted(OcyncError):
+    """The source's pull quota (Docker Hub's manifest GETs per window) cannot cover an image
+    without going under ``min_remaining``: the image is deferred to a later run, never sent."""
+
+    exit_code = 1  # work left for a later run, as after an interrupt
+
+
 @dataclass(frozen=True, slots=True)
 class OCIErrorEntry:
     """One entry of an OCI error body: ``{"errors":[{"code","message","detail"}]}``."""
@@ -175,6 +183,7 @@ __all__ = [
     "OCIErrorEntry",
     "OcyncError",
     "ProtocolError",
+    "PullQuotaExhausted",
     "ReferenceError_",
     "RegistryError",
     "RequestTimeout",

@@ -209,6 +209,8 @@ def _print_report(report: RunReport, args: argparse.Namespace) -> None:
     # them; stdout carries the report itself.
     for problem in report.problem_lines():
         print(f"ocync: error: {problem}", file=sys.stderr)
+    for deferred in report.deferred_lines():
+        print(f"ocync: deferred: {deferred}", file=sys.stderr)
     if not args.quiet:
         for warning in dict.fromkeys(report.warnings):
             print(f"ocync: warning: {warning}", file=sys.stderr)

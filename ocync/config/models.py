@@ -225,6 +225,11 @@ class RegistryConfig(_Model):
     max_concurrent: PositiveCount | None = Field(default=None)
     rate_limit: str | None = Field(default=None, description="documented cap, e.g. 2000/60s")
     head_first: bool | None = Field(default=None, description="HEAD manifests before GET")
+    min_remaining: int = Field(
+        default=0, ge=0,
+        description="as a source with a pull quota (Docker Hub): pulls (manifest GETs) a run "
+        "leaves unspent for the cluster's own image pulls; images that do not fit are deferred",
+    )
     verify: Literal["always", "cached"] | None = Field(
         default=None,
         description="as a target: HEAD every tag on every run (always), or trust the transfer "

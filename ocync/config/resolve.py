@@ -44,6 +44,7 @@ class RegistrySettings:
     max_concurrent: int | None = None
     rate_limit: str | None = None
     head_first: bool | None = None
+    min_remaining: int = 0  # pulls left unspent under a pull quota (Docker Hub)
     verify: str = "cached"  # as a target: "always" HEADs each tag, "cached" trusts the cache
     insecure: bool = False
     profile: str | None = None  # ocync.registry.profiles name; None: chosen by host
@@ -68,6 +69,7 @@ class RegistrySettings:
             max_concurrent=model.max_concurrent,
             rate_limit=model.rate_limit,
             head_first=model.head_first,
+            min_remaining=model.min_remaining,
             verify=model.verify or "cached",
             insecure=model.insecure,
             profile=model.profile,

@@ -4,7 +4,8 @@ Pulls manifests only (tag lists, HEAD-free GETs of each selected tag and its chi
 reports unique vs referenced blobs and bytes, the most shared layers, mount opportunities
 (a blob needed by several repositories of one target registry, inside the profile's mount
 scope, is uploaded once and mounted elsewhere), and the requests the sync needs per target
-registry with the minutes that takes under each principal's cap.
+registry with the minutes that takes under each principal's cap; for a source with a pull
+quota (Docker Hub), the pulls a cold sync needs against those that remain.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import trio
 
 from ocync.config import Config
+from ocync.config.resolve import RegistrySettings
 from ocync.engine.discovery import ImageTree, MappingSpec, fetch_tree, select_tags
 from ocync.engine.nursery import run_all
 from ocync.engine.plan import mount_group
@@ -30,6 +32,7 @@ from ocync.errors import OcyncError, Unauthorized
 from ocync.ratelimit.bucket import parse_rate
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.client import RegistryClient
+from ocync.registry.profiles import RegistryProfile
 
 # Requests per uploaded blob by upload strategy (client issue): POST + PUT; POST + PATCH +
 # PUT on GHCR; POST + buffered PUT.
@@ -70,6 +73,7 @@ class Analysis:
     errors: list[str] = field(default_factory=list)
     auth_errors: int = 0
     shards: ShardSplit | None = None  # --shards N
+    pull_quotas: list[PullQuotaAnalysis] = field(default_factory=list)  # sources with a pull quota
 
     def exit_code(self) -> int:
         """0 clean; 1 some tags or mappings failed; 2 nothing could be read; 4 when every
@@ -93,6 +97,7 @@ class Analysis:
             "targets": [t.to_dict() for t in self.targets],
             "errors": self.errors,
             **({"shards": self.shards.to_dict()} if self.shards else {}),
+            **({"pull_quotas": [q.to_dict() for q in self.pull_quotas]} if self.pull_quotas else {}),
         }
 
     def render_text(self) -> str:
@@ -114,8 +119,49 @@ class Analysis:
             lines.append("most shared layers:")
             for s in self.shared_layers:
                 lines.append(f"  {s['digest'][:19]} {s['size'] / mib:.1f} MiB in {s['images']} images")
+        lines += [q.render_line() for q in self.pull_quotas]
         lines += self.shards.render_lines() if self.shards else []
         return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class PullQuotaAnalysis:
+    """A source with a pull quota (Docker Hub): the manifest GETs a cold sync needs from it
+    against what remains, after ``spent`` pulls of this analysis itself."""
+
+    registry: str
+    needed: int
+    remaining: int | None  # None: unlimited (the registry sent no quota)
+    min_remaining: int
+    spent: int
+    limit: int | None = None
+    window: float | None = None
+
+    @property
+    def short_by(self) -> int:
+        if self.remaining is None:
+            return 0
+        return max(0, self.needed - max(0, self.remaining - self.min_remaining))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "short_by": self.short_by}
+
+    def render_line(self) -> str:
+        if self.remaining is None:
+            return f"source {self.registry}: {self.needed} pulls needed, no pull limit announced"
+        verdict = f"short by {self.short_by}: a sync defers what does not fit" if self.short_by else "fits"
+        return (f"source {self.registry}: {self.needed} pulls needed, {self.remaining} remaining "
+                f"(min_remaining {self.min_remaining}; this analysis spent {self.spent}): {verdict}")
+
+
+@dataclass(slots=True)
+class _Read:
+    """What the network part of the analysis brought back."""
+
+    trees: list[tuple[MappingSpec, str, ImageTree]]
+    source_requests: int
+    profiles: dict[str, RegistryProfile]
+    pull_quotas: list[PullQuotaAnalysis]
 
 
 async def analyze(
@@ -126,6 +172,27 @@ async def analyze(
     specs = mapping_specs(resolved)
     registries = used_registries(resolved)
     result = Analysis()
+    read = await _read_manifests(specs, registries, result, concurrency, request_timeout)
+    sizes, refs = _tally_targets(result, read.trees, registries, read.profiles)
+    result.unique_blobs = len(sizes)
+    result.unique_bytes = sum(sizes.values())
+    result.referenced_blobs = sum(refs.values())
+    result.referenced_bytes = sum(sizes[d] * n for d, n in refs.items())
+    result.source_requests = read.source_requests + len(sizes)
+    result.shared_layers = [
+        {"digest": d, "size": sizes[d], "images": n} for d, n in refs.most_common(5) if n > 1
+    ]
+    result.pull_quotas = read.pull_quotas
+    if shards:
+        result.shards = shard_split(resolved, specs, [(s, t.blobs()) for s, _, t in read.trees], shards)
+    return result
+
+
+async def _read_manifests(
+    specs: list[MappingSpec], registries: dict[str, RegistrySettings], result: Analysis,
+    concurrency: int, request_timeout: float | None,
+) -> _Read:
+    """Every selected tag's manifest tree (errors go to ``result``), and the sources' quotas."""
     trees: list[tuple[MappingSpec, str, ImageTree]] = []
     limiter = trio.CapacityLimiter(concurrency)
     async with contextlib.AsyncExitStack() as stack:
@@ -162,7 +229,33 @@ async def analyze(
         await run_all(functools.partial(one_mapping, s) for s in specs)
         source_requests = sum(sum(ep.request_counts().values()) for ep in endpoints.values())
         profiles = {name: ep.client.profile for name, ep in endpoints.items()}
+        quotas = _pull_quotas(trees, endpoints, {spec.source for spec in specs})
+    return _Read(trees, source_requests, profiles, quotas)
 
+
+def _pull_quotas(
+    trees: list[tuple[MappingSpec, str, ImageTree]], endpoints: dict[str, ClientEndpoint], sources: set[str]
+) -> list[PullQuotaAnalysis]:
+    """Per source with a pull quota: a cold sync GETs each tag's root and every child once."""
+    needed: Counter[str] = Counter()
+    for spec, _, tree in trees:
+        needed[spec.source] += 1 + len(tree.children)
+    out = []
+    for name, ep in endpoints.items():
+        quota = ep.client.pull_quota
+        if quota is None or name not in sources:
+            continue
+        stats = quota.statistics()
+        out.append(PullQuotaAnalysis(name, needed[name], stats.remaining, stats.min_remaining,
+                                     stats.pulls_sent, stats.limit, stats.window))
+    return out
+
+
+def _tally_targets(
+    result: Analysis, trees: list[tuple[MappingSpec, str, ImageTree]],
+    registries: dict[str, RegistrySettings], profiles: dict[str, RegistryProfile],
+) -> tuple[dict[str, int], Counter[str]]:
+    """Fill ``result``'s per-target figures; return blob sizes and reference counts."""
     sizes: dict[str, int] = {}
     refs: Counter[str] = Counter()
     per_target: dict[str, TargetAnalysis] = {}
@@ -211,17 +304,7 @@ async def analyze(
             rate = parse_rate(ta.cap)
             ta.minutes_under_cap = ta.requests / (rate.count / rate.period) / 60
         result.targets.append(ta)
-    result.unique_blobs = len(sizes)
-    result.unique_bytes = sum(sizes.values())
-    result.referenced_blobs = sum(refs.values())
-    result.referenced_bytes = sum(sizes[d] * n for d, n in refs.items())
-    result.source_requests = source_requests + len(sizes)
-    result.shared_layers = [
-        {"digest": d, "size": sizes[d], "images": n} for d, n in refs.most_common(5) if n > 1
-    ]
-    if shards:
-        result.shards = shard_split(resolved, specs, [(s, t.blobs()) for s, _, t in trees], shards)
-    return result
+    return sizes, refs
 
 
-__all__ = ["Analysis", "TargetAnalysis", "analyze"]
+__all__ = ["Analysis", "PullQuotaAnalysis", "TargetAnalysis", "analyze"]

@@ -18,6 +18,7 @@ from ocync.config.resolve import ArtifactPolicy, PrunePolicy  # the config's, fo
 from ocync.engine.cache import TransferCache
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.nursery import run_all
+from ocync.engine.pullplan import ImagePulls, image_pulls
 from ocync.engine.tagtrust import trusted_targets
 from ocync.errors import ConfigError, ManifestError, NotFound, OcyncError
 from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
@@ -192,9 +193,14 @@ class FetchedRoot:
 
 
 async def fetch_root(
-    source: SourceEndpoint, repo: str, ref: str, platforms: Sequence[Platform]
+    source: SourceEndpoint, repo: str, ref: str, platforms: Sequence[Platform],
+    pulls: ImagePulls | None = None,
 ) -> FetchedRoot:
-    """The source's manifest, or its index trimmed to ``platforms`` (a new digest)."""
+    """The source's manifest, or its index trimmed to ``platforms`` (a new digest); under a
+    pull quota (``pulls``) its pull is reserved first (ocync.engine.pullplan)."""
+    if pulls is not None:
+        await pulls.reserve(1, probe=functools.partial(source.head_manifest, repo, ref))
+        pulls.started += 1
     root = await source.get_manifest(repo, ref)
     digest = str(root.digest)
     if not root.is_index or not platforms:
@@ -207,10 +213,17 @@ async def fetch_root(
 
 
 async def fetch_children(
-    source: SourceEndpoint, repo: str, root: Manifest, source_digest: str = ""
+    source: SourceEndpoint, repo: str, root: Manifest, source_digest: str = "",
+    pulls: ImagePulls | None = None,
 ) -> ImageTree:
-    """The root with every child manifest of an index (fetched by digest, verified)."""
+    """The root with every child manifest of an index (fetched by digest, verified); under a
+    pull quota all of their pulls are reserved first, or the image is deferred."""
     children: list[Manifest | None] = [None] * len(root.manifests)
+    if pulls is not None:
+        if root.manifests:
+            await pulls.reserve(len(root.manifests))
+            pulls.started += len(root.manifests)
+        pulls.settle()
 
     def fetcher(i: int, desc: Descriptor) -> Callable[[], Awaitable[None]]:
         async def fetch() -> None:
@@ -242,6 +255,7 @@ async def discover_tag(
     referrer_tags: frozenset[str] | None = None,
     *,
     push_scope: bool = True,
+    pulls: ImagePulls | None = None,
 ) -> TagOutcome:
     """Decide what one tag needs; never raises an :class:`OcyncError` (it is the outcome).
 
@@ -249,7 +263,10 @@ async def discover_tag(
     HEAD first would be waste), else a source HEAD to compare digests (HEADs are free on
     Docker Hub) and the GET only if some target differs. Immutable tags the cache has seen
     at every target cost nothing; a target tag the cache vouches for (ocync.engine.tagtrust)
-    is not asked, so a warm run costs one source HEAD per tag."""
+    is not asked, so a warm run costs one source HEAD per tag. Under a pull quota the image's
+    pulls are reserved in ``seq`` order, or it is deferred (ocync.engine.pullplan)."""
+    if pulls is None:
+        pulls = image_pulls(source, seq)
     try:
         if mapping.tag_filter.is_immutable(tag):
             known = [
@@ -277,7 +294,7 @@ async def discover_tag(
 
         async def fetch_source_root() -> None:
             nonlocal root
-            root = await fetch_root(source, mapping.source_repo, tag, mapping.platforms)
+            root = await fetch_root(source, mapping.source_repo, tag, mapping.platforms, pulls)
 
         if mapping.one_image is not None:
             await fetch_source_root()
@@ -313,12 +330,15 @@ async def discover_tag(
         if not need:
             return TagOutcome(tag, skipped=skipped, digest=wanted)
         if root is None:
-            root = await fetch_root(source, mapping.source_repo, wanted, mapping.platforms)
-        tree = await fetch_children(source, mapping.source_repo, root.manifest, root.source_digest)
+            root = await fetch_root(source, mapping.source_repo, wanted, mapping.platforms, pulls)
+        tree = await fetch_children(source, mapping.source_repo, root.manifest, root.source_digest, pulls)
         item = WorkItem(seq, mapping, tag, tree, need, root.warnings, referrer_tags, root.trimmed)
         return TagOutcome(tag, item=item, skipped=skipped, digest=tree.digest)
     except OcyncError as exc:
         return TagOutcome(tag, error=exc)
+    finally:
+        if pulls is not None:
+            pulls.finish()
 
 
 def check_expected_digest(one: OneImage, root: Manifest) -> None:

@@ -39,6 +39,7 @@ from ocync.engine.endpoints import Endpoint, SourceEndpoint, TargetEndpoint
 from ocync.engine.nursery import run_all
 from ocync.engine.plan import mount_group
 from ocync.engine.prune import PruneRun, record_ownership
+from ocync.engine.pullplan import ImagePulls, image_pulls
 from ocync.engine.referrers import find_referrers, refresh_referrers
 from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, RunReport, redact
 from ocync.engine.runstate import RunState
@@ -293,20 +294,22 @@ class SyncEngine:
             self.report.add_error(found.error)
             return
 
-        async def one(tag: str) -> None:
-            async with limiter:
-                self._seq += 1
+        async def one(tag: str, seq: int, pulls: ImagePulls | None, holder: object) -> None:
+            try:
                 outcome = await discover_tag(
                     mapping,
                     tag,
-                    self._seq,
+                    seq,
                     source,
                     dict(self.ctx.targets),
                     self.ctx.cache,
                     referrer_tags,
                     push_scope=not self.options.dry_run,
+                    pulls=pulls,
                 )
                 refreshed = await self._refresh_referrers(mapping, outcome, referrer_tags)
+            finally:
+                limiter.release_on_behalf_of(holder)
             if self.options.dry_run or mapping.one_image is not None:
                 # kept for the dry-run report (and ocync copy's one image) only: bounded memory
                 found.outcomes.append(outcome)
@@ -340,12 +343,20 @@ class SyncEngine:
                 await send.send(item)  # cancelled while waiting: not handed over
                 self._expected += len(item.targets)
 
-        async def examine(tag: str) -> None:
-            await one(tag)
+        async def examine(tag: str, seq: int, pulls: ImagePulls | None, holder: object) -> None:
+            await one(tag, seq, pulls, holder)
             self._unexamined -= 1
 
         self._unexamined += len(found.selection.tags)
-        await run_all(functools.partial(examine, tag) for tag in found.selection.tags)
+        # Tags are admitted in the selection's order (trio may run tasks started together in
+        # either order, so the slot is taken here, not in the task): sequence numbers, and the
+        # pulls a source's quota hands out (ocync.engine.pullplan), follow that order.
+        async with trio.open_nursery() as nursery:
+            for tag in found.selection.tags:
+                holder = object()
+                await limiter.acquire_on_behalf_of(holder)
+                self._seq += 1
+                nursery.start_soon(examine, tag, self._seq, image_pulls(source, self._seq), holder)
 
     def _note_source_holds(self, item: WorkItem) -> None:
         """``ocync copy`` within one registry: the source repository holds every blob of the

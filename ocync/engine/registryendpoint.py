@@ -18,6 +18,7 @@ import trio
 
 from ocync.engine.endpoints import BlobSource
 from ocync.engine.plan import MountScope
+from ocync.engine.pullplan import PullPlanner
 from ocync.errors import OcyncError, with_message
 from ocync.oci.digest import Digest
 from ocync.oci.manifest import Descriptor, Manifest
@@ -43,6 +44,8 @@ class ClientEndpoint:
         self._referrers_unsupported = False
         self._referrers_supported = False
         self._referrers_probe: trio.Event | None = None
+        quota = client.pull_quota
+        self.pull_planner = PullPlanner(quota) if quota is not None else None
 
     # ---- Endpoint ------------------------------------------------------------------------
     @property
@@ -77,6 +80,7 @@ class ClientEndpoint:
             "profile": self.client.profile.name,
             "client": self.client.statistics().to_dict(),
             "controller": self.client.controller.statistics().to_dict(),
+            **({"pull_quota": self.pull_planner.statistics()} if self.pull_planner is not None else {}),
         }
 
     async def prepare(self) -> None:

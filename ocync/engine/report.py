@@ -19,7 +19,7 @@ from typing import Any
 
 from ocync.engine.plan import exit_code_for
 from ocync.engine.prunepolicy import PruneEvent
-from ocync.errors import OcyncError, Unauthorized
+from ocync.errors import OcyncError, PullQuotaExhausted, Unauthorized
 from ocync.registry.auth import known_secrets
 
 
@@ -30,6 +30,9 @@ class ImageStatus(enum.Enum):
     # in flight when an interrupt's drain deadline ended it: the reason says how far it got
     # (tag pushed, referrers not copied; or not tagged yet); counted in ``undone``
     INTERRUPTED = "interrupted"
+    # not attempted: the source's pull quota (Docker Hub) could not cover it; a later run
+    # copies it (exit 1, like work an interrupt left undone)
+    DEFERRED = "deferred"
 
 
 @dataclass(slots=True)
@@ -111,7 +114,7 @@ class ImageResult:
             mapping=mapping,
             source=source,
             target=target,
-            status=ImageStatus.FAILED,
+            status=ImageStatus.DEFERRED if isinstance(error, PullQuotaExhausted) else ImageStatus.FAILED,
             digest=digest,
             blobs_transferred=done.transferred,
             blobs_mounted=done.mounted,
@@ -249,7 +252,7 @@ class RunReport:
             self.count(ImageStatus.SKIPPED),
             failed,
             auth,
-            self.interrupted and self.undone > 0,
+            (self.interrupted and self.undone > 0) or self.count(ImageStatus.DEFERRED) > 0,
         )
 
     def summary_line(self) -> str:
@@ -264,6 +267,9 @@ class RunReport:
         deleted = sum(1 for p in self.pruned if p.action == "deleted")
         if deleted:
             line += f"; {deleted} tag(s) pruned"
+        deferred = self.count(ImageStatus.DEFERRED)
+        if deferred:
+            line += f"; {deferred} deferred (pull quota)"
         if self.interrupted:
             line += f"; interrupted, {self.undone} left undone"
             parts = [f"{n} {_UNDONE_WORDS.get(k, k)}" for k, n in self.undone_detail.items() if n]
@@ -303,9 +309,14 @@ class RunReport:
         lines.extend(self.errors)
         return lines
 
+    def deferred_lines(self) -> list[str]:
+        """One line per image the source's pull quota deferred to a later run, with why."""
+        return [f"{r.source} -> {r.target}: {r.reason}" for r in self.results if r.status is ImageStatus.DEFERRED]
+
     def describe(self) -> str:
         """Everything in one text: failures, synced images, summary (logs and test messages)."""
-        return "\n".join([*(f"FAILED {p}" for p in self.problem_lines()), self.render_text()])
+        return "\n".join([*(f"FAILED {p}" for p in self.problem_lines()),
+                          *(f"DEFERRED {p}" for p in self.deferred_lines()), self.render_text()])
 
     def render_text(self, *, quiet: bool = False) -> str:
         """Synced images (unless ``quiet``) and the summary line."""
@@ -321,6 +332,7 @@ class RunReport:
                 "images_synced": self.count(ImageStatus.SYNCED),
                 "images_skipped": self.count(ImageStatus.SKIPPED),
                 "images_failed": self.count(ImageStatus.FAILED),
+                "images_deferred": self.count(ImageStatus.DEFERRED),
                 "blobs_transferred": self.blobs_transferred,
                 "blobs_mounted": self.blobs_mounted,
                 "blobs_skipped": self.blobs_skipped,
@@ -335,6 +347,11 @@ class RunReport:
             },
             "images": [r.to_dict() for r in self.results],
             "prune": [p.to_dict() for p in self.pruned],
+            "deferred": [
+                {"source": r.source, "target": r.target, "reason": r.reason}
+                for r in self.results
+                if r.status is ImageStatus.DEFERRED
+            ],
             "errors": self.problem_lines(),  # failed images' errors, then run-level ones
             "warnings": list(self.warnings),
             "controllers": _jsonable(self.controllers),

@@ -19,7 +19,7 @@ from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import ImageResult, ImageStatus, RunReport
 from ocync.engine.syncrun import client_settings
-from ocync.errors import OcyncError
+from ocync.errors import OcyncError, with_message
 from ocync.oci.platform import Platform
 from ocync.oci.reference import Reference
 from ocync.oci.tagfilter import TagFilter
@@ -170,6 +170,8 @@ async def run_one(mapping: MappingSpec, source: SourceEndpoint, target: TargetEn
     if not report.results:
         raise OcyncError(report.errors[0] if report.errors else "nothing was copied")
     [result] = report.results
+    if result.status is ImageStatus.DEFERRED and result.error is not None:
+        raise with_message(result.error, f"{result.source}: {result.reason}") from result.error
     if result.status is ImageStatus.FAILED:
         raise result.error if result.error is not None else OcyncError(result.reason)
     outcomes = engine.discoveries[0].outcomes

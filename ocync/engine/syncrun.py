@@ -89,6 +89,7 @@ def client_settings(
         max_concurrent=reg.max_concurrent,
         insecure=reg.insecure,
         rate_share=rate_share,
+        min_remaining=reg.min_remaining,
         connect_timeout=min(read_timeout, MAX_CONNECT_TIMEOUT),
         read_timeout=read_timeout,
     )

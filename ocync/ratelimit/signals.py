@@ -196,6 +196,39 @@ def _leading_number(value: str) -> float | None:
     return float(match[1]) if match else None
 
 
+@dataclass(frozen=True, slots=True)
+class PullQuotaReading:
+    """Docker Hub's pull quota as one answer states it: ``limit`` pulls per ``window`` seconds,
+    ``remaining`` of them left, counted against ``source`` (an address or an account id)."""
+
+    remaining: int
+    limit: int | None = None
+    window: float | None = None
+    source: str = ""
+
+
+_QUOTA_VALUE = re.compile(r"^\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+(?:\.\d+)?))?")
+
+
+def pull_quota_from_headers(headers: Mapping[str, str]) -> PullQuotaReading | None:
+    """``ratelimit-remaining: 76;w=21600`` with ``ratelimit-limit: 100;w=21600`` and
+    ``docker-ratelimit-source`` (docs.docker.com "View pull rate and limit"), or None when the
+    answer carries no remaining count (Docker Hub sends none to unlimited accounts)."""
+    lowered = _lower(headers)
+    remaining = _QUOTA_VALUE.match(lowered.get("ratelimit-remaining", ""))
+    if remaining is None:
+        return None
+    limit = _QUOTA_VALUE.match(lowered.get("ratelimit-limit", ""))
+    window_text = remaining[2] or (limit[2] if limit is not None else None)
+    window = float(window_text) if window_text else None
+    return PullQuotaReading(
+        remaining=int(remaining[1]),
+        limit=int(limit[1]) if limit is not None else None,
+        window=window if window and math.isfinite(window) else None,
+        source=lowered.get("docker-ratelimit-source", "").strip()[:200],
+    )
+
+
 def budget_from_headers(
     headers: Mapping[str, str], *, now: float | None = None
 ) -> tuple[int, float | None] | None:
@@ -237,9 +270,11 @@ def budget_from_headers(
 
 __all__ = [
     "MAX_BODY_SCAN",
+    "PullQuotaReading",
     "ThrottleSignal",
     "budget_from_headers",
     "parse_go_duration",
     "parse_retry_after",
+    "pull_quota_from_headers",
     "throttle_signal",
 ]

@@ -105,6 +105,9 @@ class RegistryProfile:
     # not (delete by digest), None try it (distribution 2.8 answers 400 DIGEST_INVALID, or
     # 405 UNSUPPORTED with deletes disabled: then by digest).
     tag_delete: bool | None = None
+    # Request kinds that spend a pull quota announced in ``ratelimit-remaining`` (Docker Hub:
+    # manifest GETs only); its headers then plan pulls instead of pausing every request.
+    pull_kinds: frozenset[str] = frozenset()
 
 
 # Fields left out take the defaults above, which are CNCF distribution 2.8's behaviour.
@@ -127,6 +130,9 @@ GHCR = RegistryProfile(
 DOCKERHUB = RegistryProfile(
     name="dockerhub",
     window_groups=_windows(manifest_get=("manifest_get",), unmetered=("manifest_head", "blob_head")),
+    # docs.docker.com "Docker Hub pull usage and limits": a pull is a manifest GET; version
+    # checks (HEAD) and blob downloads are not pulls.
+    pull_kinds=frozenset({"manifest_get"}),
 )
 
 GENERIC = RegistryProfile(

@@ -20,12 +20,19 @@ import httpx
 import trio
 
 from ocync import __version__
-from ocync.errors import ManifestError, NotAnswering, RegistryError, TransportError
+from ocync.errors import (
+    ManifestError,
+    NotAnswering,
+    PullQuotaExhausted,
+    RegistryError,
+    TransportError,
+)
 from ocync.oci.errorbody import MAX_ERROR_BODY, status_error
 from ocync.oci.manifest import MAX_MANIFEST_SIZE
 from ocync.ratelimit.bucket import parse_rate
 from ocync.ratelimit.limiter import ControllerRegistry, PrincipalController
-from ocync.ratelimit.signals import budget_from_headers
+from ocync.ratelimit.pullquota import PullQuota
+from ocync.ratelimit.signals import budget_from_headers, pull_quota_from_headers
 from ocync.registry.authsession import AuthSession
 from ocync.registry.bodystream import CountedChunks
 from ocync.registry.credentials import Credential
@@ -111,6 +118,8 @@ class RequestCore:
         self.counters = RequestLedger()
         self._warned_throttle = False
         self.silence = HostSilence(TIMEOUT_ATTEMPTS)
+        # Docker Hub's pull quota (profile ``pull_kinds``): read from manifest answers, spent by pulls.
+        self.pull_quota = PullQuota(self.settings.min_remaining) if self.profile.pull_kinds else None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -287,6 +296,7 @@ class RequestCore:
             refused = ex.refusal()  # the wait for a permit may have been long
             if refused is not None:
                 raise refused
+            quota, pull_ticket = self._pull_ticket(kind, url)
             try:
                 reply = await self._transports_().choose(body, stream=stream).request(method, url, req_headers, body)
                 status = reply.status
@@ -303,6 +313,10 @@ class RequestCore:
                 return None, ex.on_transport_error(exc)
             finally:  # every request counted once, answered or not
                 self.counters.record(method, kind, status, len(received), len(content) if isinstance(content, bytes) else 0)
+                if quota is not None:
+                    reading = None if status is None else pull_quota_from_headers(reply.headers)
+                    settle = quota.answered if kind in self.profile.pull_kinds else quota.observe
+                    settle(pull_ticket, reading, trio.current_time(), ok=status == 200)
             learned = status == 401 and ex.authenticate and ex.same_origin and self.auth.learn_challenge(reply.headers)
             now = self._wall_clock()
             action = ex.on_response(status, reply.headers, received, sent_token=sent_token, learned=learned,
@@ -313,9 +327,22 @@ class RequestCore:
             elif status < 400:
                 permit.succeeded()
             budget = budget_from_headers(reply.headers, now=now)
-            if budget is not None:
+            if budget is not None and not self.profile.pull_kinds:  # a pull quota is planned, not paused on
                 self.controller.observe_budget(*budget)
         return Response(status, reply.headers, received, reply.url, reply if keep_open else None), action
+
+    def _pull_ticket(self, kind: str, url: str) -> tuple[PullQuota | None, int]:
+        """The pull quota to tell about this request's answer, and its ticket; a pull the
+        quota cannot cover is refused here, before it is sent (it would only get a 429)."""
+        quota = self.pull_quota
+        if quota is None or kind not in ("manifest_get", "manifest_head"):
+            return None, 0
+        if kind not in self.profile.pull_kinds:
+            return quota, quota.ticket()
+        ticket = quota.send()
+        if ticket is None:
+            raise PullQuotaExhausted(f"GET {redact_url(url)}: not sent: {quota.describe()}")
+        return quota, ticket
 
     def _transports_(self) -> Transports:
         if self._transports is None:

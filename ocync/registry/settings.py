@@ -20,6 +20,7 @@ class ClientSettings:
     max_concurrent: int | None = None
     insecure: bool = False  # plain HTTP (or unverified TLS for an explicit https:// URL)
     rate_share: float | None = None
+    min_remaining: int = 0  # pulls a pull quota keeps unspent (config min_remaining)
     attempts: int = 5  # tries per request / per blob transfer
     connect_timeout: float = 10.0
     read_timeout: float = 60.0

@@ -39,6 +39,18 @@ def test_serve_prints_url_and_stops_cleanly(signum: signal.Signals, tmp_path: Pa
     assert "registry listening on" in err and "storage host listening on" in err
 
 
+def test_serve_dockerhub_profile_counts_pulls_under_its_pull_limit() -> None:
+    proc, url = start("--profile", "dockerhub", "--pull-limit", "7/6h")
+    try:
+        head = httpx.head(f"{url}/v2/any/thing/manifests/latest", timeout=5)
+        assert head.headers["ratelimit-limit"] == "7;w=21600" and head.headers["ratelimit-remaining"] == "7;w=21600"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "profile dockerhub" in err and "pull limit 7/6h" in err, err
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -51,6 +63,7 @@ def test_serve_prints_url_and_stops_cleanly(signum: signal.Signals, tmp_path: Pa
         pytest.param(["--namespace", "nocolon"], id="bad-namespace"),
         pytest.param(["--tags-page-size", "-1"], id="bad-page-size"),
         pytest.param(["--profile", "nope"], id="bad-profile"),
+        pytest.param(["--profile", "dockerhub", "--pull-limit", "many"], id="bad-pull-limit"),
     ],
 )
 def test_serve_rejects_bad_arguments(args: list[str]) -> None:
