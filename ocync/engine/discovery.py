@@ -10,7 +10,6 @@ the transfer cache has seen at every target cost no request at all.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,12 +19,11 @@ from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.nursery import run_all
 from ocync.engine.tagtrust import trusted_targets
 from ocync.errors import ConfigError, ManifestError, NotFound, OcyncError
+from ocync.oci.digestpin import REFERRERS_TAG
 from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
 from ocync.oci.platform import Platform, trim_index
+from ocync.oci.repopattern import RepoPattern
 from ocync.oci.tagfilter import TagFilter, TagSelection
-
-# distribution-spec 1.1 "Referrers tag schema": <alg>-<hex digest>.
-REFERRERS_TAG = re.compile(r"sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128}")
 
 
 @dataclass(frozen=True, slots=True)

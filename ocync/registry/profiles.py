@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from ocync.errors import ConfigError
-from ocync.profilenames import PROFILE_NAMES
+from ocync.profilenames import HOST_PROFILES, NO_CATALOG_PROFILES, PROFILE_NAMES, profile_name_for
 
 UploadStrategy = Literal["stream_put", "single_patch", "monolithic"]
 
@@ -94,6 +94,8 @@ class RegistryProfile:
     # Blobs up to this size may go monolithic (buffered) when the strategy is "monolithic";
     # bigger ones stream. Bounded memory beats one request saved.
     monolithic_max_bytes: int = 4 * 1024 * 1024
+    # distribution-spec "Listing Repositories" (GET /v2/_catalog); GHCR has none.
+    catalog: bool = True
 
 
 # Fields left out take the defaults above, which are CNCF distribution 2.8's behaviour.
@@ -107,6 +109,7 @@ GHCR = RegistryProfile(
     documented_cap="2000/60s",  # GHCR's 429 message: "allowed: 2000/minute"
     tags_page_size=100,  # GHCR's default page when no `n` is sent
     referrers_api=False,
+    catalog=False,  # GHCR's registry API has no /v2/_catalog
 )
 
 # Docker Hub meters manifest GETs (its pull limit) and not HEADs (docs.docker.com
@@ -133,16 +136,8 @@ PROFILES: Mapping[str, RegistryProfile] = MappingProxyType(
 )
 # The config validates `profile:` against PROFILE_NAMES (it does not import this I/O package).
 assert tuple(PROFILES) == PROFILE_NAMES, (tuple(PROFILES), PROFILE_NAMES)
-
-# Host -> profile name. The only place host names appear.
-HOST_PROFILES: Mapping[str, str] = MappingProxyType(
-    {
-        "ghcr.io": "ghcr",
-        "docker.io": "dockerhub",
-        "registry-1.docker.io": "dockerhub",
-        "index.docker.io": "dockerhub",
-    }
-)
+# ... and checks pattern mappings against NO_CATALOG_PROFILES (the host table lives there too).
+assert {p.name for p in PROFILES.values() if not p.catalog} == NO_CATALOG_PROFILES
 
 
 def profile_named(name: str) -> RegistryProfile:
@@ -156,7 +151,7 @@ def select_profile(host: str, name: str | None = None) -> RegistryProfile:
     """The profile named in config (``profile:``), else the host table's, else generic."""
     if name:
         return profile_named(name)
-    return PROFILES[HOST_PROFILES.get(host.lower(), "generic")]
+    return PROFILES[profile_name_for(host)]
 
 
 __all__ = [
