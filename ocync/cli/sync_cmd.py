@@ -172,6 +172,16 @@ class _LiveProgress:
 
 def _render_dry_run(report: RunReport) -> str:
     lines: list[str] = []
+    for n in report.plan.get("namespaces", []):
+        skipped = [f"{n[k]} {what}" for k, what in (("excluded", "excluded"), ("other_shard", "in other shards"),
+                   ("claimed_elsewhere", "written by another mapping")) if n[k]]
+        lines.append(
+            f"{n['mapping']}: catalog {n['catalog_pages']} page(s), {n['listed']} repositories listed, "
+            f"{n['matched']} match {n['pattern']}" + (f" ({', '.join(skipped)})" if skipped else "")
+            + ("" if n["complete"] else " (listing incomplete)")
+        )
+        for repo in n["repositories"]:
+            lines.append(f"  repository {repo}")
     for m in report.plan.get("mappings", []):
         stages = ", ".join(
             f"{s['name']} -{s['dropped']}" + (f" +{s['added']}" if s["added"] else "")

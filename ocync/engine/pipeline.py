@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import trio
 
 from ocync.engine.cache import TransferCache
+from ocync.engine.digestpins import known_pin, pin_spec
 from ocync.engine.discovery import (
     MappingDiscovery,
     MappingSpec,
@@ -36,11 +37,13 @@ from ocync.engine.discovery import (
     select_tags,
 )
 from ocync.engine.endpoints import Endpoint, SourceEndpoint, TargetEndpoint
+from ocync.engine.namespaces import NamespaceListing, TargetClaims, expand_namespace
 from ocync.engine.nursery import run_all
 from ocync.engine.plan import mount_group
 from ocync.engine.referrers import find_referrers, refresh_referrers
 from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, RunReport, redact
 from ocync.engine.runstate import RunState
+from ocync.engine.sharding import Shard
 from ocync.engine.staging import BlobStage
 from ocync.engine.transfer import (
     TransferProgress,
@@ -103,6 +106,9 @@ class EngineOptions:
     drain_timeout: float = 25.0  # default drain deadline on SIGINT/SIGTERM: inside Kubernetes' 30 s grace period
     dry_run: bool = False
     handle_signals: bool = False
+    # --shard I/N for the repositories pattern mappings expand to (literal mappings are
+    # selected before the engine starts, with the same key).
+    shard: Shard | None = None
 
 
 class SyncEngine:
@@ -150,6 +156,10 @@ class SyncEngine:
         self._unexamined = 0  # selected tags whose discovery has not finished
         self._in_flight = 0
         self._seq = 0
+        hosts = {name: ep.host for name, ep in (*sources.items(), *targets.items())}
+        self._claims = TargetClaims((m for m in self.mappings if m.source_pattern is None), hosts)
+        self.namespaces: list[NamespaceListing] = []
+        self._expanded_from: dict[int, int] = {}  # id(concrete mapping) -> its pattern's index
 
     # ---- control -----------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -210,7 +220,10 @@ class SyncEngine:
         (cut off in flight, or never started), every selected tag not fully examined, and
         every mapping whose tags were never listed (how many tags it has is unknown: one)."""
         interrupted = self.report.count(ImageStatus.INTERRUPTED)
-        listed = sum(1 for d in self.discoveries if d.selection is not None or d.error)
+        literal = {id(m) for m in self.mappings}
+        listed = sum(
+            1 for d in self.discoveries if id(d.mapping) in literal and (d.selection is not None or d.error)
+        ) + sum(1 for n in self.namespaces if n.complete or n.error)
         detail = {
             "images_interrupted": interrupted,
             "images_not_started": max(self._expected - self._finished - interrupted, 0),
@@ -238,20 +251,60 @@ class SyncEngine:
         self.report.throttled = throttled
         self.report.controllers = controllers
         self.report.cache = self.ctx.cache.statistics().to_dict()
-        # Mappings are discovered concurrently; the plan lists them in config order.
-        order = {id(m): i for i, m in enumerate(self.mappings)}
-        discoveries = sorted(self.discoveries, key=lambda d: order.get(id(d.mapping), len(order)))
+        # Mappings are discovered concurrently; the plan lists them in config order (the
+        # repositories of a pattern at its place, by name).
+        order = {id(m): i for i, m in enumerate(self.mappings)} | self._expanded_from
+        discoveries = sorted(
+            self.discoveries, key=lambda d: (order.get(id(d.mapping), len(order)), d.mapping.name)
+        )
         self.report.plan = {
             **self.ctx.statistics(),
             "mappings": [d.to_dict() for d in discoveries] if self.options.dry_run else [],
         }
+        if self.namespaces:
+            names = [m.name for m in self.mappings]
+            listings = sorted(self.namespaces, key=lambda n: names.index(n.mapping))
+            self.report.plan["namespaces"] = [n.to_dict() for n in listings]
 
     # ---- discovery ---------------------------------------------------------------------
     async def _discover_all(self, send: trio.MemorySendChannel[WorkItem] | None) -> None:
         limiter = trio.CapacityLimiter(self.options.discovery_concurrency)
         await run_all(
-            functools.partial(self._discover_mapping, m, send, limiter) for m in self.mappings
+            functools.partial(
+                self._discover_namespace if m.source_pattern else self._discover_mapping,
+                m, send, limiter,
+            )
+            for m in self.mappings
         )
+
+    async def _discover_namespace(
+        self,
+        mapping: MappingSpec,
+        send: trio.MemorySendChannel[WorkItem] | None,
+        limiter: trio.CapacityLimiter,
+    ) -> None:
+        """A pattern mapping: its catalog's repositories, discovered as they are listed."""
+        listing = NamespaceListing(mapping.name, str(mapping.source_pattern))
+        self.namespaces.append(listing)
+        position = self.mappings.index(mapping)
+
+        async def discover(concrete: MappingSpec) -> None:
+            self._expanded_from[id(concrete)] = position
+            await self._discover_mapping(concrete, send, limiter)
+
+        await expand_namespace(
+            mapping,
+            self.ctx.sources[mapping.source],
+            self._claims,
+            discover,
+            shard=self.options.shard,
+            concurrency=self.options.discovery_concurrency,
+            listing=listing,
+            warn=self.report.warnings.append,
+            keep_names=self.options.dry_run,
+        )
+        if listing.error:
+            self.report.add_error(redact(listing.error))
 
     async def _discover_mapping(
         self,
@@ -275,10 +328,13 @@ class SyncEngine:
             self.report.add_error(found.error)
             return
 
-        async def one(tag: str) -> None:
+        async def one(tag: str, mapping: MappingSpec = mapping) -> None:
             async with limiter:
                 self._seq += 1
-                outcome = await discover_tag(
+                pinned = None
+                if mapping.one_image is not None and mapping.one_image.expected_digest == tag:
+                    pinned = known_pin(mapping, tag, self.ctx.targets, self.ctx.cache)
+                outcome = pinned or await discover_tag(
                     mapping,
                     tag,
                     self._seq,
@@ -322,12 +378,17 @@ class SyncEngine:
                 await send.send(item)  # cancelled while waiting: not handed over
                 self._expected += len(item.targets)
 
-        async def examine(tag: str) -> None:
-            await one(tag)
+        async def examine(tag: str, spec: MappingSpec = mapping) -> None:
+            await one(tag, spec)
             self._unexamined -= 1
 
-        self._unexamined += len(found.selection.tags)
-        await run_all(functools.partial(examine, tag) for tag in found.selection.tags)
+        self._unexamined += len(found.selection.tags) + len(mapping.digests)
+        await run_all(
+            [
+                *(functools.partial(examine, tag) for tag in found.selection.tags),
+                *(functools.partial(examine, d, pin_spec(mapping, d)) for d in mapping.digests),
+            ]
+        )
 
     def _note_source_holds(self, item: WorkItem) -> None:
         """``ocync copy`` within one registry: the source repository holds every blob of the

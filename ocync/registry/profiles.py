@@ -96,6 +96,9 @@ class RegistryProfile:
     monolithic_max_bytes: int = 4 * 1024 * 1024
     # distribution-spec "Listing Repositories" (GET /v2/_catalog); GHCR has none.
     catalog: bool = True
+    # `n` sent on _catalog (None: the registry's page, distribution's is 100; every page is
+    # followed either way).
+    catalog_page_size: int | None = None
 
 
 # Fields left out take the defaults above, which are CNCF distribution 2.8's behaviour.
