@@ -20,9 +20,11 @@ PINNED_PRESENT = "pinned digest present"
 
 
 def pin_spec(spec: MappingSpec, digest: str) -> MappingSpec:
-    """``spec`` narrowed to one pinned image: the root must have ``digest``."""
+    """``spec`` narrowed to one pinned image: the root must have ``digest``, so it is copied
+    as pinned (``defaults.platforms`` would trim an index to another digest; a mapping's own
+    ``platforms`` with pins is refused by the config)."""
     tag = None if spec.tag_template is None else render_tag(spec.tag_template, digest)
-    return dataclasses.replace(spec, one_image=OneImage(tag, digest), digests=())
+    return dataclasses.replace(spec, one_image=OneImage(tag, digest), digests=(), platforms=())
 
 
 def pin_ref(spec: MappingSpec, digest: str) -> str:
