@@ -18,6 +18,12 @@ import trio
 
 from mockregistry import MockOptions, serve_mock
 from mockregistry.store import ManifestRecord
+from ocync.engine.cache import TransferCache
+from ocync.engine.discovery import MappingSpec, TargetRepo
+from ocync.engine.pipeline import EngineOptions, SyncEngine
+from ocync.engine.registryendpoint import ClientEndpoint
+from ocync.engine.report import ImageResult, ImageStatus
+from ocync.oci.repopattern import RepoPattern
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
 from stress.registries import DistributionProcess
@@ -195,3 +201,34 @@ async def test_distribution_catalog_as_source(tmp_path: Path) -> None:
             assert target_digest(dst.store, "copy/y", "v1") == pushed["team/y"]
             assert dst.store.repo("copy/z/deep") is None and dst.store.repo("copy/solo") is None
             assert json.loads(out)["summary"]["requests_by_kind"]["catalog"] == 1
+
+
+async def test_expansion_streams_into_the_copies() -> None:
+    """The catalog is paged as discovery consumes it: with a small engine (one transfer, one
+    channel slot, two mappings in discovery) the first image is copied before the catalog's
+    last page is asked for, so a 10,000-repository namespace is never held as a plan."""
+    rng = random.Random(12)
+    async with serve_mock(MockOptions(catalog_page_size=5, seed=1)) as src, serve_mock(
+        MockOptions(seed=2)
+    ) as dst:
+        for i in range(60):
+            seed(src.store, f"team/r{i:02d}", make_image(rng, "v1", layers=1, layer_size=64))
+        anon = ClientSettings(auth=AuthSettings(kind="anonymous"))
+        pages_at_first_copy: list[int] = []
+
+        def on_result(result: ImageResult) -> None:
+            if not pages_at_first_copy:
+                pages_at_first_copy.append(src.stats()["by_kind"]["catalog"])
+
+        spec = MappingSpec(name="team", source="src", source_repo="team/*",
+                           targets=(TargetRepo("dst", "m/*"),), source_pattern=RepoPattern.parse("team/*"))
+        async with RegistryClient(src.url, anon) as sc, RegistryClient(dst.url, anon) as dc:
+            s, d = ClientEndpoint("src", sc), ClientEndpoint("dst", dc)
+            engine = SyncEngine([spec], {"src": s}, {"dst": d}, TransferCache(),
+                                EngineOptions(max_concurrent_transfers=1, channel_size=1, discovery_concurrency=2),
+                                on_result=on_result)
+            report = await engine.run()
+        assert report.count(ImageStatus.SYNCED) == 60
+        assert src.stats()["by_kind"]["catalog"] == 12
+        assert pages_at_first_copy and pages_at_first_copy[0] < 12, pages_at_first_copy
+        assert [n.to_dict()["listed"] for n in engine.namespaces] == [60]
