@@ -128,6 +128,26 @@ async def test_exclude_suffix_depth_and_literal_mapping_wins(tmp_path: Path) -> 
         assert any("[team/sub/d]: 1 tags listed, 1 selected" in line for line in lines), out
         assert sum(1 for line in lines if line.startswith("  up to date: 1 tag(s)")) == 6, out
 
+        # expand shows the patterns as written; --catalog names each repository, leaves
+        # mirror/a to the literal mapping, and prints a config that validates
+        code, out, err = await ocync("expand", str(cfg), "--json")
+        assert code == 0, err
+        assert [m["from"] for m in json.loads(out)["mappings"]] == ["team/*", "team/**", "other/e"]
+        code, out, err = await ocync("expand", str(cfg), "--catalog", "--json")
+        assert code == 0, err
+        expanded = [(m["from"], m["to"]) for m in json.loads(out)["mappings"]]
+        assert expanded == [
+            ("team/b", "mirror/b"),
+            ("team/a", "deep/a"), ("team/b", "deep/b"), ("team/old-c", "deep/old-c"), ("team/sub/d", "deep/sub/d"),
+            ("other/e", "mirror/a"),
+        ]
+        code, out, err = await ocync("expand", str(cfg), "--catalog")
+        assert code == 0, err
+        literal = tmp_path / "literal.yaml"
+        literal.write_text(out)
+        code, out, err = await ocync("validate", str(literal))
+        assert code == 0, err
+
 
 async def test_shards_split_the_expanded_repositories(tmp_path: Path) -> None:
     rng = random.Random(3)
