@@ -252,3 +252,21 @@ async def test_expansion_streams_into_the_copies() -> None:
         assert src.stats()["by_kind"]["catalog"] == 12
         assert pages_at_first_copy and pages_at_first_copy[0] < 12, pages_at_first_copy
         assert [n.to_dict()["listed"] for n in engine.namespaces] == [60]
+
+
+async def test_catalog_behind_token_auth(tmp_path: Path) -> None:
+    """The catalog's token has scope registry:catalog:* (distribution's token auth), the
+    repositories' tokens their own pull scopes."""
+    rng = random.Random(13)
+    options = MockOptions(auth="token", users={"alice": "pat-a"}, user_namespaces={"alice": ["team"]},
+                          catalog_page_size=2, seed=1)
+    async with serve_mock(options) as src, serve_mock(MockOptions(seed=2)) as dst:
+        digests = {r: seed(src.store, r, make_image(rng, "v1", layers=1, layer_size=64))
+                   for r in ("team/a", "team/b", "team/c")}
+        cfg = write_config(tmp_path / "ocync.yaml", src.host, dst.host, "  - {from: 'team/*', to: 'm/*'}\n",
+                           ", credentials: {username: alice, password: pat-a}")
+        code, out, err = await ocync("sync", "-c", str(cfg), "--json")
+        assert code == 0, err
+        for repo, digest in digests.items():
+            assert target_digest(dst.store, "m/" + repo.removeprefix("team/"), "v1") == digest
+        assert src.stats()["by_kind"]["catalog"] == 2
