@@ -244,7 +244,7 @@ def resolve_mapping(cfg: Config, index: int) -> ResolvedMapping:
         )
     if mapping.digests and mapping.tags is None:
         # `digests:` alone copies just those images, no tags (defaults.tags do not apply).
-        tag_filter = dataclasses.replace(tag_filter, glob=(), include=())
+        tag_filter = TagFilter(glob=())
     pattern = is_pattern(mapping.from_)
     return ResolvedMapping(
         index=index,

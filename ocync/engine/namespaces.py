@@ -20,7 +20,7 @@ import trio
 from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.endpoints import CatalogSource, SourceEndpoint
 from ocync.engine.sharding import Shard, mapping_key, shard_of
-from ocync.errors import OcyncError
+from ocync.errors import OcyncError, Unauthorized
 from ocync.oci.repopattern import excluded, target_repository
 
 
@@ -93,6 +93,7 @@ class NamespaceListing:
     claimed_elsewhere: int = 0
     repositories: list[str] = field(default_factory=list)  # started (dry run: all)
     error: str = ""
+    auth_failure: bool = False
     complete: bool = False
 
     def to_dict(self) -> dict[str, object]:
@@ -146,6 +147,7 @@ async def expand_namespace(
                 repos, cursor = await source.catalog_page(cursor)
             except OcyncError as exc:
                 listing.error = f"{spec.name}: listing the catalog: {exc}"
+                listing.auth_failure = isinstance(exc, Unauthorized)
                 break
             listing.pages += 1
             listing.listed += len(repos)

@@ -39,7 +39,7 @@ from ocync.engine.discovery import (
 from ocync.engine.endpoints import Endpoint, SourceEndpoint, TargetEndpoint
 from ocync.engine.namespaces import NamespaceListing, TargetClaims, expand_namespace
 from ocync.engine.nursery import run_all
-from ocync.engine.plan import mount_group
+from ocync.engine.plan import MountScope, mount_group
 from ocync.engine.referrers import find_referrers, refresh_referrers
 from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, RunReport, redact
 from ocync.engine.runstate import RunState
@@ -144,7 +144,13 @@ class SyncEngine:
             for m in self.mappings
             for t in m.targets
         }
-        self.ctx.stage_all = len(groups) > 1
+        # A pattern's `to: "*"` spreads its repositories over namespaces not known yet.
+        spread = any(
+            m.source_pattern and t.repo.startswith("*") and targets[t.registry].mount_scope is not MountScope.ANY
+            for m in self.mappings
+            for t in m.targets
+        )
+        self.ctx.stage_all = len(groups) > 1 or spread
         self.report = RunReport(dry_run=options.dry_run)
         self.discoveries: list[MappingDiscovery] = []
         self.on_result = on_result
@@ -304,7 +310,7 @@ class SyncEngine:
             keep_names=self.options.dry_run,
         )
         if listing.error:
-            self.report.add_error(redact(listing.error))
+            self.report.add_error(redact(listing.error), auth_failure=listing.auth_failure)
 
     async def _discover_mapping(
         self,

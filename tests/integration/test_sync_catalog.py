@@ -270,3 +270,16 @@ async def test_catalog_behind_token_auth(tmp_path: Path) -> None:
         for repo, digest in digests.items():
             assert target_digest(dst.store, "m/" + repo.removeprefix("team/"), "v1") == digest
         assert src.stats()["by_kind"]["catalog"] == 2
+
+
+async def test_catalog_refused_is_an_auth_failure(tmp_path: Path) -> None:
+    """Anonymous tokens carry no registry:catalog:* grant: the listing fails by name, exit 4."""
+    options = MockOptions(auth="token", users={"alice": "pat-a"}, public=["team/a"], seed=1)
+    async with serve_mock(options) as src, serve_mock(MockOptions(seed=2)) as dst:
+        seed(src.store, "team/a", make_image(random.Random(1), "v1", layers=1, layer_size=64))
+        cfg = write_config(tmp_path / "ocync.yaml", src.host, dst.host, "  - {from: 'team/*', to: 'm/*'}\n")
+        code, out, err = await ocync("sync", "-c", str(cfg))
+        assert code == 4, (out, err)
+        (line,) = [x for x in err.splitlines() if x.startswith("ocync: error:")]
+        assert "mappings[0]" in line and "listing the catalog" in line, line
+        assert "Traceback" not in err and dst.store.repo("m/a") is None
