@@ -250,8 +250,11 @@ def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
         shard=shard_from_env(args.shard, args.shards, os.environ),
     )
     if options.shard is not None and options.dry_run and not args.json:
-        kept = select(loaded.config.resolve(), resolved_key, options.shard)
-        print(f"shard {options.shard}: {len(kept)} of {len(loaded.config.resolve())} mappings")
+        every = loaded.config.resolve()
+        # pattern mappings run in every shard (their repositories are sharded as listed)
+        literal = [m for m in every if m.source_pattern is None]
+        kept = select(literal, resolved_key, options.shard)
+        print(f"shard {options.shard}: {len(kept) + len(every) - len(literal)} of {len(every)} mappings")
     if progress is None:
         return trio.run(run_sync, loaded.config, options)
     with progress:
