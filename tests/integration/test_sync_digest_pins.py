@@ -2,7 +2,8 @@
 processes against two mocks: what lands at the target (by digest, and under ``tag_template``),
 the wire counts of a cold run (the source asked once per pinned manifest) and of a warm one
 (no request at all beyond each registry's ``GET /v2/``), an index pinned whole with its
-children, and a digest the source does not have failing that image (exit 1) by name."""
+children, referrers copied with a pin, and a digest the source does not have failing that
+image (exit 1) by name."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 import httpx
 
 from mockregistry import MockOptions, serve_mock
+from stress.corpus import Manifest
 from tests.integration.imageseed import make_image, make_index
+from tests.integration.referrerseed import artifact, push_referrer
 from tests.integration.test_sync_catalog import ocync, seed, target_digest, write_config
 
 MISSING = "sha256:" + "e" * 64
@@ -128,3 +131,24 @@ async def test_pinned_index_is_copied_whole_despite_defaults_platforms(tmp_path:
         assert target_digest(dst.store, "app", idx) == idx
         for child in index.children:  # both platforms: the index as pinned
             assert target_digest(dst.store, "app", str(child.digest)) == str(child.digest)
+
+
+async def test_pin_brings_its_referrers(tmp_path: Path) -> None:
+    """The same referrers handling as tags: a signature of the pinned image arrives with it
+    (the mock's referrers API at the source; GHCR-like target without one gets the
+    distribution-spec tag-schema index)."""
+    rng = random.Random(9)
+    async with serve_mock(MockOptions(seed=1)) as src, serve_mock(MockOptions(profile="ghcr", seed=2)) as dst:
+        image = make_image(rng, "v1", layers=1, layer_size=64)
+        digest = seed(src.store, "org/app", image)
+        subject = Manifest(digest, image.media_type, image.manifest)
+        signature = artifact(subject, "application/vnd.example.signature+json", "release-bot")
+        await push_referrer(src.url, "org/app", subject, signature, None, signature[1].descriptor())
+        cfg = write_config(tmp_path / "ocync.yaml", src.host, dst.host,
+                           f"  - {{from: org/app, to: org/pinned, digests: ['{digest}']}}\n")
+        code, out, err = await ocync("sync", "-c", str(cfg), "--json")
+        assert code == 0, err
+        assert target_digest(dst.store, "org/pinned", digest) == digest
+        assert target_digest(dst.store, "org/pinned", signature[1].digest) == signature[1].digest
+        fallback = dst.store.resolve("org/pinned", "sha256-" + digest.removeprefix("sha256:"))
+        assert fallback is not None  # the referrers tag-schema index, not overwritten by a pin tag
