@@ -252,12 +252,14 @@ async def list_namespace(
         raise ConfigError(f"source {spec.source} cannot list its repositories")
     out: list[MappingSpec] = []
     cursor: str | None = None
+    seen: set[str] = set()
     while True:
         async with limiter:
             repos, cursor = await source.catalog_page(cursor)
         out += [c for c in (expand_spec(spec, r) for r in repos) if c is not None]
-        if cursor is None:
+        if cursor is None or cursor in seen:  # a Link loop (a broken registry) ends it
             return out
+        seen.add(cursor)
 
 
 __all__ = ["Analysis", "TargetAnalysis", "analyze", "list_namespace"]

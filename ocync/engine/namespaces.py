@@ -142,6 +142,7 @@ async def expand_namespace(
 
     async with trio.open_nursery() as nursery:
         cursor: str | None = None
+        seen: set[str] = set()
         while True:
             try:
                 repos, cursor = await source.catalog_page(cursor)
@@ -172,9 +173,10 @@ async def expand_namespace(
                     listing.repositories.append(repo)
                 await slots.acquire()
                 nursery.start_soon(run, kept)
-            if cursor is None:
+            if cursor is None or cursor in seen:  # a Link loop (a broken registry) ends it
                 listing.complete = True
                 break
+            seen.add(cursor)
     if listing.complete and listing.matched == 0:
         # Not a silent empty sync: say that nothing matched.
         warn(f"{spec.name}: no repository of {spec.source}'s catalog ({listing.listed} listed) "
