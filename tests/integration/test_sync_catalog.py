@@ -283,3 +283,18 @@ async def test_catalog_refused_is_an_auth_failure(tmp_path: Path) -> None:
         (line,) = [x for x in err.splitlines() if x.startswith("ocync: error:")]
         assert "mappings[0]" in line and "listing the catalog" in line, line
         assert "Traceback" not in err and dst.store.repo("m/a") is None
+
+
+async def test_analyze_counts_the_expanded_repositories_and_pins(tmp_path: Path) -> None:
+    rng = random.Random(14)
+    async with serve_mock(MockOptions(catalog_page_size=2, seed=1)) as src, serve_mock(MockOptions(seed=2)) as dst:
+        for repo in ("team/a", "team/b", "team/c", "other/x"):
+            seed(src.store, repo, make_image(rng, "v1", layers=1, layer_size=64))
+        pin = seed(src.store, "other/x", make_image(rng, "v2", layers=1, layer_size=64))
+        mappings = f"  - {{from: 'team/*', to: 'm/*'}}\n  - {{from: other/x, digests: ['{pin}']}}\n"
+        cfg = write_config(tmp_path / "ocync.yaml", src.host, dst.host, mappings)
+        code, out, err = await ocync("analyze", "-c", str(cfg), "--json")
+        assert code == 0, err
+        analysis = json.loads(out)
+        assert analysis["tags"] == 4 and analysis["images"] == 4  # 3 repositories' v1 + the pin
+        assert analysis["unique_blobs"] == 8  # config + layer each
