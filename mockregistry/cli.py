@@ -88,7 +88,8 @@ def _probability(text: str) -> float:
 # Flags whose value is the MockOptions field of the same name (argparse dest == field name).
 _PROFILE_TOGGLES = ("retry_after_header", "referrers_api", "count_rejected")
 _FAULT_RATES = ("fault_rate", "reset_rate", "truncate_rate", "corrupt_rate")
-_SAME_NAME = ("profile", "auth", "rate_limit", "pull_limit", "blob_redirect", "tags_page_size", *_PROFILE_TOGGLES,
+_SAME_NAME = ("profile", "auth", "rate_limit", "pull_limit", "blob_redirect", "tags_page_size",
+              "catalog_page_size", *_PROFILE_TOGGLES,
               *_FAULT_RATES, "corrupt_first", "seed", "access_log", "host", "port", "storage_port")
 
 
@@ -142,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         serve.add_argument(_flag(toggle), action="store_true", default=None, help=_TOGGLE_HELP[toggle])
     serve.add_argument("--tags-page-size", type=_whole(1, None, "a whole number >= 1"),
                        help="tags per page when the client sends no n (ghcr: 100)")
+    serve.add_argument("--catalog-page-size", type=_whole(1, None, "a whole number >= 1"),
+                       help="repositories per /v2/_catalog page when the client sends no n (default 100)")
     for rate in _FAULT_RATES:
         serve.add_argument(_flag(rate), type=_probability, default=0.0, metavar="P", help=_FAULT_HELP[rate])
     serve.add_argument("--corrupt-first", type=_whole(0, None, "a whole number >= 0"), default=0, metavar="N",

@@ -97,6 +97,7 @@ class Profile:
     blob_redirect: bool = False
     # Tags per page when the client sends no `n` (GHCR: 100; distribution: all).
     tags_page_size: int | None = None
+    # Repositories per catalog page when the client sends no `n` (distribution: 100).
     catalog_page_size: int = 100
     # GHCR sends no Retry-After header with its 429s.
     retry_after_header: bool = False
@@ -154,6 +155,7 @@ class MockOptions:
     referrers_api: bool | None = None
     blob_redirect: bool | None = None
     tags_page_size: int | None = None
+    catalog_page_size: int | None = None
     retry_after_header: bool | None = None
     count_rejected: bool | None = None
     # "COUNT/WINDOW"; None = the profile's default; "off" disables it.
@@ -200,6 +202,7 @@ class MockOptions:
             "referrers_api": self.referrers_api,
             "blob_redirect": self.blob_redirect,
             "tags_page_size": self.tags_page_size,
+            "catalog_page_size": self.catalog_page_size,
             "retry_after_header": self.retry_after_header,
             "count_rejected": self.count_rejected,
         }

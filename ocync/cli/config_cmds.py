@@ -1,9 +1,12 @@
-"""``ocync validate``, ``ocync expand`` and ``ocync schema``: the config file, no network.
+"""``ocync validate``, ``ocync expand`` and ``ocync schema``: the config file, no network
+(but ``expand --catalog``).
 
 ``validate`` prints every problem on its own line (``FILE:LINE: path: what``) and exits 3;
 ``expand`` prints the resolved config (defaults filled, ``${VAR}`` expanded, secrets
-redacted unless ``--show-secrets``) which re-validates to the same model; ``schema`` prints
-the JSON Schema generated from the models, for editors.
+redacted unless ``--show-secrets``) which re-validates to the same model; with
+``--catalog`` each pattern mapping (``from: team/*``) is replaced by one mapping per
+repository its source's catalog lists now; ``schema`` prints the JSON Schema generated from
+the models, for editors.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import json
 import sys
 from typing import Any
 
+import trio
+
 from ocync.config import dump_yaml, expanded_data, json_schema, load_config_file
 from ocync.errors import ConfigError
+from ocync.oci.repopattern import RepoPattern, target_repository
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +39,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("file", metavar="FILE", help="the YAML config")
     p.add_argument(
         "--show-secrets", action="store_true", help="print passwords and tokens in clear"
+    )
+    p.add_argument(
+        "--catalog",
+        action="store_true",
+        help="list the source catalogs: each pattern mapping becomes one mapping per repository",
     )
     _common(p)
     p.set_defaults(func=run_expand)
@@ -87,11 +98,35 @@ def run_expand(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _report_problems(exc, args.json)
     data = expanded_data(loaded, show_secrets=args.show_secrets)
+    if args.catalog:
+        from ocync.engine.catalogexpand import pattern_repositories  # the network, only here
+
+        found = trio.run(pattern_repositories, loaded.config)
+        data["mappings"] = [
+            concrete
+            for i, mapping in enumerate(data.get("mappings", []))
+            for concrete in (_expanded(mapping, found[i]) if i in found else [mapping])
+        ]
     if args.json:
         print(json.dumps(data, indent=2))
     else:
         sys.stdout.write(dump_yaml(data))
     return 0
+
+
+def _expanded(
+    mapping: dict[str, Any], repositories: list[tuple[str, tuple[str, ...] | None]]
+) -> list[dict[str, Any]]:
+    """One literal mapping per repository a pattern mapping's catalog listed (with only the
+    targets no literal mapping writes)."""
+    pattern = RepoPattern.parse(mapping["from"])
+    rest = {k: v for k, v in mapping.items() if k not in ("from", "to", "exclude")}
+    out = []
+    for repo, targets in repositories:
+        suffix = pattern.match(repo) or repo
+        to = target_repository(mapping.get("to", mapping["from"]), suffix)
+        out.append({"from": repo, "to": to, **rest, **({"targets": list(targets)} if targets else {})})
+    return out
 
 
 def run_schema(args: argparse.Namespace) -> int:

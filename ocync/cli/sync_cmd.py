@@ -178,6 +178,16 @@ class _LiveProgress:
 
 def _render_dry_run(report: RunReport) -> str:
     lines: list[str] = []
+    for n in report.plan.get("namespaces", []):
+        skipped = [f"{n[k]} {what}" for k, what in (("excluded", "excluded"), ("other_shard", "in other shards"),
+                   ("claimed_elsewhere", "written by another mapping")) if n[k]]
+        lines.append(
+            f"{n['mapping']}: catalog {n['catalog_pages']} page(s), {n['listed']} repositories listed, "
+            f"{n['matched']} match {n['pattern']}" + (f" ({', '.join(skipped)})" if skipped else "")
+            + ("" if n["complete"] else " (listing incomplete)")
+        )
+        for repo in n["repositories"]:
+            lines.append(f"  repository {repo}")
     for m in report.plan.get("mappings", []):
         stages = ", ".join(
             f"{s['name']} -{s['dropped']}" + (f" +{s['added']}" if s["added"] else "")
@@ -250,8 +260,11 @@ def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
         shard=shard_from_env(args.shard, args.shards, os.environ),
     )
     if options.shard is not None and options.dry_run and not args.json:
-        kept = select(loaded.config.resolve(), resolved_key, options.shard)
-        print(f"shard {options.shard}: {len(kept)} of {len(loaded.config.resolve())} mappings")
+        every = loaded.config.resolve()
+        # pattern mappings run in every shard (their repositories are sharded as listed)
+        literal = [m for m in every if m.source_pattern is None]
+        kept = select(literal, resolved_key, options.shard)
+        print(f"shard {options.shard}: {len(kept) + len(every) - len(literal)} of {len(every)} mappings")
     if progress is None:
         return trio.run(run_sync, loaded.config, options)
     with progress:

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from ocync.config.models import Config, MappingConfig, RegistryConfig, TagsConfig
 from ocync.config.problems import Loc, Problem, suggest
 from ocync.config.resolve import ArtifactPolicy, effective_auth_type
+from ocync.oci.digestpin import is_digest, tag_problem
+from ocync.oci.repopattern import is_pattern
 from ocync.oci.tagfilter import TagFilter, selections_may_overlap
+from ocync.profilenames import NO_CATALOG_PROFILES, profile_name_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +252,62 @@ def check_self_copy(names: _Names, i: int, m: MappingConfig) -> list[Problem]:
     ]
 
 
+def check_mapping_pattern(names: _Names, i: int, m: MappingConfig) -> list[Problem]:
+    """A pattern ``from`` lists the source's catalog; its ``to`` keeps the matched suffix."""
+    loc: Loc = ("mappings", i)
+    to = m.to or m.from_
+    if not is_pattern(m.from_):
+        problems = []
+        if is_pattern(to):
+            problems.append(Problem(loc + ("to",), f"`to: {to}` is a pattern but `from: {m.from_}` is "
+                                    "one repository"))
+        if m.exclude is not None:
+            problems.append(Problem(loc + ("exclude",), "`exclude` needs a pattern `from` "
+                                    "(team/* or team/**)"))
+        return problems
+    problems = []
+    if not is_pattern(to):
+        problems.append(Problem(loc + ("to",), f"`from: {m.from_}` is a pattern: `to` must end with "
+                                "/* where the matched suffix goes (e.g. mirror/*), else every "
+                                f"repository would land on `{to}`"))
+    if m.digests is not None or m.tag_template is not None:
+        field = "digests" if m.digests is not None else "tag_template"
+        problems.append(Problem(loc + (field,), "digest pins name one repository's images: "
+                                "not with a pattern `from`"))
+    cfg = names.cfg
+    source = m.source or cfg.defaults.source
+    if source in cfg.registries:
+        reg = cfg.registry(source)
+        profile = profile_name_for(reg.host, reg.profile)
+        if profile in NO_CATALOG_PROFILES:
+            problems.append(Problem(loc + ("from",), f"`from: {m.from_}` is a pattern, but registry "
+                                    f"`{source}` ({profile} profile) has no catalog API to list "
+                                    "repositories: list the repositories as separate mappings"))
+    return problems
+
+
+def check_mapping_digests(names: _Names, i: int, m: MappingConfig) -> list[Problem]:
+    """Digest pins: a platform filter would push a trimmed index, i.e. another digest than
+    the one pinned, so the mapping's own ``platforms`` and pins are refused together (pins
+    are copied exactly as pinned, ``defaults.platforms`` does not apply to them); a template
+    needs something to tag."""
+    cfg = names.cfg
+    pins = [*(m.digests or ()), *(d for d in cfg.effective_tags(m).include if is_digest(d))]
+    loc: Loc = ("mappings", i)
+    problems = []
+    if m.tag_template is not None and not pins:
+        problems.append(Problem(loc + ("tag_template",), "`tag_template` tags pinned digests: "
+                                "set `digests` (or digests in `tags.include`)"))
+    if m.tag_template is not None:
+        problems += [Problem(loc + ("tag_template",), p)
+                     for p in dict.fromkeys(tag_problem(m.tag_template, d) for d in pins) if p]
+    if pins and m.platforms is not None:
+        problems.append(Problem(loc + ("platforms",), "digest pins copy an image exactly as pinned; "
+                                "`platforms` would trim an index to another digest: pin the "
+                                "platform manifests' digests instead"))
+    return problems
+
+
 MappingCheck = Callable[[_Names, int, MappingConfig], list[Problem]]
 MAPPING_CHECKS: tuple[MappingCheck, ...] = (
     check_mapping_source,
@@ -256,6 +315,8 @@ MAPPING_CHECKS: tuple[MappingCheck, ...] = (
     check_mapping_tags,
     check_mapping_artifacts,
     check_self_copy,
+    check_mapping_pattern,
+    check_mapping_digests,
 )
 CHECKS: tuple[Callable[[_Names], list[Problem]], ...] = (
     check_group_names,

@@ -30,12 +30,14 @@ from ocync.config.problems import suggest
 from ocync.config.resolve import ArtifactPolicy, PrunePolicy, RegistrySettings, ResolvedMapping
 from ocync.config.units import check_rate, format_duration, format_size, parse_duration, parse_size
 from ocync.errors import ConfigError
+from ocync.oci.digestpin import is_digest, template_problem
 from ocync.oci.headertext import (
     CONTROL_CHARACTER_PROBLEM,
     NON_ASCII_TOKEN_PROBLEM,
     has_control_character,
 )
 from ocync.oci.platform import Platform
+from ocync.oci.repopattern import RepoPattern, is_pattern
 from ocync.oci.tagfilter import TagFilter
 from ocync.oci.version import parse_range
 from ocync.profilenames import PROFILE_NAMES
@@ -131,6 +133,15 @@ class TagsConfig(_Model):
     @classmethod
     def _patterns(cls, v: list[str] | None) -> list[str] | None:
         return _check_patterns(v, "pattern")
+
+    @field_validator("include")
+    @classmethod
+    def _digests(cls, v: list[str] | None) -> list[str] | None:
+        # An include naming a digest pins that image (ocync.oci.digestpin).
+        for item in v or ():
+            if ":" in item and not is_digest(item):
+                raise ValueError(f"{item!r}: not a tag, nor a digest (sha256:<64 hex digits>)")
+        return v
 
     @field_validator("semver")
     @classmethod
@@ -369,9 +380,26 @@ def _check_repo(v: str) -> str:
     return v
 
 
+def _check_repo_or_pattern(v: str) -> str:
+    if not is_pattern(v):
+        return _check_repo(v)
+    if v != v.lower():
+        raise ValueError(f"{v!r}: repository names are lowercase")
+    RepoPattern.parse(v)
+    return v
+
+
 class MappingConfig(_Model):
-    from_: str = Field(alias="from", description="source repository path")
-    to: str | None = Field(default=None, description="target repository path (default: from)")
+    from_: str = Field(
+        alias="from",
+        description="source repository path, or a pattern: team/* (one more component), "
+        "team/** (any depth), listed with the source's catalog",
+    )
+    to: str | None = Field(
+        default=None,
+        description="target repository path (default: from); for a pattern, ending in /* "
+        "where the matched suffix goes",
+    )
     source: str | None = None
     targets: StrList | None = None
     tags: TagsConfig | None = None
@@ -382,11 +410,42 @@ class MappingConfig(_Model):
         description="true/false, or {enabled, keep, max_fraction}",
         json_schema_extra=_boolean_too,
     )
+    exclude: StrList | None = Field(
+        default=None, description="globs of source repositories a pattern `from` skips"
+    )
+    digests: StrList | None = Field(
+        default=None, description="images copied by digest (sha256:<hex>), pushed by digest"
+    )
+    tag_template: str | None = Field(
+        default=None,
+        description='also tag each pinned digest, e.g. "pin-{hex12}" (fields {alg} {hex} {hex12})',
+    )
 
     @field_validator("from_", "to")
     @classmethod
     def _repo(cls, v: str | None) -> str | None:
-        return None if v is None else _check_repo(v)
+        return None if v is None else _check_repo_or_pattern(v)
+
+    @field_validator("exclude")
+    @classmethod
+    def _excludes(cls, v: list[str] | None) -> list[str] | None:
+        return _check_patterns(v, "pattern")
+
+    @field_validator("digests")
+    @classmethod
+    def _digest_list(cls, v: list[str] | None) -> list[str] | None:
+        for item in v or ():
+            if not is_digest(item):
+                raise ValueError(f"{item!r}: not a digest (sha256:<64 hex digits>)")
+        return v
+
+    @field_validator("tag_template")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        problem = None if v is None else template_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _to_defaults_to_from(self) -> MappingConfig:

@@ -6,6 +6,7 @@ Hub names get their ``library/`` prefix, so nothing downstream needs the models.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,8 +14,10 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from ocync.errors import ConfigError
+from ocync.oci.digestpin import is_digest
 from ocync.oci.platform import Platform
 from ocync.oci.reference import api_host, is_loopback_host, normalise_registry, normalise_repository
+from ocync.oci.repopattern import RepoPattern, is_pattern
 from ocync.oci.tagfilter import TagFilter
 
 if TYPE_CHECKING:
@@ -168,6 +171,11 @@ class ResolvedMapping:
     platforms: tuple[Platform, ...] | None
     artifacts: ArtifactPolicy
     prune: PrunePolicy = field(default_factory=PrunePolicy)
+    # ``from: team/*``: repo_from / target_repos are patterns, expanded from the catalog.
+    source_pattern: RepoPattern | None = None
+    exclude: tuple[str, ...] = ()
+    digests: tuple[str, ...] = ()  # pinned images (``digests:`` and digests in tags.include)
+    tag_template: str | None = None
 
     @property
     def label(self) -> str:
@@ -259,6 +267,16 @@ def resolve_mapping(cfg: Config, index: int) -> ResolvedMapping:
     targets = tuple(registry_settings(cfg, n) for n in expand_targets(cfg, target_names))
     platforms = mapping.platforms if mapping.platforms is not None else cfg.defaults.platforms
     to = mapping.to or mapping.from_
+    tag_filter = effective_tags(cfg, mapping)
+    pinned = [d for d in tag_filter.include if is_digest(d)]
+    if pinned:  # digests pin images: never tag names for the filter
+        tag_filter = dataclasses.replace(
+            tag_filter, include=tuple(t for t in tag_filter.include if not is_digest(t))
+        )
+    if mapping.digests and mapping.tags is None:
+        # `digests:` alone copies just those images, no tags (defaults.tags do not apply).
+        tag_filter = TagFilter(glob=())
+    pattern = is_pattern(mapping.from_)
     return ResolvedMapping(
         index=index,
         source=source,
@@ -266,12 +284,16 @@ def resolve_mapping(cfg: Config, index: int) -> ResolvedMapping:
         repo_from=source.repository(mapping.from_),
         repo_to=to,
         target_repos=tuple(t.repository(to) for t in targets),
-        tag_filter=effective_tags(cfg, mapping),
+        tag_filter=tag_filter,
         platforms=None if platforms is None else tuple(
             dict.fromkeys(Platform.parse(p) for p in platforms)
         ),
         artifacts=effective_artifacts(cfg, mapping),
         prune=effective_prune(cfg, mapping),
+        source_pattern=RepoPattern.parse(source.repository(mapping.from_)) if pattern else None,
+        exclude=tuple(mapping.exclude or ()),
+        digests=tuple(dict.fromkeys((*(mapping.digests or ()), *pinned))),
+        tag_template=mapping.tag_template,
     )
 
 

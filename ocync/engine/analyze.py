@@ -21,14 +21,17 @@ import trio
 
 from ocync.config import Config
 from ocync.config.resolve import RegistrySettings
+from ocync.engine.digestpins import pin_spec
 from ocync.engine.discovery import ImageTree, MappingSpec, fetch_tree, select_tags
+from ocync.engine.endpoints import CatalogSource, SourceEndpoint
+from ocync.engine.namespaces import expand_spec
 from ocync.engine.nursery import run_all
 from ocync.engine.plan import mount_group
 from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import redact
 from ocync.engine.shardcost import ShardSplit, shard_split
 from ocync.engine.syncrun import client_settings, mapping_specs, used_registries
-from ocync.errors import OcyncError, Unauthorized
+from ocync.errors import ConfigError, OcyncError, Unauthorized
 from ocync.ratelimit.bucket import parse_rate
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.client import RegistryClient
@@ -184,7 +187,14 @@ async def analyze(
     ]
     result.pull_quotas = read.pull_quotas
     if shards:
-        result.shards = shard_split(resolved, specs, [(s, t.blobs()) for s, _, t in read.trees], shards)
+        # The repositories of pattern mappings are not in the split (each shard lists the
+        # catalog and keeps its share at run time).
+        literal = [(m, s) for m, s in zip(resolved, specs, strict=True) if s.source_pattern is None]
+        names = {s.name for _, s in literal}
+        result.shards = shard_split(
+            [m for m, _ in literal], [s for _, s in literal],
+            [(s, t.blobs()) for s, _, t in read.trees if s.name in names], shards,
+        )
     return result
 
 
@@ -218,13 +228,22 @@ async def _read_manifests(
 
         async def one_mapping(spec: MappingSpec) -> None:
             try:
+                if spec.source_pattern is not None:  # every repository its catalog expands to
+                    concrete = await list_namespace(spec, endpoints[spec.source], limiter)
+                    await run_all(functools.partial(one_mapping, c) for c in concrete)
+                    return
                 async with limiter:
                     _, selection, _ = await select_tags(spec, endpoints[spec.source])
             except OcyncError as exc:
                 result.errors.append(f"mapping {spec.name}: {redact(str(exc))}")
                 result.auth_errors += isinstance(exc, Unauthorized)
                 return
-            await run_all(functools.partial(one_tag, spec, t) for t in selection.tags)
+            await run_all(
+                [
+                    *(functools.partial(one_tag, spec, t) for t in selection.tags),
+                    *(functools.partial(one_tag, pin_spec(spec, d), d) for d in spec.digests),
+                ]
+            )
 
         await run_all(functools.partial(one_mapping, s) for s in specs)
         source_requests = sum(sum(ep.request_counts().values()) for ep in endpoints.values())
@@ -307,4 +326,23 @@ def _tally_targets(
     return sizes, refs
 
 
-__all__ = ["Analysis", "PullQuotaAnalysis", "TargetAnalysis", "analyze"]
+async def list_namespace(
+    spec: MappingSpec, source: SourceEndpoint, limiter: trio.CapacityLimiter
+) -> list[MappingSpec]:
+    """The concrete mappings of a pattern mapping, every catalog page listed (analyze reads
+    the whole namespace before it sums; the sync streams it instead)."""
+    if not isinstance(source, CatalogSource):
+        raise ConfigError(f"source {spec.source} cannot list its repositories")
+    out: list[MappingSpec] = []
+    cursor: str | None = None
+    seen: set[str] = set()
+    while True:
+        async with limiter:
+            repos, cursor = await source.catalog_page(cursor)
+        out += [c for c in (expand_spec(spec, r) for r in repos) if c is not None]
+        if cursor is None or cursor in seen:  # a Link loop (a broken registry) ends it
+            return out
+        seen.add(cursor)
+
+
+__all__ = ["Analysis", "PullQuotaAnalysis", "TargetAnalysis", "analyze", "list_namespace"]

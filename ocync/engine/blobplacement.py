@@ -201,10 +201,10 @@ async def push_tree(placement: BlobPlacement, tree: ImageTree, tag: str | None) 
     if refused:
         raise refused[0]
     await target.put_manifest(repo, tag or tree.digest, tree.root)
-    if tag is not None:
-        run.cache.record_tag(target.host, repo, tag, tree.digest, source=tree.source_digest or None)
-    else:
-        run.cache.record_committed(target.host, repo)
+    # Pushed by digest: recorded under the digest itself (no tag has a ':'), so a digest pin
+    # the cache knows costs no request on the next run (ocync.engine.digestpins).
+    ref = tag or tree.digest
+    run.cache.record_tag(target.host, repo, ref, tree.digest, source=tree.source_digest or None)
 
 
 # Error codes a manifest PUT answers when something it references is not there

@@ -10,7 +10,6 @@ the transfer cache has seen at every target cost no request at all.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,12 +20,11 @@ from ocync.engine.nursery import run_all
 from ocync.engine.pullplan import ImagePulls, image_pulls
 from ocync.engine.tagtrust import trusted_targets
 from ocync.errors import ConfigError, ManifestError, NotFound, OcyncError
+from ocync.oci.digestpin import REFERRERS_TAG, is_digest
 from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
 from ocync.oci.platform import Platform, trim_index
+from ocync.oci.repopattern import RepoPattern
 from ocync.oci.tagfilter import TagFilter, TagSelection
-
-# distribution-spec 1.1 "Referrers tag schema": <alg>-<hex digest>.
-REFERRERS_TAG = re.compile(r"sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +65,22 @@ class MappingSpec:
     # Target registries whose tags are HEADed on every run (``verify: always``,
     # ``--verify-targets``); the others are trusted from the transfer cache (ocync.engine.tagtrust).
     verify_targets: frozenset[str] = frozenset()
-    one_image: OneImage | None = None  # ocync copy
     prune: PrunePolicy | None = None  # None: off (ocync.engine.prune)
+    one_image: OneImage | None = None  # ocync copy, and each digest pin
+    # ``from: team/*``: source_repo and the targets' repos are patterns, expanded from the
+    # source's catalog into concrete mappings (ocync.engine.namespaces).
+    source_pattern: RepoPattern | None = None
+    exclude: tuple[str, ...] = ()
+    digests: tuple[str, ...] = ()  # images pinned by digest (ocync.engine.digestpins)
+    tag_template: str | None = None
 
     def push_tag(self, tag: str) -> str | None:
         """The tag the source's ``tag`` is pushed under at every target (None: by digest)."""
         return tag if self.one_image is None else self.one_image.target_tag
 
     def source_label(self, tag: str) -> str:
-        return f"{self.source}/{self.source_repo}:{tag}"
+        sep = "@" if is_digest(tag) else ":"
+        return f"{self.source}/{self.source_repo}{sep}{tag}"
 
 
 @dataclass(frozen=True, slots=True)

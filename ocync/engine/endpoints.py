@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ocync.engine.plan import MountScope
 from ocync.oci.manifest import Descriptor, Manifest
@@ -78,6 +78,17 @@ class SourceEndpoint(Endpoint, BlobSource, Protocol):
 
     async def download_blob(self, repo: str, desc: Descriptor, path: Path) -> None:
         """Fetch the blob into ``path``, verified against its digest and size (staging)."""
+        ...
+
+
+@runtime_checkable
+class CatalogSource(Protocol):
+    """A source that can list its repositories (pattern mappings); a registry does it with
+    ``GET /v2/_catalog``. Not every source can (GHCR cannot, config refuses it first)."""
+
+    async def catalog_page(self, cursor: str | None) -> tuple[list[str], str | None]:
+        """The repositories of one page and the cursor of the next (None: the last page);
+        ``cursor`` None is the first page."""
         ...
 
 
@@ -155,4 +166,4 @@ class TargetEndpoint(Endpoint, Protocol):
         ...
 
 
-__all__ = ["BlobSource", "Endpoint", "SourceEndpoint", "TargetEndpoint"]
+__all__ = ["BlobSource", "CatalogSource", "Endpoint", "SourceEndpoint", "TargetEndpoint"]

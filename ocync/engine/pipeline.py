@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import trio
 
 from ocync.engine.cache import TransferCache
+from ocync.engine.digestpins import known_pin, pin_spec
 from ocync.engine.discovery import (
     MappingDiscovery,
     MappingSpec,
@@ -36,13 +37,15 @@ from ocync.engine.discovery import (
     select_tags,
 )
 from ocync.engine.endpoints import Endpoint, SourceEndpoint, TargetEndpoint
+from ocync.engine.namespaces import NamespaceListing, TargetClaims, expand_namespace
 from ocync.engine.nursery import run_all
-from ocync.engine.plan import mount_group
+from ocync.engine.plan import MountScope, mount_group
 from ocync.engine.prune import PruneRun, record_ownership
 from ocync.engine.pullplan import ImagePulls, image_pulls
 from ocync.engine.referrers import find_referrers, refresh_referrers
 from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, RunReport, redact
 from ocync.engine.runstate import RunState
+from ocync.engine.sharding import Shard
 from ocync.engine.staging import BlobStage
 from ocync.engine.transfer import (
     TransferProgress,
@@ -106,6 +109,9 @@ class EngineOptions:
     dry_run: bool = False
     handle_signals: bool = False
     force_prune: bool = False  # --force-prune: lifts prune.max_fraction (no other rail)
+    # --shard I/N for the repositories pattern mappings expand to (literal mappings are
+    # selected before the engine starts, with the same key).
+    shard: Shard | None = None
 
 
 class SyncEngine:
@@ -141,7 +147,13 @@ class SyncEngine:
             for m in self.mappings
             for t in m.targets
         }
-        self.ctx.stage_all = len(groups) > 1
+        # A pattern's `to: "*"` spreads its repositories over namespaces not known yet.
+        spread = any(
+            m.source_pattern and t.repo.startswith("*") and targets[t.registry].mount_scope is not MountScope.ANY
+            for m in self.mappings
+            for t in m.targets
+        )
+        self.ctx.stage_all = len(groups) > 1 or spread
         self.report = RunReport(dry_run=options.dry_run)
         self.discoveries: list[MappingDiscovery] = []
         self.on_result = on_result
@@ -154,6 +166,10 @@ class SyncEngine:
         self._unexamined = 0  # selected tags whose discovery has not finished
         self._in_flight = 0
         self._seq = 0
+        hosts = {name: ep.host for name, ep in (*sources.items(), *targets.items())}
+        self._claims = TargetClaims((m for m in self.mappings if m.source_pattern is None), hosts)
+        self.namespaces: list[NamespaceListing] = []
+        self._expanded_from: dict[int, int] = {}  # id(concrete mapping) -> its pattern's index
 
     # ---- control -----------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -229,7 +245,10 @@ class SyncEngine:
         (cut off in flight, or never started), every selected tag not fully examined, and
         every mapping whose tags were never listed (how many tags it has is unknown: one)."""
         interrupted = self.report.count(ImageStatus.INTERRUPTED)
-        listed = sum(1 for d in self.discoveries if d.selection is not None or d.error)
+        literal = {id(m) for m in self.mappings}
+        listed = sum(
+            1 for d in self.discoveries if id(d.mapping) in literal and (d.selection is not None or d.error)
+        ) + sum(1 for n in self.namespaces if n.complete or n.error)
         detail = {
             "images_interrupted": interrupted,
             "images_not_started": max(self._expected - self._finished - interrupted, 0),
@@ -257,20 +276,60 @@ class SyncEngine:
         self.report.throttled = throttled
         self.report.controllers = controllers
         self.report.cache = self.ctx.cache.statistics().to_dict()
-        # Mappings are discovered concurrently; the plan lists them in config order.
-        order = {id(m): i for i, m in enumerate(self.mappings)}
-        discoveries = sorted(self.discoveries, key=lambda d: order.get(id(d.mapping), len(order)))
+        # Mappings are discovered concurrently; the plan lists them in config order (the
+        # repositories of a pattern at its place, by name).
+        order = {id(m): i for i, m in enumerate(self.mappings)} | self._expanded_from
+        discoveries = sorted(
+            self.discoveries, key=lambda d: (order.get(id(d.mapping), len(order)), d.mapping.name)
+        )
         self.report.plan = {
             **self.ctx.statistics(),
             "mappings": [d.to_dict() for d in discoveries] if self.options.dry_run else [],
         }
+        if self.namespaces:
+            names = [m.name for m in self.mappings]
+            listings = sorted(self.namespaces, key=lambda n: names.index(n.mapping))
+            self.report.plan["namespaces"] = [n.to_dict() for n in listings]
 
     # ---- discovery ---------------------------------------------------------------------
     async def _discover_all(self, send: trio.MemorySendChannel[WorkItem] | None) -> None:
         limiter = trio.CapacityLimiter(self.options.discovery_concurrency)
         await run_all(
-            functools.partial(self._discover_mapping, m, send, limiter) for m in self.mappings
+            functools.partial(
+                self._discover_namespace if m.source_pattern else self._discover_mapping,
+                m, send, limiter,
+            )
+            for m in self.mappings
         )
+
+    async def _discover_namespace(
+        self,
+        mapping: MappingSpec,
+        send: trio.MemorySendChannel[WorkItem] | None,
+        limiter: trio.CapacityLimiter,
+    ) -> None:
+        """A pattern mapping: its catalog's repositories, discovered as they are listed."""
+        listing = NamespaceListing(mapping.name, str(mapping.source_pattern))
+        self.namespaces.append(listing)
+        position = self.mappings.index(mapping)
+
+        async def discover(concrete: MappingSpec) -> None:
+            self._expanded_from[id(concrete)] = position
+            await self._discover_mapping(concrete, send, limiter)
+
+        await expand_namespace(
+            mapping,
+            self.ctx.sources[mapping.source],
+            self._claims,
+            discover,
+            shard=self.options.shard,
+            concurrency=self.options.discovery_concurrency,
+            listing=listing,
+            warn=self.report.warnings.append,
+            keep_names=self.options.dry_run,
+        )
+        if listing.error:
+            self.report.add_error(redact(listing.error), auth_failure=listing.auth_failure)
 
     async def _discover_mapping(
         self,
@@ -294,9 +353,14 @@ class SyncEngine:
             self.report.add_error(found.error)
             return
 
-        async def one(tag: str, seq: int, pulls: ImagePulls | None, holder: object) -> None:
+        async def one(
+            tag: str, seq: int, pulls: ImagePulls | None, holder: object, mapping: MappingSpec
+        ) -> None:
             try:
-                outcome = await discover_tag(
+                pinned = None
+                if mapping.one_image is not None and mapping.one_image.expected_digest == tag:
+                    pinned = known_pin(mapping, tag, self.ctx.targets, self.ctx.cache)
+                outcome = pinned or await discover_tag(
                     mapping,
                     tag,
                     seq,
@@ -343,20 +407,27 @@ class SyncEngine:
                 await send.send(item)  # cancelled while waiting: not handed over
                 self._expected += len(item.targets)
 
-        async def examine(tag: str, seq: int, pulls: ImagePulls | None, holder: object) -> None:
-            await one(tag, seq, pulls, holder)
+        async def examine(
+            tag: str, seq: int, pulls: ImagePulls | None, holder: object, spec: MappingSpec
+        ) -> None:
+            await one(tag, seq, pulls, holder, spec)
             self._unexamined -= 1
 
-        self._unexamined += len(found.selection.tags)
-        # Tags are admitted in the selection's order (trio may run tasks started together in
-        # either order, so the slot is taken here, not in the task): sequence numbers, and the
-        # pulls a source's quota hands out (ocync.engine.pullplan), follow that order.
+        work = [(tag, mapping) for tag in found.selection.tags]
+        work += [(d, pin_spec(mapping, d)) for d in mapping.digests]
+        self._unexamined += len(work)
+        # Tags are admitted in the selection's order, then the digest pins (trio may run tasks
+        # started together in either order, so the slot is taken here, not in the task):
+        # sequence numbers, and the pulls a source's quota hands out (ocync.engine.pullplan),
+        # follow that order.
         async with trio.open_nursery() as nursery:
-            for tag in found.selection.tags:
+            for tag, spec in work:
                 holder = object()
                 await limiter.acquire_on_behalf_of(holder)
                 self._seq += 1
-                nursery.start_soon(examine, tag, self._seq, image_pulls(source, self._seq), holder)
+                nursery.start_soon(
+                    examine, tag, self._seq, image_pulls(source, self._seq), holder, spec
+                )
 
     def _note_source_holds(self, item: WorkItem) -> None:
         """``ocync copy`` within one registry: the source repository holds every blob of the

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ocync.config.resolve import PrunePolicy
-from ocync.engine.discovery import REFERRERS_TAG
+from ocync.oci.digestpin import REFERRERS_TAG
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,9 @@ class ClientEndpoint:
     async def list_tags(self, repo: str) -> list[str]:
         return await self.client.list_tags(repo)
 
+    async def catalog_page(self, cursor: str | None) -> tuple[list[str], str | None]:
+        return await self.client.catalog_page(cursor)
+
     async def head_manifest(self, repo: str, ref: str) -> str | None:
         head = await self.client.head_manifest(repo, ref)
         return None if head is None else str(head.digest)

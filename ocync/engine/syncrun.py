@@ -118,6 +118,12 @@ def mapping_specs(
                     t.name for t in m.targets if verify_targets or t.verify == "always"
                 ),
                 prune=m.prune if m.prune.enabled else None,
+                # nothing but digest pins: no tag list needed
+                list_tags=bool(m.tag_filter.glob or m.tag_filter.include),
+                source_pattern=m.source_pattern,
+                exclude=m.exclude,
+                digests=m.digests,
+                tag_template=m.tag_template,
             )
         )
     return specs
@@ -218,7 +224,10 @@ async def run_sync(config: Config, options: RunOptions = RunOptions()) -> RunRep
 
 
 async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt) -> RunReport:
-    resolved = select(config.resolve(), resolved_key, options.shard)
+    every = config.resolve()
+    # A pattern mapping runs in every shard: its repositories are sharded as it expands.
+    kept = select([m for m in every if m.source_pattern is None], resolved_key, options.shard)
+    resolved = [m for m in every if m.source_pattern is not None or m in kept]
     check_prune_targets(resolved)
     rate_share = options.rate_share if options.rate_share is not None else config.global_.rate_share
     controllers = options.controllers or ControllerRegistry(rate_share=rate_share)
@@ -241,6 +250,7 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
         drain_timeout=options.drain_timeout,
         dry_run=options.dry_run,
         force_prune=options.force_prune,
+        shard=options.shard,
     )
     try:
         async with contextlib.AsyncExitStack() as stack:

@@ -32,6 +32,9 @@ from ocync.registry.urls import digest_query, location_url, next_link, registry_
 
 log = logging.getLogger(__name__)
 
+# The token scope of the catalog (distribution's token auth: "registry:catalog:*").
+CATALOG_SCOPE = "registry:catalog:*"
+
 
 @dataclass(frozen=True, slots=True)
 class ManifestHead:
@@ -127,6 +130,31 @@ class RegistryClient(RequestCore):
             # URLs each time (a broken registry): stop rather than page forever.
             url = (next_link(response.headers, url) or "") if found else ""
         return tags
+
+    async def catalog_page(self, url: str | None = None) -> tuple[list[str], str | None]:
+        """One page of ``GET /v2/_catalog`` (distribution-spec "Listing Repositories"): the
+        repositories on it and the next page's URL from ``Link: <...>; rel="next"`` (None:
+        the last). ``url`` None asks for the first page, with ``n`` only where the profile
+        says. Every page must be followed: a client stopping after the first page of 100
+        sees a tenth of a thousand repositories (the regclient bug of issue 404)."""
+        n = self.profile.catalog_page_size
+        first = self.url("_catalog") + (f"?n={n}" if n else "")
+        url = url or first
+        response = await self._exchange(
+            "catalog", "GET", url, scopes=(CATALOG_SCOPE,), ok=(200,), max_body=64 * 1024 * 1024
+        )
+        what = f"listing the repositories of {self.name} (catalog)"
+        if response.status != 200:
+            raise registry_error("GET", url, response.status, response.body, what)
+        try:
+            doc = json.loads(response.body)
+        except (ValueError, RecursionError):
+            raise _not_json(what, response) from None
+        page = doc.get("repositories") if isinstance(doc, dict) else None
+        repos = [r for r in page or [] if isinstance(r, str)]
+        # An empty page that still points further would page forever: stop.
+        following = next_link(response.headers, url) if repos else None
+        return repos, (following if following and following != url else None)
 
     # -- API: manifests ----------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from ocync.errors import ConfigError
-from ocync.profilenames import PROFILE_NAMES
+from ocync.profilenames import HOST_PROFILES, NO_CATALOG_PROFILES, PROFILE_NAMES, profile_name_for
 
 UploadStrategy = Literal["stream_put", "single_patch", "monolithic"]
 
@@ -108,6 +108,11 @@ class RegistryProfile:
     # Request kinds that spend a pull quota announced in ``ratelimit-remaining`` (Docker Hub:
     # manifest GETs only); its headers then plan pulls instead of pausing every request.
     pull_kinds: frozenset[str] = frozenset()
+    # distribution-spec "Listing Repositories" (GET /v2/_catalog); GHCR has none.
+    catalog: bool = True
+    # `n` sent on _catalog (None: the registry's page, distribution's is 100; every page is
+    # followed either way).
+    catalog_page_size: int | None = None
 
 
 # Fields left out take the defaults above, which are CNCF distribution 2.8's behaviour.
@@ -122,6 +127,7 @@ GHCR = RegistryProfile(
     referrers_api=False,
     manifest_delete=False,
     tag_delete=False,
+    catalog=False,  # GHCR's registry API has no /v2/_catalog
 )
 
 # Docker Hub meters manifest GETs (its pull limit) and not HEADs (docs.docker.com
@@ -151,16 +157,8 @@ PROFILES: Mapping[str, RegistryProfile] = MappingProxyType(
 )
 # The config validates `profile:` against PROFILE_NAMES (it does not import this I/O package).
 assert tuple(PROFILES) == PROFILE_NAMES, (tuple(PROFILES), PROFILE_NAMES)
-
-# Host -> profile name. The only place host names appear.
-HOST_PROFILES: Mapping[str, str] = MappingProxyType(
-    {
-        "ghcr.io": "ghcr",
-        "docker.io": "dockerhub",
-        "registry-1.docker.io": "dockerhub",
-        "index.docker.io": "dockerhub",
-    }
-)
+# ... and checks pattern mappings against NO_CATALOG_PROFILES (the host table lives there too).
+assert {p.name for p in PROFILES.values() if not p.catalog} == NO_CATALOG_PROFILES
 
 
 def profile_named(name: str) -> RegistryProfile:
@@ -174,7 +172,7 @@ def select_profile(host: str, name: str | None = None) -> RegistryProfile:
     """The profile named in config (``profile:``), else the host table's, else generic."""
     if name:
         return profile_named(name)
-    return PROFILES[HOST_PROFILES.get(host.lower(), "generic")]
+    return PROFILES[profile_name_for(host)]
 
 
 __all__ = [
