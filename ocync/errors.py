@@ -18,6 +18,7 @@
     |   +-- Throttled               429 or a "secondary rate limit" 403 (temporary)
     +-- NoMatchingPlatform          a platform filter matches nothing in the source index
     +-- ArtifactsMissing            require_artifacts is set and the image has no referrers
+    +-- LayoutError                 an OCI image layout that cannot be read or written
 
 Foreign exceptions (httpx, h11, OSError) are mapped to these in one place with
 ``raise ... from exc``. ``temporary`` says whether retrying may help.
@@ -110,6 +111,11 @@ class ArtifactsMissing(OcyncError):
     """``require_artifacts`` is set and the image has no (wanted) referrers."""
 
 
+class LayoutError(OcyncError):
+    """An OCI image layout (or archive) on disk that cannot be read or written: an I/O
+    error, or another ocync holding its write lock (exit 2)."""
+
+
 @dataclass(frozen=True, slots=True)
 class OCIErrorEntry:
     """One entry of an OCI error body: ``{"errors":[{"code","message","detail"}]}``."""
@@ -168,6 +174,7 @@ __all__ = [
     "ConnectError",
     "ConnectionClosed",
     "IntegrityError",
+    "LayoutError",
     "NoMatchingPlatform",
     "ManifestError",
     "NotAnswering",

@@ -177,8 +177,24 @@ class Credentials(_Model):
 AuthType = Literal["anonymous", "basic", "static_token", "docker_config", "ghcr"]
 
 
+RegistryType = Literal["registry", "oci-layout", "oci-archive"]
+# Keys that mean a network registry: refused on an OCI layout or archive entry.
+_REGISTRY_ONLY_KEYS = (
+    "url", "auth_type", "credentials", "token", "max_concurrent", "rate_limit", "insecure",
+    "profile", "timeout", "head_first",
+)
+
+
 class RegistryConfig(_Model):
-    url: str = Field(description="host[:port], optionally with http:// or https://")
+    type: RegistryType = Field(
+        default="registry",
+        description="registry (default); oci-layout: an OCI image layout directory at path; "
+        "oci-archive: a tar of one (skopeo's oci-archive) at path",
+    )
+    path: str | None = Field(
+        default=None, min_length=1, description="oci-layout: the directory; oci-archive: the .tar file"
+    )
+    url: str | None = Field(default=None, description="host[:port], optionally with http:// or https://")
     auth_type: AuthType | None = Field(
         None, description="unset: token -> static_token, credentials -> basic, else docker_config"
     )
@@ -225,9 +241,26 @@ class RegistryConfig(_Model):
             )
         return v
 
+    @model_validator(mode="after")
+    def _kind_keys(self) -> RegistryConfig:
+        if self.type == "registry":
+            if self.url is None:
+                raise ValueError("url is required (or type: oci-layout / oci-archive with path)")
+            if self.path is not None:
+                raise ValueError("path is only for type: oci-layout or oci-archive")
+            return self
+        if self.path is None:
+            raise ValueError(f"type: {self.type} needs path")
+        given = [k for k in _REGISTRY_ONLY_KEYS if k in self.model_fields_set]
+        if given:
+            raise ValueError(f"type: {self.type} takes no {', '.join(given)} (no network, no credentials)")
+        return self
+
     @field_validator("url")
     @classmethod
-    def _url(cls, v: str) -> str:
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
         text = v.strip().rstrip("/")
         host = re.sub(r"^https?://", "", text)
         if "@" in host.split("/", 1)[0]:
@@ -402,5 +435,6 @@ __all__ = [
     "GlobalConfig",
     "MappingConfig",
     "RegistryConfig",
+    "RegistryType",
     "TagsConfig",
 ]
