@@ -30,7 +30,10 @@ _PART_SUFFIX = ".ocync-part"  # FILE.tar.ocync-part: the tar being written
 
 
 def extract(archive: Path, into: Path) -> None:
-    """The archive's members into ``into`` (ConfigError when it is not a readable tar)."""
+    """The archive's members into ``into`` (ConfigError when it is not a readable tar);
+    nothing when there is no archive yet."""
+    if not archive.exists():
+        return
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(into, filter="data")
@@ -40,8 +43,11 @@ def extract(archive: Path, into: Path) -> None:
         raise LayoutError(f"OCI archive {archive}: {exc.strerror or exc}") from exc
 
 
-def write_archive(layout: Path, archive: Path) -> None:
-    """``layout``'s files (not ocync's lock and temporary files) as ``archive``, atomically."""
+def write_archive(layout: Path, archive: Path, changed: bool = True) -> None:
+    """``layout``'s files (not ocync's lock and temporary files) as ``archive``, atomically;
+    an archive already there is left alone unless ``changed``."""
+    if not changed and archive.exists():
+        return
     part = archive.with_name(archive.name + _PART_SUFFIX)
     with layout_io(f"OCI archive {archive}"):
         with part.open("wb") as fh:
@@ -94,14 +100,13 @@ def _check_archive_path(archive: Path, *, must_exist: bool) -> None:
 async def open_archive_endpoint(
     name: str, archive: Path, *, target: bool, dry_run: bool = False
 ) -> AsyncIterator[LayoutEndpoint]:
-    archive = archive.absolute()
+    assert archive.is_absolute(), archive  # config and CLI resolve it
     key = f"oci-archive:{archive}"
     if not target or dry_run:
         _check_archive_path(archive, must_exist=not target)
         with tempfile.TemporaryDirectory(prefix="ocync-archive-") as tmp:
             root = Path(tmp) / "layout"
-            if archive.exists():
-                await trio.to_thread.run_sync(extract, archive, root)
+            await trio.to_thread.run_sync(extract, archive, root)
             endpoint = LayoutEndpoint(name, root, writable=False, key=key, missing_ok=target)
             await endpoint.open()
             yield endpoint
@@ -113,18 +118,16 @@ async def open_archive_endpoint(
     try:
         # a killed run's work directory: its content may be partial, start from the tar again
         await trio.to_thread.run_sync(shutil.rmtree, work, True)
-        if archive.exists():
-            await trio.to_thread.run_sync(extract, archive, work)
+        await trio.to_thread.run_sync(extract, archive, work)
         endpoint = LayoutEndpoint(name, work, writable=True, key=key)
         await endpoint.open()
         try:
             yield endpoint
         finally:
             await endpoint.aclose()
-            changed = endpoint.index_writes or endpoint.blobs_written or endpoint.manifests_written
-            if changed or not archive.exists():
-                with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(write_archive, work, archive)
+            changed = bool(endpoint.index_writes or endpoint.blobs_written or endpoint.manifests_written)
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(write_archive, work, archive, changed)
     finally:
         await trio.to_thread.run_sync(shutil.rmtree, work, True)
         lock.release()

@@ -5,6 +5,7 @@ skopeo copies to and from."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ async def test_oci_archive_both_ways_with_skopeo(
                             kind="oci-archive")
         code, out = await ocync("sync", "-c", str(cfg))
         assert code == 0, out
-    assert archive.is_file() and not list(tmp_path.glob("mirror.tar.ocync-work*"))
+    assert archive.is_file() and not [n for n in os.listdir(tmp_path) if ".ocync-work" in n]
     host = distribution.url.split("://", 1)[1]
     for tag in corpus.repos[repo]:
         code, out = await _run(skopeo, "copy", "--all", "--preserve-digests", "--dest-tls-verify=false",
