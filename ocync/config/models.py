@@ -20,10 +20,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+
+from pydantic_core import InitErrorDetails
 
 from ocync.config import resolve as resolution
 from ocync.config.problems import suggest
@@ -240,6 +243,16 @@ class RegistryConfig(_Model):
                 + suggest(v, PROFILE_NAMES)
             )
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_required(cls, data: object) -> object:
+        """A registry needs ``url``: reported as the missing key, as before layouts existed."""
+        if isinstance(data, dict) and data.get("type", "registry") == "registry" and "url" not in data:
+            raise ValidationError.from_exception_data(
+                cls.__name__, [InitErrorDetails(type="missing", loc=("url",), input=data)]
+            )
+        return data
 
     @model_validator(mode="after")
     def _kind_keys(self) -> RegistryConfig:
