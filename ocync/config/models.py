@@ -25,7 +25,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
 from pydantic_core import InitErrorDetails
 
 from ocync.config import resolve as resolution

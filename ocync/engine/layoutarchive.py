@@ -38,7 +38,9 @@ def extract(archive: Path, into: Path) -> None:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(into, filter="data")
     except tarfile.TarError as exc:
-        raise ConfigError(f"OCI archive {archive}: not a tar archive ({exc})") from None
+        lines = str(exc).splitlines()  # "r:*" lists every compression it tried, one a line
+        reason = lines[0] if len(lines) == 1 else "no tar, gzip, bzip2 or xz data"
+        raise ConfigError(f"OCI archive {archive}: not a tar archive ({reason})") from None
     except OSError as exc:
         raise LayoutError(f"OCI archive {archive}: {exc.strerror or exc}") from exc
 

@@ -42,6 +42,14 @@ LAYOUT_PROFILE = RegistryProfile(
 )
 
 
+def layout_location(host: str) -> tuple[str, str] | None:
+    """(kind, path) of a layout's key (``oci-layout:/abs/path``), None for a registry host."""
+    for kind in ("oci-layout", "oci-archive"):
+        if host.startswith(f"{kind}:/"):
+            return kind, host.removeprefix(f"{kind}:")
+    return None
+
+
 class LayoutEndpoint:
     """One layout directory (by its config name). ``writable``: it is a target this run
     (the write lock is held from :meth:`open` to :meth:`aclose`)."""
@@ -339,4 +347,11 @@ def _fsync(fd: int) -> None:
     os.fsync(fd)
 
 
-__all__ = ["LAYOUT_KEY_PREFIX", "LAYOUT_PROFILE", "LayoutEndpoint", "layout_key", "open_layout_endpoint"]
+__all__ = [
+    "LAYOUT_KEY_PREFIX",
+    "LAYOUT_PROFILE",
+    "LayoutEndpoint",
+    "layout_key",
+    "layout_location",
+    "open_layout_endpoint",
+]

@@ -11,6 +11,7 @@ digest only carry no ref name and are kept so that their content is not garbage.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -69,6 +70,43 @@ def split_ref_name(name: str) -> tuple[str, str]:
     return (repo, tag) if sep else (UNNAMED, name)
 
 
+# skopeo's transports for layouts (``oci:PATH[:REF]``, ``oci-archive:FILE[:REF]``) and the
+# config ``type`` each one is.
+LAYOUT_TRANSPORTS = {"oci": "oci-layout", "oci-archive": "oci-archive"}
+_DIGEST_SUFFIX = re.compile(r"@([a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutReference:
+    """``oci:PATH[:REF|@DIGEST]`` parsed: REF is ``tag`` or ``repo:tag`` (skopeo splits PATH
+    from REF at the first colon); ``repo`` None when REF names none."""
+
+    kind: str  # oci-layout | oci-archive
+    path: str
+    repo: str | None = None
+    tag: str | None = None
+    digest: str | None = None
+
+
+def parse_layout_reference(text: str) -> LayoutReference | None:
+    """A layout reference, or None when ``text`` names no layout transport."""
+    transport, sep, rest = text.partition(":")
+    if not sep or transport not in LAYOUT_TRANSPORTS:
+        return None
+    kind = LAYOUT_TRANSPORTS[transport]
+    m = _DIGEST_SUFFIX.search(rest)
+    if m is not None:
+        path = rest[: m.start()].removesuffix(":")
+        return LayoutReference(kind, path, digest=m.group(1)) if path else None
+    path, sep, ref = rest.partition(":")
+    if not path:
+        return None
+    if not sep or not ref:
+        return LayoutReference(kind, path)
+    repo, tag = split_ref_name(ref)
+    return LayoutReference(kind, path, None if repo == UNNAMED else repo, tag)
+
+
 @dataclass(frozen=True, slots=True)
 class LayoutIndex:
     """``index.json``: its entries in file order, and the top-level fields kept as read."""
@@ -104,6 +142,10 @@ class LayoutIndex:
         for r, t, entry in self.tagged():
             if r == wanted and t == tag:
                 found = entry
+        if found is None and repo == UNNAMED and not exact:
+            # ``oci:DIR:TAG`` against a layout naming ``repo:TAG``: the one repository with it
+            named = [e for _, t, e in self.tagged() if t == tag]
+            found = named[0] if len(named) == 1 else None
         return found
 
     def digests(self) -> set[str]:
@@ -176,11 +218,14 @@ __all__ = [
     "REF_NAME",
     "TEMP_DIR",
     "UNNAMED",
+    "LAYOUT_TRANSPORTS",
     "LayoutIndex",
+    "LayoutReference",
     "blob_path",
     "check_layout_marker",
     "layout_marker",
     "parse_layout_index",
+    "parse_layout_reference",
     "ref_name",
     "split_ref_name",
 ]
