@@ -20,6 +20,7 @@ import trio
 
 from ocync.config import Config
 from ocync.engine.discovery import ImageTree, MappingSpec, fetch_tree, select_tags
+from ocync.engine.layoutendpoint import LayoutEndpoint, open_layout_endpoint
 from ocync.engine.nursery import run_all
 from ocync.engine.plan import mount_group
 from ocync.engine.registryendpoint import ClientEndpoint
@@ -130,8 +131,14 @@ async def analyze(
     limiter = trio.CapacityLimiter(concurrency)
     async with contextlib.AsyncExitStack() as stack:
         controllers = ControllerRegistry()
-        endpoints: dict[str, ClientEndpoint] = {}
+        endpoints: dict[str, ClientEndpoint | LayoutEndpoint] = {}
+        written = {t.name for m in resolved for t in m.targets}
         for name, reg in registries.items():
+            if reg.path is not None:  # an OCI layout: read only; a target needs not exist yet
+                endpoints[name] = await stack.enter_async_context(
+                    open_layout_endpoint(name, reg.kind, reg.path, target=name in written, dry_run=True)
+                )
+                continue
             client = await stack.enter_async_context(
                 RegistryClient(reg.base_url, client_settings(reg, None, request_timeout), controllers=controllers)
             )
@@ -161,7 +168,10 @@ async def analyze(
 
         await run_all(functools.partial(one_mapping, s) for s in specs)
         source_requests = sum(sum(ep.request_counts().values()) for ep in endpoints.values())
-        profiles = {name: ep.client.profile for name, ep in endpoints.items()}
+        profiles = {
+            name: ep.profile if isinstance(ep, LayoutEndpoint) else ep.client.profile
+            for name, ep in endpoints.items()
+        }
 
     sizes: dict[str, int] = {}
     refs: Counter[str] = Counter()
@@ -193,7 +203,12 @@ async def analyze(
                 if here in seen:
                     continue  # another tag of the same repository: already present
                 seen.add(here)
-                key = f"{mount_group(scope, target.registry, target.repo)}|{digest}"
+                # a layout's blobs/ serves every repository in it: one copy per layout
+                shared = isinstance(endpoints[target.registry], LayoutEndpoint)
+                group = target.registry if shared else mount_group(scope, target.registry, target.repo)
+                key = f"{group}|{digest}"
+                if key in seen and shared:
+                    continue
                 if key in seen:
                     ta.mounts += 1
                 else:
@@ -207,6 +222,8 @@ async def analyze(
         # the upload's POST), one HEAD otherwise
         check = 0 if profile.mount_probe_ok else 1
         ta.requests = ta.images + ta.manifests + ta.uploads * (per_upload + check) + ta.mounts
+        if isinstance(endpoints[ta.registry], LayoutEndpoint):
+            ta.requests = 0  # files written, no request sent; upload_bytes is the size to carry
         if ta.cap:
             rate = parse_rate(ta.cap)
             ta.minutes_under_cap = ta.requests / (rate.count / rate.period) / 60

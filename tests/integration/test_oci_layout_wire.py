@@ -5,6 +5,7 @@ target what a warm registry -> registry run pays."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,29 @@ async def test_warm_layout_to_registry_costs_what_a_warm_registry_to_registry_sy
     assert warm["dst"] == expected, explain("warm layout -> registry", warm, {"src": {}, "dst": expected})
     assert warm["src"] == {}  # the source registry is not part of this run
 
+
+
+async def test_analyze_shows_the_size_to_carry_into_a_layout(tmp_path: Path) -> None:
+    """``ocync analyze`` on the export config: the layout target's upload_bytes is what the
+    export then writes (each unique blob once: blobs/ is shared by the layout's repositories),
+    with no request counted at the layout. (Referrers are left out: analyze reads image trees
+    only, for any target.)"""
+    corpus = build_corpus(dataclasses.replace(SYNC_SPEC, referrers_per_image=0))
+    repos = sorted(corpus.repos)
+    env = hermetic_env(tmp_path)
+    layout, config = tmp_path / "mirror", tmp_path / "export.yaml"
+    async with serve_mock(MockOptions(profile="generic", seed=1)) as src:
+        await push_corpus(corpus, src.url)
+        layout_config(config, src=src.host, layout=layout, dst=None, profile="generic", repos=repos,
+                      cache=tmp_path / "cache")
+        out, _ = await run_ocync(env, "analyze", "-c", str(config), "--json")
+        [target] = json.loads(out)["targets"]
+        assert not layout.exists()  # analyze writes nothing
+        text, _ = await run_ocync(env, "analyze", "-c", str(config))
+        await run_ocync(env, "sync", "-c", str(config))
+    carried = sum(p.stat().st_size for p in (layout / "blobs").glob("*/*")
+                  if f"{p.parent.name}:{p.name}" in corpus.blobs)
+    assert target["upload_bytes"] == carried == sum(b.size for b in corpus.blobs.values())
+    assert target["uploads"] == len(corpus.blobs)
+    assert (target["profile"], target["mount_scope"], target["requests"]) == ("oci-layout", "none", 0)
+    assert "target carry (oci-layout" in text
