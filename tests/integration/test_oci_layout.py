@@ -129,3 +129,27 @@ async def test_oci_archive_both_ways_with_skopeo(
 async def _run(*argv: str) -> tuple[int, str]:
     done = await trio.run_process(list(argv), capture_stdout=True, capture_stderr=True, check=False)
     return done.returncode, done.stdout.decode() + done.stderr.decode()
+
+
+async def test_one_run_into_a_layout_and_a_registry_stages_each_blob_once(tmp_path: Path) -> None:
+    """Two targets (a layout and a registry): the engine stages each blob once (download_blob
+    from the source) and both targets get it from the staged file (upload_file)."""
+    corpus = build_corpus(CorpusSpec(seed=36, repositories=2, tags_per_repo=2, shared_base_layers=1,
+                                     referrers_per_image=1))
+    repos = sorted(corpus.repos)
+    layout = tmp_path / "mirror"
+    async with serve_mock(MockOptions(profile="generic")) as src, serve_mock(MockOptions()) as dst:
+        await push_corpus(corpus, src.url)
+        src.reset_stats()
+        cfg = export_config(tmp_path / "both.yaml", src.host, layout, tmp_path / "cache", repos)
+        text = cfg.read_text().replace("  targets: carry\n", "  targets: [carry, dst]\n")
+        cfg.write_text(text.replace("registries:\n", f"registries:\n  dst:\n    url: {dst.host}\n", 1))
+        code, out = await ocync("sync", "-c", str(cfg))
+        assert code == 0, out
+        assert src.stats()["by_kind"]["blob_get"] == len(corpus.blobs)
+        assert await verify_corpus(corpus, dst.url, check_blob_bytes=True) == []
+    assert layout_problems(layout) == []
+    assert ref_names(layout) == sorted(
+        {f"{r}:{t}" for r in repos for t in corpus.repos[r]}
+        | {f"{i.repo}:sha256-{i.digest.split(':', 1)[1]}" for i in corpus.images if i.referrers}
+    )

@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,13 @@ async def test_copy_to_and_from_layouts_and_archives(tmp_path: Path, skopeo: str
         assert json.loads(out)["digest"] == image.digest
         code, out = await ocync("copy", f"oci:{layout}@{image.digest}", f"{dst.host}/back/bydigest@{image.digest}")
         assert code == 0, out
+        # by digest only: an index.json entry without a ref name keeps it from being garbage
+        bare = tmp_path / "bare"
+        code, out = await ocync("copy", f"{src.host}/{image.repo}@{image.digest}", f"oci:{bare}@{image.digest}")
+        assert code == 0, out
+        [entry] = json.loads((bare / "index.json").read_bytes())["manifests"]
+        assert entry["digest"] == image.digest and "annotations" not in entry
+        assert layout_problems(bare) == []
         # registry -> oci-archive:FILE:TAG, read by skopeo; then archive -> registry
         code, out = await ocync("copy", ref, f"oci-archive:{archive}:{image.tag}")
         assert code == 0, out
@@ -74,7 +82,9 @@ async def test_copy_to_and_from_layouts_and_archives(tmp_path: Path, skopeo: str
         pytest.param(lambda p: p.write_text("not a tar"), "archive", "not a tar archive", id="archive-not-a-tar"),
     ],
 )
-async def test_bad_layout_paths_are_one_line_exit_3(tmp_path: Path, make, where: str, expect: str) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_layout_paths_are_one_line_exit_3(
+    tmp_path: Path, make: Callable[[Path], object], where: str, expect: str
+) -> None:
     path = tmp_path / "thing"
     make(path)
     registry = "127.0.0.1:9/nowhere/app:1"  # never contacted: the layout is checked first
