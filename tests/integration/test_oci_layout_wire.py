@@ -142,3 +142,28 @@ async def test_analyze_shows_the_size_to_carry_into_a_layout(tmp_path: Path) -> 
     assert target["uploads"] == len(corpus.blobs)
     assert (target["profile"], target["mount_scope"], target["requests"]) == ("oci-layout", "none", 0)
     assert "target carry (oci-layout" in text
+
+
+async def test_export_into_a_fresh_directory_with_the_same_cache_writes_everything(tmp_path: Path) -> None:
+    """The air-gap routine: the layout is carried away and the next export starts in an empty
+    directory while the transfer cache remembers the last one. Tags are verified (a stat) and
+    a manifest naming a blob the cache says is there but is not is refused like a registry's
+    MANIFEST_BLOB_UNKNOWN, so the engine rechecks: the new layout is complete."""
+    corpus = build_corpus(SYNC_SPEC)
+    repos = sorted(corpus.repos)
+    env = hermetic_env(tmp_path)
+    layout, config = tmp_path / "mirror", tmp_path / "export.yaml"
+    async with serve_mock(MockOptions(profile="generic", seed=1)) as src:
+        await push_corpus(corpus, src.url)
+        layout_config(config, src=src.host, layout=layout, dst=None, profile="generic", repos=repos,
+                      cache=tmp_path / "cache")
+        await run_ocync(env, "sync", "-c", str(config))
+        layout.rename(tmp_path / "carried")
+        out, _ = await run_ocync(env, "sync", "-c", str(config), "--json")
+    report: dict[str, Any] = json.loads(out)
+    assert report["summary"]["images_synced"] == len(corpus.images), report["summary"]
+    assert report["controllers"]["carry"]["blobs_written"] == len(corpus.blobs)
+    assert layout_problems(layout) == []
+    assert sorted(p.name for p in (layout / "blobs" / "sha256").iterdir()) == sorted(
+        p.name for p in (tmp_path / "carried" / "blobs" / "sha256").iterdir()
+    )
