@@ -7,6 +7,9 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import trio
 
 from mockregistry import MockOptions, serve_mock
 from stress.corpus import CorpusSpec, build_corpus, push_corpus
-from tests.integration.layoutsupport import export_config, layout_problems, ocync, ref_names
+from tests.integration.layoutsupport import ENV, export_config, layout_problems, ocync, ref_names
 
 pytestmark = pytest.mark.real_registry
 
@@ -127,3 +130,40 @@ async def test_second_writer_is_refused_with_exit_2(tmp_path: Path) -> None:
         # the lock released, the same run goes through (and writes nothing new)
         code, out = await ocync("sync", "-c", str(cfg), "--no-cache")
         assert code == 0, out
+
+
+async def test_a_running_sync_refuses_a_second_one(tmp_path: Path) -> None:
+    """Two real ``ocync sync`` into one layout: the first, stopped (SIGSTOP) once it holds the
+    lock and has written a blob, keeps it; the second exits 2 at once; the first, continued,
+    completes a sound layout."""
+    corpus = build_corpus(CorpusSpec(seed=37, repositories=2, tags_per_repo=2,
+                                     layer_size=(64 * 1024, 128 * 1024)))
+    repos = sorted(corpus.repos)
+    layout = tmp_path / "mirror"
+    async with serve_mock(MockOptions(profile="generic", latency_ms=20)) as src:
+        await push_corpus(corpus, src.url)
+        cfg = export_config(tmp_path / "export.yaml", src.host, layout, tmp_path / "cache", repos)
+        first = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "ocync", "sync", "-c", str(cfg), "-q"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+        )
+        try:
+            with trio.fail_after(60):
+                # polling another process's files: no event to wait on
+                while not list((layout / "blobs").glob("*/*")):  # noqa: ASYNC110
+                    assert first.poll() is None, "the first sync ended before writing a blob"
+                    await trio.sleep(0.005)
+            first.send_signal(signal.SIGSTOP)
+            code, out = await ocync("sync", "-c", str(cfg), "--no-cache")
+            first.send_signal(signal.SIGCONT)
+            assert code == 2, out
+            [line] = out.strip().splitlines()
+            assert "another ocync is writing to it" in line, line
+            with trio.fail_after(120):
+                assert await first.wait() == 0
+        finally:
+            if first.poll() is None:
+                first.kill()
+                await first.wait()
+    assert layout_problems(layout) == []
+    assert len(ref_names(layout)) == len(corpus.images)
