@@ -122,16 +122,20 @@ async def open_archive_endpoint(
         await trio.to_thread.run_sync(shutil.rmtree, work, True)
         await trio.to_thread.run_sync(extract, archive, work)
         endpoint = LayoutEndpoint(name, work, writable=True, key=key)
-        await endpoint.open()
+        opened = False
         try:
+            await endpoint.open()
+            opened = True
             yield endpoint
         finally:
             await endpoint.aclose()
             changed = bool(endpoint.index_writes or endpoint.blobs_written or endpoint.manifests_written)
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(write_archive, work, archive, changed)
+            if opened:  # index.json names only what is present: the tar is sound, even after an interrupt
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(write_archive, work, archive, changed)
     finally:
-        await trio.to_thread.run_sync(shutil.rmtree, work, True)
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(shutil.rmtree, work, True)
         lock.release()
 
 

@@ -336,8 +336,8 @@ async def open_layout_endpoint(
             yield ep
         return
     endpoint = LayoutEndpoint(name, Path(path), writable=target and not dry_run, missing_ok=target)
-    await endpoint.open()
     try:
+        await endpoint.open()
         yield endpoint
     finally:
         await endpoint.aclose()

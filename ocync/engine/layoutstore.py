@@ -100,6 +100,14 @@ class LayoutStore:
                     f"{where}: another ocync is writing to it (lock {self.root / LOCK_FILE} is held)"
                 ) from None
             self._lock_fd = fd
+        try:
+            self._prepare_for_writing(where)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare_for_writing(self, where: str) -> None:
+        with layout_io(where):
             temp = self.root / TEMP_DIR
             if temp.is_dir():
                 for leftover in temp.iterdir():  # a killed run's partial files
