@@ -24,11 +24,13 @@ from ocync.errors import NotFound, OCIErrorEntry, OcyncError, RegistryError
 from ocync.oci.digest import Digest, DigestHasher
 from ocync.oci.layout import INDEX_FILE, UNNAMED, LayoutIndex, blob_path
 from ocync.oci.manifest import Descriptor, Manifest, parse_manifest, verify_manifest
-from ocync.registry.blobs import verified_chunks
+from ocync.registry.blobs import jittered, restart_on_temporary, verified_chunks
 from ocync.registry.client import MountResult, UploadSession
 from ocync.registry.profiles import RegistryProfile
 
 LAYOUT_KEY_PREFIX = "oci-layout:"
+# Tries per blob copied into a layout (ClientSettings' default ``attempts``).
+BLOB_ATTEMPTS = 5
 
 
 def layout_key(path: Path) -> str:
@@ -58,7 +60,7 @@ class LayoutEndpoint:
 
     def __init__(
         self, name: str, path: Path, *, writable: bool, key: str | None = None,
-        missing_ok: bool = False,
+        missing_ok: bool = False, seed: int | None = None,
     ) -> None:
         self._name = name
         self.missing_ok = missing_ok  # a target of a dry run that does not exist yet: empty
@@ -72,6 +74,7 @@ class LayoutEndpoint:
         self._written = 0  # index changes on disk
         self._dirty_untagged = False
         self._index_lock = trio.Lock()
+        self._backoff = jittered(seed)
         self.blobs_written = 0
         self.bytes_written = 0
         self.blobs_present = 0
@@ -244,22 +247,28 @@ class LayoutEndpoint:
             self.blobs_present += 1
             return
         what = f"blob {desc.digest} ({desc.size} bytes) from {source.name}/{source_repo}"
-        tmp = self.store.temp_path(desc.digest.encoded)
-        hasher = DigestHasher(desc.digest.algorithm)
-        try:
-            async with source.open_blob(source_repo, desc) as chunks:
-                with layout_io(f"{self._name}: writing {blob_path(desc.digest)}"):
-                    async with await trio.open_file(tmp, "wb") as out:
-                        async for chunk in chunks:
-                            hasher.update(chunk)
-                            await out.write(chunk)
-                        await out.flush()
-                        await trio.to_thread.run_sync(_fsync, out.fileno())
-            hasher.verify(desc.digest, desc.size, what)
-            await trio.to_thread.run_sync(self.store.commit_blob, tmp, desc.digest)
-        except BaseException:
-            self.store.discard(tmp)
-            raise
+
+        async def once() -> None:
+            tmp = self.store.temp_path(desc.digest.encoded)
+            hasher = DigestHasher(desc.digest.algorithm)
+            try:
+                async with source.open_blob(source_repo, desc) as chunks:
+                    with layout_io(f"{self._name}: writing {blob_path(desc.digest)}"):
+                        async with await trio.open_file(tmp, "wb") as out:
+                            async for chunk in chunks:
+                                hasher.update(chunk)
+                                await out.write(chunk)
+                            await out.flush()
+                            await trio.to_thread.run_sync(_fsync, out.fileno())
+                hasher.verify(desc.digest, desc.size, what)
+                await trio.to_thread.run_sync(self.store.commit_blob, tmp, desc.digest)
+            except BaseException:
+                self.store.discard(tmp)
+                raise
+
+        # a truncated or damaged body from a registry source is fetched again, as for a
+        # registry target (a fresh temporary file each time)
+        await restart_on_temporary(once, BLOB_ATTEMPTS, self._backoff, what=what)
         self.blobs_written += 1
         self.bytes_written += desc.size
 

@@ -153,3 +153,23 @@ async def test_one_run_into_a_layout_and_a_registry_stages_each_blob_once(tmp_pa
         {f"{r}:{t}" for r in repos for t in corpus.repos[r]}
         | {f"{i.repo}:sha256-{i.digest.split(':', 1)[1]}" for i in corpus.images if i.referrers}
     )
+
+
+async def test_damaged_and_truncated_bodies_never_land_in_blobs(tmp_path: Path) -> None:
+    """The source damages the first body of every blob (and truncates some): each blob is
+    verified as it is written, the damaged copy is discarded and fetched again, and blobs/
+    holds only files that hash to their names."""
+    corpus = build_corpus(CorpusSpec(seed=38, repositories=2, tags_per_repo=2, shared_base_layers=1))
+    repos = sorted(corpus.repos)
+    layout = tmp_path / "mirror"
+    async with serve_mock(MockOptions(profile="generic", corrupt_first=1, truncate_rate=0.1, seed=5)) as src:
+        await push_corpus(corpus, src.url)
+        src.reset_stats()
+        cfg = export_config(tmp_path / "export.yaml", src.host, layout, tmp_path / "cache", repos)
+        code, out = await ocync("sync", "-c", str(cfg), "--json")
+        assert code == 0, out
+        gets = src.stats()["by_kind"]["blob_get"]
+    assert gets >= 2 * len(corpus.blobs)  # every blob's first body was damaged: fetched again
+    assert layout_problems(layout) == []
+    assert not (layout / ".ocync-tmp").exists() or os.listdir(layout / ".ocync-tmp") == []
+    assert ref_names(layout) == sorted(f"{r}:{t}" for r in repos for t in corpus.repos[r])
