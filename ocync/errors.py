@@ -19,6 +19,7 @@
     +-- NoMatchingPlatform          a platform filter matches nothing in the source index
     +-- ArtifactsMissing            require_artifacts is set and the image has no referrers
     +-- PullQuotaExhausted          the source's pull quota cannot cover the image: deferred (exit 1)
+    +-- LayoutError                 an OCI image layout that cannot be read or written
 
 Foreign exceptions (httpx, h11, OSError) are mapped to these in one place with
 ``raise ... from exc``. ``temporary`` says whether retrying may help.
@@ -118,6 +119,11 @@ class PullQuotaExhausted(OcyncError):
     exit_code = 1  # work left for a later run, as after an interrupt
 
 
+class LayoutError(OcyncError):
+    """An OCI image layout (or archive) on disk that cannot be read or written: an I/O
+    error, or another ocync holding its write lock (exit 2)."""
+
+
 @dataclass(frozen=True, slots=True)
 class OCIErrorEntry:
     """One entry of an OCI error body: ``{"errors":[{"code","message","detail"}]}``."""
@@ -176,6 +182,7 @@ __all__ = [
     "ConnectError",
     "ConnectionClosed",
     "IntegrityError",
+    "LayoutError",
     "NoMatchingPlatform",
     "ManifestError",
     "NotAnswering",

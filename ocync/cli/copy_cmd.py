@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,8 +19,11 @@ from typing import Any
 import trio
 
 from ocync.config import load_config_file
+from ocync.engine.layoutendpoint import layout_location
 from ocync.engine.singlecopy import CopyRequest, copy_one, registry_access
 from ocync.errors import ConfigError
+from ocync.oci.digest import Digest
+from ocync.oci.layout import UNNAMED, parse_layout_reference, ref_name
 from ocync.oci.platform import parse_platforms
 from ocync.oci.reference import Reference, parse_reference
 from ocync.registry.auth import AuthSettings, docker_config_path
@@ -75,8 +79,38 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _reference(text: str) -> Reference:
+    """A registry reference (a leading ``docker://`` accepted, as skopeo writes it), or an
+    OCI layout's (``oci:PATH[:TAG|:REPO:TAG|@DIGEST]``, ``oci-archive:FILE.tar[...]``) as a
+    Reference whose registry is the layout's key (``oci-layout:/abs/path``)."""
+    text = text.removeprefix("docker://")
+    layout = parse_layout_reference(text)
+    if layout is None:
+        return parse_reference(text)
+    path = os.path.abspath(os.path.expanduser(layout.path))
+    digest = Digest.parse(layout.digest) if layout.digest is not None else None
+    return Reference(f"{layout.kind}:{path}", layout.repo or UNNAMED, layout.tag, digest)
+
+
+def _shown(ref: Reference, tag: str | None = None, digest: str | None = None) -> str:
+    """``ref`` as written on the command line (a layout as ``oci:PATH:REF``)."""
+    tag = tag if tag is not None or digest is not None else ref.tag
+    where = layout_location(ref.registry)
+    if where is None:
+        name = ref.name
+        return f"{name}:{tag}" if tag else f"{name}@{digest or ref.digest}"
+    kind, path = where
+    transport = "oci" if kind == "oci-layout" else kind
+    if tag:
+        return f"{transport}:{path}:{ref_name(ref.repository, tag)}"
+    return f"{transport}:{path}@{digest or ref.digest}"
+
+
 def _destination(source: Reference, text: str) -> tuple[Reference, str | None]:
-    dst = parse_reference(text)
+    dst = _reference(text)
+    if layout_location(dst.registry) and not dst.repository and dst.tag is None and dst.digest is None:
+        # ``oci:DIR`` alone: the source's repository and tag, named ``repo:tag`` in the layout
+        dst = dataclasses.replace(dst, repository=source.repository)
     if dst.digest is not None and dst.tag is None:
         if source.digest is not None and dst.digest != source.digest:
             raise ConfigError(f"destination digest {dst.digest} differs from the source's {source.digest}")
@@ -100,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _copy(args: argparse.Namespace) -> int:
-    source = parse_reference(args.source)
+    source = _reference(args.source)
     destination, tag = _destination(source, args.destination)
     platforms = parse_platforms(args.platform)
     if args.retries < 1:
@@ -127,17 +161,17 @@ def _copy(args: argparse.Namespace) -> int:
     outcome = trio.run(copy_one, request, src_access, dst_access)
     seconds = time.monotonic() - started
     digest = outcome.result.digest
-    target = f"{destination.name}:{tag}" if tag else f"{destination.name}@{digest}"
+    target = _shown(destination, tag, digest)
     for warning in outcome.report.warnings:
         print(f"ocync: warning: {warning}", file=sys.stderr)
     doc = outcome.to_dict()
     if args.json:
-        doc = {"source": str(source), "destination": target, **doc, "seconds": round(seconds, 3)}
+        doc = {"source": _shown(source), "destination": target, **doc, "seconds": round(seconds, 3)}
         print(json.dumps(doc, indent=2))
     elif not args.quiet:
         trimmed = f" (trimmed index: {', '.join(outcome.trimmed_platforms)})" if outcome.trimmed_platforms else ""
         print(
-            f"copied {source} -> {target} {digest}{trimmed}: "
+            f"copied {_shown(source)} -> {target} {digest}{trimmed}: "
             f"blobs {doc['blobs_transferred']} transferred / {doc['blobs_mounted']} mounted / "
             f"{doc['blobs_skipped']} already present, {_human(doc['bytes'])}, "
             f"{doc['requests']} requests, {seconds:.1f}s",

@@ -233,7 +233,8 @@ def _print_report(report: RunReport, args: argparse.Namespace) -> None:
     print(report.render_text(quiet=args.quiet))
     if args.verbose and report.controllers:
         for name, stats in report.controllers.items():
-            controller = stats.get("controller", {}) if isinstance(stats, dict) else {}
+            # a registry's controller; an OCI layout's own statistics (it has no controller)
+            controller = stats.get("controller", stats) if isinstance(stats, dict) else {}
             print(f"  {name}: {json.dumps(controller, sort_keys=True)}", file=sys.stderr)
 
 

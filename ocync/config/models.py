@@ -20,10 +20,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from ocync.config import resolve as resolution
 from ocync.config.problems import suggest
@@ -226,8 +228,24 @@ class Credentials(_Model):
 AuthType = Literal["anonymous", "basic", "static_token", "docker_config", "ghcr"]
 
 
+RegistryType = Literal["registry", "oci-layout", "oci-archive"]
+# Keys that mean a network registry: refused on an OCI layout or archive entry.
+_REGISTRY_ONLY_KEYS = (
+    "url", "auth_type", "credentials", "token", "max_concurrent", "rate_limit", "insecure",
+    "profile", "timeout", "head_first",
+)
+
+
 class RegistryConfig(_Model):
-    url: str = Field(description="host[:port], optionally with http:// or https://")
+    type: RegistryType = Field(
+        default="registry",
+        description="registry (default); oci-layout: an OCI image layout directory at path; "
+        "oci-archive: a tar of one (skopeo's oci-archive) at path",
+    )
+    path: str | None = Field(
+        default=None, min_length=1, description="oci-layout: the directory; oci-archive: the .tar file"
+    )
+    url: str | None = Field(default=None, description="host[:port], optionally with http:// or https://")
     auth_type: AuthType | None = Field(
         None, description="unset: token -> static_token, credentials -> basic, else docker_config"
     )
@@ -279,9 +297,36 @@ class RegistryConfig(_Model):
             )
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _url_required(cls, data: object) -> object:
+        """A registry needs ``url``: reported as the missing key, as before layouts existed."""
+        if isinstance(data, dict) and data.get("type", "registry") == "registry" and "url" not in data:
+            raise ValidationError.from_exception_data(
+                cls.__name__, [InitErrorDetails(type="missing", loc=("url",), input=data)]
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> RegistryConfig:
+        if self.type == "registry":
+            if self.url is None:
+                raise ValueError("url is required (or type: oci-layout / oci-archive with path)")
+            if self.path is not None:
+                raise ValueError("path is only for type: oci-layout or oci-archive")
+            return self
+        if self.path is None:
+            raise ValueError(f"type: {self.type} needs path")
+        given = [k for k in _REGISTRY_ONLY_KEYS if k in self.model_fields_set]
+        if given:
+            raise ValueError(f"type: {self.type} takes no {', '.join(given)} (no network, no credentials)")
+        return self
+
     @field_validator("url")
     @classmethod
-    def _url(cls, v: str) -> str:
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
         text = v.strip().rstrip("/")
         host = re.sub(r"^https?://", "", text)
         if "@" in host.split("/", 1)[0]:
@@ -518,5 +563,6 @@ __all__ = [
     "MappingConfig",
     "PruneConfig",
     "RegistryConfig",
+    "RegistryType",
     "TagsConfig",
 ]

@@ -7,6 +7,7 @@ Hub names get their ``library/`` prefix, so nothing downstream needs the models.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -52,9 +53,21 @@ class RegistrySettings:
     insecure: bool = False
     profile: str | None = None  # ocync.registry.profiles name; None: chosen by host
     timeout: float | None = None  # seconds without a byte before a request fails; None: 60
+    kind: str = "registry"  # registry | oci-layout | oci-archive
+    path: str | None = None  # oci-layout / oci-archive: absolute path on disk
 
     @classmethod
     def from_model(cls, name: str, model: RegistryConfig) -> RegistrySettings:
+        if model.type != "registry":
+            assert model.path is not None  # the model requires it
+            path = os.path.abspath(os.path.expanduser(model.path))
+            # A layout's "host" is its path (the transfer cache's key); verify: always,
+            # as a HEAD is a stat there and a carried-away layout must not be trusted.
+            return cls(
+                name=name, host=f"{model.type}:{path}", scheme="file", auth_type="anonymous",
+                verify="always", kind=model.type, path=path,
+            )
+        assert model.url is not None  # the model requires it for a registry
         scheme_match = re.match(r"^(https?)://", model.url)
         host = normalise_registry(re.sub(r"^https?://", "", model.url).lower())
         if scheme_match:

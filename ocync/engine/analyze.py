@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import functools
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from ocync.config.resolve import RegistrySettings
 from ocync.engine.digestpins import pin_spec
 from ocync.engine.discovery import ImageTree, MappingSpec, fetch_tree, select_tags
 from ocync.engine.endpoints import CatalogSource, SourceEndpoint
+from ocync.engine.layoutendpoint import LayoutEndpoint, open_layout_endpoint
 from ocync.engine.namespaces import expand_spec
 from ocync.engine.nursery import run_all
 from ocync.engine.plan import mount_group
@@ -165,6 +167,7 @@ class _Read:
     source_requests: int
     profiles: dict[str, RegistryProfile]
     pull_quotas: list[PullQuotaAnalysis]
+    layouts: frozenset[str]  # registries that are OCI layouts (files written, no requests)
 
 
 async def analyze(
@@ -176,7 +179,7 @@ async def analyze(
     registries = used_registries(resolved)
     result = Analysis()
     read = await _read_manifests(specs, registries, result, concurrency, request_timeout)
-    sizes, refs = _tally_targets(result, read.trees, registries, read.profiles)
+    sizes, refs = _tally_targets(result, read.trees, registries, read.profiles, read.layouts)
     result.unique_blobs = len(sizes)
     result.unique_bytes = sum(sizes.values())
     result.referenced_blobs = sum(refs.values())
@@ -207,8 +210,14 @@ async def _read_manifests(
     limiter = trio.CapacityLimiter(concurrency)
     async with contextlib.AsyncExitStack() as stack:
         controllers = ControllerRegistry()
-        endpoints: dict[str, ClientEndpoint] = {}
+        endpoints: dict[str, ClientEndpoint | LayoutEndpoint] = {}
+        written = {t.registry for m in specs for t in m.targets}
         for name, reg in registries.items():
+            if reg.path is not None:  # an OCI layout: read only; a target needs not exist yet
+                endpoints[name] = await stack.enter_async_context(
+                    open_layout_endpoint(name, reg.kind, reg.path, target=name in written, dry_run=True)
+                )
+                continue
             client = await stack.enter_async_context(
                 RegistryClient(reg.base_url, client_settings(reg, None, request_timeout), controllers=controllers)
             )
@@ -247,13 +256,19 @@ async def _read_manifests(
 
         await run_all(functools.partial(one_mapping, s) for s in specs)
         source_requests = sum(sum(ep.request_counts().values()) for ep in endpoints.values())
-        profiles = {name: ep.client.profile for name, ep in endpoints.items()}
+        profiles = {
+            name: ep.profile if isinstance(ep, LayoutEndpoint) else ep.client.profile
+            for name, ep in endpoints.items()
+        }
         quotas = _pull_quotas(trees, endpoints, {spec.source for spec in specs})
-    return _Read(trees, source_requests, profiles, quotas)
+    layouts = frozenset(n for n, ep in endpoints.items() if isinstance(ep, LayoutEndpoint))
+    return _Read(trees, source_requests, profiles, quotas, layouts)
 
 
 def _pull_quotas(
-    trees: list[tuple[MappingSpec, str, ImageTree]], endpoints: dict[str, ClientEndpoint], sources: set[str]
+    trees: list[tuple[MappingSpec, str, ImageTree]],
+    endpoints: Mapping[str, ClientEndpoint | LayoutEndpoint],
+    sources: set[str],
 ) -> list[PullQuotaAnalysis]:
     """Per source with a pull quota: a cold sync GETs each tag's root and every child once."""
     needed: Counter[str] = Counter()
@@ -261,7 +276,7 @@ def _pull_quotas(
         needed[spec.source] += 1 + len(tree.children)
     out = []
     for name, ep in endpoints.items():
-        quota = ep.client.pull_quota
+        quota = None if isinstance(ep, LayoutEndpoint) else ep.client.pull_quota
         if quota is None or name not in sources:
             continue
         stats = quota.statistics()
@@ -273,6 +288,7 @@ def _pull_quotas(
 def _tally_targets(
     result: Analysis, trees: list[tuple[MappingSpec, str, ImageTree]],
     registries: dict[str, RegistrySettings], profiles: dict[str, RegistryProfile],
+    layouts: frozenset[str],
 ) -> tuple[dict[str, int], Counter[str]]:
     """Fill ``result``'s per-target figures; return blob sizes and reference counts."""
     sizes: dict[str, int] = {}
@@ -305,7 +321,12 @@ def _tally_targets(
                 if here in seen:
                     continue  # another tag of the same repository: already present
                 seen.add(here)
-                key = f"{mount_group(scope, target.registry, target.repo)}|{digest}"
+                # a layout's blobs/ serves every repository in it: one copy per layout
+                shared = target.registry in layouts
+                group = target.registry if shared else mount_group(scope, target.registry, target.repo)
+                key = f"{group}|{digest}"
+                if key in seen and shared:
+                    continue
                 if key in seen:
                     ta.mounts += 1
                 else:
@@ -319,6 +340,8 @@ def _tally_targets(
         # the upload's POST), one HEAD otherwise
         check = 0 if profile.mount_probe_ok else 1
         ta.requests = ta.images + ta.manifests + ta.uploads * (per_upload + check) + ta.mounts
+        if ta.registry in layouts:
+            ta.requests = 0  # files written, no request sent; upload_bytes is the size to carry
         if ta.cap:
             rate = parse_rate(ta.cap)
             ta.minutes_under_cap = ta.requests / (rate.count / rate.period) / 60

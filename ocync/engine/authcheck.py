@@ -86,9 +86,12 @@ async def check_auth(config: Config, *, request_timeout: float | None = None) ->
     for name in config.registries:
         if name not in registries:
             registries[name] = config.registry(name)
-    pulls = {(m.source.name, m.repo_from) for m in resolved}
+    # OCI layouts and archives take no credentials: nothing to check there
+    registries = {name: reg for name, reg in registries.items() if reg.path is None}
+    pulls = {(m.source.name, m.repo_from) for m in resolved if m.source.name in registries}
     pushes = {
         (t.name, repo) for m in resolved for t, repo in zip(m.targets, m.target_repos, strict=True)
+        if t.name in registries
     }
     controllers = ControllerRegistry()
     results: list[AuthCheck] = []

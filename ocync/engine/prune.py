@@ -33,6 +33,12 @@ def check_prune_targets(resolved: Iterable[ResolvedMapping]) -> None:
         if not m.prune.enabled:
             continue
         for target in m.targets:
+            if target.path is not None:
+                raise ConfigError(
+                    f"{m.label}: prune is set but target {target.name!r} is an OCI layout "
+                    "(pruning deletes through the distribution API): remove prune from this "
+                    "mapping"
+                )
             if not _profile_of(target).manifest_delete:
                 raise ConfigError(
                     f"{m.label}: prune is set but target registry {target.name!r} "

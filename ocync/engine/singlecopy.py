@@ -7,6 +7,7 @@ differs (the source first, the destination's tag or digest, an expected digest).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from ocync.config import Config
 from ocync.engine.cache import TransferCache
 from ocync.engine.discovery import ArtifactPolicy, MappingSpec, OneImage, TargetRepo
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
+from ocync.engine.layoutendpoint import layout_location, open_layout_endpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.registryendpoint import ClientEndpoint
 from ocync.engine.report import ImageResult, ImageStatus, RunReport
@@ -147,7 +149,27 @@ async def copy_one(
     request: CopyRequest, source: RegistryAccess, destination: RegistryAccess, *, seed: int | None = None
 ) -> CopyOutcome:
     """Copy one image; its failure is raised (an :class:`OcyncError`, exit code inside)."""
-    async with ClientPool(seed=seed) as pool:
+    async with ClientPool(seed=seed) as pool, contextlib.AsyncExitStack() as stack:
+        # An OCI layout side (``oci:PATH``, its "registry" is its layout key) is a file tree.
+        src_layout = layout_location(request.source.registry)
+        dst_layout = layout_location(request.destination.registry)
+        if src_layout is not None or dst_layout is not None:
+            src_ep: SourceEndpoint
+            dst_ep: TargetEndpoint
+            if src_layout is not None:
+                src_ep = await stack.enter_async_context(
+                    open_layout_endpoint(request.source.registry, *src_layout, target=False)
+                )
+            else:
+                src_ep = ClientEndpoint(request.source.registry, await pool.client(source.url, source.settings))
+            if dst_layout is not None:
+                dst_ep = await stack.enter_async_context(
+                    open_layout_endpoint(request.destination.registry, *dst_layout, target=True)
+                )
+            else:
+                dst_client = await pool.client(destination.url, destination.settings)
+                dst_ep = ClientEndpoint(request.destination.registry, dst_client)
+            return await run_one(request.mapping(), src_ep, dst_ep)
         src_client = await pool.client(source.url, source.settings)
         src = ClientEndpoint(request.source.registry, src_client)
         dst_client = await pool.client(destination.url, destination.settings)

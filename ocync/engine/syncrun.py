@@ -26,6 +26,7 @@ from ocync.config import Config, RegistrySettings, ResolvedMapping
 from ocync.engine.cache import CacheFile, TransferCache
 from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
+from ocync.engine.layoutendpoint import LayoutEndpoint, open_layout_endpoint
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.prune import check_prune_targets
 from ocync.engine.registryendpoint import ClientEndpoint
@@ -138,11 +139,13 @@ def used_registries(resolved: Sequence[ResolvedMapping]) -> dict[str, RegistrySe
     return out
 
 
-async def prepare_endpoints(endpoints: Mapping[str, ClientEndpoint]) -> dict[str, OcyncError]:
+async def prepare_endpoints(
+    endpoints: Mapping[str, ClientEndpoint | LayoutEndpoint],
+) -> dict[str, OcyncError]:
     """``GET /v2/`` on every registry at once; the ones that failed, by name (config order)."""
     down: dict[str, OcyncError] = {}
 
-    async def one(name: str, endpoint: ClientEndpoint) -> None:
+    async def one(name: str, endpoint: ClientEndpoint | LayoutEndpoint) -> None:
         try:
             await endpoint.prepare()
         except OcyncError as exc:
@@ -254,9 +257,18 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
     )
     try:
         async with contextlib.AsyncExitStack() as stack:
-            endpoints: dict[str, ClientEndpoint] = {}
+            endpoints: dict[str, ClientEndpoint | LayoutEndpoint] = {}
             with interrupt.setup:
+                written = {t.name for m in resolved for t in m.targets}
                 for name, reg in registries.items():
+                    if reg.path is not None:  # type: oci-layout / oci-archive
+                        endpoints[name] = await stack.enter_async_context(
+                            open_layout_endpoint(
+                                name, reg.kind, reg.path, target=name in written,
+                                dry_run=options.dry_run,
+                            )
+                        )
+                        continue
                     client = RegistryClient(
                         reg.base_url,
                         client_settings(reg, rate_share, options.timeout),

@@ -12,14 +12,19 @@ from ocync.engine.registryendpoint import ClientEndpoint
 
 
 def announce_repositories(
-    specs: Iterable[MappingSpec], endpoints: Mapping[str, ClientEndpoint], *, push: bool
+    specs: Iterable[MappingSpec], endpoints: Mapping[str, object], *, push: bool
 ) -> None:
     """Source repositories are announced for pull; target repositories for pull,push unless
     ``push`` is False (a dry run writes nothing, so it asks no push access)."""
     for spec in specs:
-        endpoints[spec.source].client.want_repository(spec.source_repo)
+        source = endpoints[spec.source]
+        if isinstance(source, ClientEndpoint):  # OCI layouts have no tokens
+            source.client.want_repository(spec.source_repo)
         for target in spec.targets:
-            client = endpoints[target.registry].client
+            endpoint = endpoints[target.registry]
+            if not isinstance(endpoint, ClientEndpoint):
+                continue
+            client = endpoint.client
             if push:
                 client.want_push(target.repo)
             else:
