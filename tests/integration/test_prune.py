@@ -280,3 +280,20 @@ async def test_watch_prunes_each_run_as_sync_does(tmp_path: Path) -> None:
         assert code == 0, out + err
         assert f"pruned dst/{MIRROR}:3 {digests['3'][:19]}" in out, out
         assert deletes(dst) == 1 and await target_tags(dst.url, MIRROR) == {"1", "2"}
+
+
+async def test_prune_into_an_oci_layout_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "ocync.yaml"
+    cfg.write_text(
+        "registries:\n"
+        "  src: {url: 127.0.0.1:1}\n"
+        f"  disk: {{type: oci-layout, path: {tmp_path / 'layout'}}}\n"
+        "defaults: {source: src, targets: disk}\n"
+        f"mappings:\n  - {{from: {REPO}, to: {MIRROR}, prune: true}}\n"
+    )
+    for command in (("validate", str(cfg)), ("sync", "-c", str(cfg))):
+        code, out, err = await cli(*command)
+        assert code == 3, out + err
+        [line] = err.strip().splitlines()
+        assert "mappings[0]" in line and "OCI layout" in line and "'disk'" in line, line
+    assert not (tmp_path / "layout").exists()
