@@ -249,8 +249,12 @@ class SyncEngine:
     # ---- discovery ---------------------------------------------------------------------
     async def _discover_all(self, send: trio.MemorySendChannel[WorkItem] | None) -> None:
         limiter = trio.CapacityLimiter(self.options.discovery_concurrency)
+        # Mappings are admitted as earlier ones finish (twice the limiter's slots keep it busy
+        # while admitted mappings wait on the channel): a task per mapping held at once
+        # dominated peak memory at 10,000 mappings (stress/scale.py).
         await run_all(
-            functools.partial(self._discover_mapping, m, send, limiter) for m in self.mappings
+            (functools.partial(self._discover_mapping, m, send, limiter) for m in self.mappings),
+            limit=2 * self.options.discovery_concurrency,
         )
 
     async def _discover_mapping(
@@ -327,7 +331,10 @@ class SyncEngine:
             self._unexamined -= 1
 
         self._unexamined += len(found.selection.tags)
-        await run_all(functools.partial(examine, tag) for tag in found.selection.tags)
+        await run_all(
+            (functools.partial(examine, tag) for tag in found.selection.tags),
+            limit=self.options.discovery_concurrency,
+        )
 
     def _note_source_holds(self, item: WorkItem) -> None:
         """``ocync copy`` within one registry: the source repository holds every blob of the
