@@ -7,6 +7,7 @@ disk store, one persist per repository), which this also checks against the mock
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import trio
@@ -16,7 +17,7 @@ from mockregistry import MockOptions, serve_mock
 from ocync.engine.cache import TransferCache
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.registryendpoint import ClientEndpoint
-from ocync.engine.report import ImageStatus
+from ocync.engine.report import ImageResult, ImageStatus
 from ocync.ratelimit.limiter import ControllerRegistry
 from ocync.registry.auth import AuthSettings
 from ocync.registry.client import ClientSettings, RegistryClient
@@ -27,6 +28,13 @@ from tests.integration.test_sync_mock import corpus_mappings
 MAPPINGS = 120
 DISCOVERY = 4  # EngineOptions.discovery_concurrency of the test
 TRANSFERS = 2
+
+
+class Unwalkable(list[ImageResult]):
+    """The results list, refusing to be iterated (progress() may only take its length)."""
+
+    def __iter__(self) -> Iterator[ImageResult]:
+        raise AssertionError("progress() walked every result")
 
 
 class LiveTasks(trio.abc.Instrument):
@@ -73,6 +81,10 @@ async def test_live_tasks_do_not_grow_with_the_mapping_count(tmp_path: Path) -> 
             finally:
                 trio.lowlevel.remove_instrument(tasks)
     assert report.count(ImageStatus.SYNCED) == len(corpus.images), report.describe()
+    # the live status reads progress() ~4 times a second: it must not walk every result
+    assert engine.progress().bytes_transferred == report.bytes_transferred > 0
+    report.results = Unwalkable(report.results)
+    assert engine.progress().results == len(corpus.images)
     # Admitted at once: 2 x DISCOVERY mappings, each with at most DISCOVERY tag tasks, plus
     # TRANSFERS items and their per-target and per-blob tasks, plus the clients' own. A task
     # per mapping (as before) would be > MAPPINGS on its own.
