@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import uuid as uuidlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,6 +235,26 @@ class Store:
         del repo.tags[tag]
         self._persist(repo)
         return True
+
+    def seed_repository(
+        self,
+        name: str,
+        blobs: Iterable[str],
+        manifests: Iterable[tuple[ManifestRecord, bytes]],
+        tags: dict[str, str],
+    ) -> None:
+        """Bulk seeding (stress/scale.py): a repository's blob links (their content put first),
+        manifests and tags in one persist, where a push persists once per link and manifest."""
+        repo = self._repo_for_write(name)
+        for digest in blobs:
+            repo.blobs.add(digest)
+            self._blob_digests.add(digest)
+        for record, body in manifests:
+            self.put_content(record.digest, body)
+            repo.manifests[record.digest] = record
+        repo.tags.update(tags)
+        repo.tagged = repo.tagged or bool(tags)
+        self._persist(repo)
 
     def referrers(self, name: str, digest: str) -> list[ManifestRecord]:
         repo = self.repos.get(name)

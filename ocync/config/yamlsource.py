@@ -104,10 +104,27 @@ def _reader_error(filename: str, text: str, exc: yaml.reader.ReaderError) -> Con
     )
 
 
+# libyaml composes a 10,000-mapping config ~10x faster and in a third of the memory of the
+# pure-Python loader (stress/scale.py); the nodes, marks and constructors are the same.
+_FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+
+
 def compose(text: str, filename: str) -> Document:
-    """The file as a Document (a mapping is checked by the caller); ConfigError if not YAML."""
+    """The file as a Document (a mapping is checked by the caller); ConfigError if not YAML.
+
+    libyaml first when it is there; anything it refuses is composed again by the pure-Python
+    loader, whose errors (with their lines) are the ones reported."""
+    if _FAST_LOADER is not None:
+        try:
+            return _compose(text, filename, _FAST_LOADER)
+        except (yaml.YAMLError, RecursionError, ConfigError, ValueError):
+            pass  # e.g. a lone surrogate libyaml cannot encode: reported by the pure loader
+    return _compose(text, filename, yaml.SafeLoader)
+
+
+def _compose(text: str, filename: str, loader_class: type[yaml.SafeLoader]) -> Document:
     try:
-        loader = yaml.SafeLoader(text)
+        loader = loader_class(text)
     except yaml.reader.ReaderError as exc:
         raise _reader_error(filename, text, exc) from None
     try:

@@ -170,6 +170,7 @@ class SyncEngine:
         self._claims = TargetClaims((m for m in self.mappings if m.source_pattern is None), hosts)
         self.namespaces: list[NamespaceListing] = []
         self._expanded_from: dict[int, int] = {}  # id(concrete mapping) -> its pattern's index
+        self._bytes = 0  # bytes_transferred of the results recorded so far
 
     # ---- control -----------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -199,6 +200,7 @@ class SyncEngine:
     # ---- results -----------------------------------------------------------------------
     def _record(self, result: ImageResult) -> None:
         self.report.add(result)
+        self._bytes += result.bytes_transferred  # progress() is read ~4x a second: no re-summing
         if self.on_result is not None:
             self.on_result(result)
 
@@ -294,12 +296,18 @@ class SyncEngine:
     # ---- discovery ---------------------------------------------------------------------
     async def _discover_all(self, send: trio.MemorySendChannel[WorkItem] | None) -> None:
         limiter = trio.CapacityLimiter(self.options.discovery_concurrency)
+        # Mappings are admitted as earlier ones finish (twice the limiter's slots keep it busy
+        # while admitted mappings wait on the channel): a task per mapping held at once
+        # dominated peak memory at 10,000 mappings (stress/scale.py).
         await run_all(
-            functools.partial(
-                self._discover_namespace if m.source_pattern else self._discover_mapping,
-                m, send, limiter,
-            )
-            for m in self.mappings
+            (
+                functools.partial(
+                    self._discover_namespace if m.source_pattern else self._discover_mapping,
+                    m, send, limiter,
+                )
+                for m in self.mappings
+            ),
+            limit=2 * self.options.discovery_concurrency,
         )
 
     async def _discover_namespace(
@@ -555,7 +563,7 @@ class SyncEngine:
             finished=self._finished,
             in_flight=self._in_flight,
             results=len(self.report.results),
-            bytes_transferred=self.report.bytes_transferred,
+            bytes_transferred=self._bytes,
             endpoints=loads,
         )
 

@@ -20,6 +20,7 @@ TARGET_COLD_REQUEST_RATIO = 0.55
 TARGET_COLD_WALL_RATIO = 0.5
 TARGET_WAN_WALL_RATIO = 0.25
 TARGET_WARM_REQUESTS_PER_TAG = 2.0
+TARGET_WARM_VS_SKOPEO = 0.1  # issue 14: a warm run 10x fewer requests than skopeo sync
 
 _COLD_SAMPLE = r"cold(#\d+)?_{}_ratio"
 
@@ -92,6 +93,16 @@ def checks(results: Mapping[str, Mapping[str, Any]]) -> list[Check]:
                 label = f"ocync {name.removeprefix('ocync_')}"
                 out.append(Check(key, label, value, TARGET_WARM_REQUESTS_PER_TAG, "req"))
         ocync_runs = [run for run in res.get("runs", []) if run["tool"] == "ocync"]
+        floor = res.get("floor_requests")  # issue 14: 1 per tag + 1 per repository + 2
+        if floor is not None:
+            for run in ocync_runs:
+                if run["phase"].startswith("warm"):
+                    label = f"ocync {run['phase']} requests (floor: tags + repositories + 2)"
+                    out.append(Check(key, label, run["requests"], floor, "req"))
+            for phase in ("warm", "warm-on_change"):
+                if f"{phase}_request_ratio" in r:
+                    label = f"{phase} requests ocync/skopeo"
+                    out.append(Check(key, label, r[f"{phase}_request_ratio"], TARGET_WARM_VS_SKOPEO))
         if ocync_runs:
             for field_name, label, unit in _OCYNC_TOTALS:
                 out.append(Check(key, label, sum(run[field_name] for run in ocync_runs), 0, unit))

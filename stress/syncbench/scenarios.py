@@ -91,8 +91,23 @@ def scenario_distribution(quick: bool, workdir: Path) -> dict[str, Any]:
         return bench.summary()
 
 
+def warm_floor_spec(quick: bool) -> CorpusSpec:
+    """Issue 14's warm-run corpus: 24 repositories x 2 multi-arch tags (4 x 2 quick)."""
+    return dataclasses.replace(pair_spec(quick), repositories=4 if quick else 24, tags_per_repo=2)
+
+
 def scenario_ghcr_mock(quick: bool, workdir: Path) -> dict[str, Any]:
-    corpus = build_corpus(pair_spec(quick))
+    return _ghcr_pair(pair_spec(quick), workdir)
+
+
+def scenario_warm_floor(quick: bool, workdir: Path) -> dict[str, Any]:
+    """The warm-run floor (1 request per tag + 1 per repository + 2, both registries): warm
+    with the default `artifacts.refresh: always`, then with `on_change`."""
+    return _ghcr_pair(warm_floor_spec(quick), workdir, floor=True)
+
+
+def _ghcr_pair(spec: CorpusSpec, workdir: Path, *, floor: bool = False) -> dict[str, Any]:
+    corpus = build_corpus(spec)
     ghcr = [
         "--profile",
         "ghcr",
@@ -123,6 +138,11 @@ def scenario_ghcr_mock(quick: bool, workdir: Path) -> dict[str, Any]:
         bench.seed()
         bench.phase("cold", verify=True)
         bench.phase("warm")
+        if floor:
+            bench.retarget(targets, workdir / "cache", artifacts_refresh="on_change")
+            bench.phase("warm-on_change")
+            bench.extra["floor_requests"] = bench.tag_count + len(bench.expected) + 2
+            return bench.summary()
         bench.change_some_tags()
         bench.phase("partial")
         return bench.summary()
@@ -189,6 +209,11 @@ SCENARIO_TABLE: dict[str, tuple[str, ScenarioGroup]] = {
     "sync_ghcr_mock": (
         "ocync sync vs skopeo sync --all, mock -> ghcr-profile mock with token auth and a cap",
         scenario_ghcr_mock,
+    ),
+    "sync_warm_floor": (
+        "ocync sync vs skopeo sync --all warm, mock -> ghcr-profile mock, 24 x 2 tags, "
+        "artifacts.refresh always then on_change",
+        scenario_warm_floor,
     ),
     "sync_wan": (
         "ocync sync vs skopeo sync --all between generic mocks with --latency 20",

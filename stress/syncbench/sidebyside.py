@@ -80,9 +80,13 @@ class SideBySide:
         self.skopeo_yaml = workdir / "skopeo.yaml"
         write_skopeo_yaml(self.skopeo_yaml, source.host, sorted(self.expected))
 
-    def retarget(self, targets: Mapping[str, Endpoint], cache: Path) -> None:
-        """Point both tools at other (fresh) targets; ocync gets `cache` as its cache_dir."""
+    def retarget(
+        self, targets: Mapping[str, Endpoint], cache: Path, **settings: Any
+    ) -> None:
+        """Point both tools at other (fresh) targets; ocync gets `cache` as its cache_dir
+        (`settings`: more write_ocync_config keywords, e.g. artifacts_refresh, kept from now on)."""
         self.targets = targets
+        self._target_settings.update(settings)
         write_ocync_config(
             self.ocync_config,
             self.source.host,

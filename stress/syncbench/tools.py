@@ -34,8 +34,10 @@ def write_ocync_config(
     auth: tuple[str, str] | None = None,
     rate_limit: str | None = None,
     namespace: str = TARGET_NAMESPACE,
+    artifacts_refresh: str | None = None,
 ) -> None:
-    """An `ocync sync` config: every repo of `source` into `namespace/<basename>` on `target`."""
+    """An `ocync sync` config: every repo of `source` into `namespace/<basename>` on `target`
+    (`artifacts_refresh`: `defaults.artifacts.refresh`, else ocync's default)."""
     lines = [
         "global:",
         f"  cache_dir: {cache}",
@@ -51,7 +53,10 @@ def write_ocync_config(
         lines.append(f"    credentials: {{username: {auth[0]}, password: {auth[1]}}}")
     if rate_limit:
         lines.append(f"    rate_limit: {rate_limit}")
-    lines += ["defaults:", "  source: src", "  targets: dst", "mappings:"]
+    lines += ["defaults:", "  source: src", "  targets: dst"]
+    if artifacts_refresh:
+        lines.append(f"  artifacts: {{refresh: {artifacts_refresh}}}")
+    lines.append("mappings:")
     lines += [f"  - {{from: {repo}, to: {target_repo(repo, namespace)}}}" for repo in repos]
     path.write_text("\n".join(lines) + "\n")
 
