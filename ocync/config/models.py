@@ -201,9 +201,10 @@ class ArtifactsConfig(_Model):
     include: StrList | None = Field(default=None, description="artifact types (globs) to copy")
     exclude: StrList | None = Field(default=None, description="artifact types (globs) to skip")
     require_artifacts: bool | None = Field(default=None, description="an image without any is an error")
-    refresh: Literal["on_change", "always"] | None = Field(
+    refresh: Literal["cached", "on_change", "always"] | None = Field(
         default=None,
-        description="always (default): look for new referrers of unchanged tags too; "
+        description="cached (default): look for new referrers of an unchanged tag whenever "
+        "its target is verified (at least once per cache_ttl); always: on every run; "
         "on_change: only with a copied image",
     )
 

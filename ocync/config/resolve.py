@@ -119,7 +119,7 @@ def effective_auth_type(model: RegistryConfig) -> str | None:
 
 
 # As regsync without fastCheck: a signature added after an image was mirrored must still arrive.
-DEFAULT_ARTIFACTS_REFRESH = "always"
+DEFAULT_ARTIFACTS_REFRESH = "cached"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +131,17 @@ class ArtifactPolicy:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     require_artifacts: bool = False
-    refresh: str = DEFAULT_ARTIFACTS_REFRESH  # "always" | "on_change"
+    refresh: str = DEFAULT_ARTIFACTS_REFRESH  # "cached" | "always" | "on_change"
 
     @property
     def refresh_unchanged(self) -> bool:
-        """List the referrers of a tag that is already in sync too (``refresh: always``)."""
+        """List the referrers of a tag that is already in sync too (``cached``: when its
+        target is verified rather than vouched for by the cache; ``always``: every run)."""
+        return self.enabled and self.refresh != "on_change"
+
+    @property
+    def refresh_trusted(self) -> bool:
+        """Also for a tag the transfer cache vouches for (``refresh: always``)."""
         return self.enabled and self.refresh == "always"
 
     def allows(self, artifact_type: str | None) -> bool:

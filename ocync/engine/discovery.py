@@ -139,6 +139,8 @@ class TagOutcome:
     skipped: tuple[tuple[TargetRepo, str], ...] = ()  # (target, reason)
     digest: str = ""
     error: OcyncError | None = None
+    # targets the transfer cache vouched for without being asked (ocync.engine.tagtrust)
+    trusted: frozenset[TargetRepo] = frozenset()
 
 
 @dataclass(slots=True)
@@ -286,7 +288,9 @@ async def discover_tag(
         source_digest, trusted = await trusted_targets(mapping, tag, source, targets, cache)
         if len(trusted) == len(mapping.targets):
             skips = tuple((t, "unchanged") for t in mapping.targets)
-            return TagOutcome(tag, skipped=skips, digest=trusted[mapping.targets[0]])
+            return TagOutcome(
+                tag, skipped=skips, digest=trusted[mapping.targets[0]], trusted=frozenset(trusted)
+            )
         root: FetchedRoot | None = None
         present: dict[TargetRepo, str | None] = dict(trusted)
         ref = tag
@@ -333,12 +337,14 @@ async def discover_tag(
             if t not in trusted:  # verified now; a trusted stamp keeps its age
                 cache.record_tag(targets[t.registry].host, t.repo, ref, wanted, source=source_digest)
         if not need:
-            return TagOutcome(tag, skipped=skipped, digest=wanted)
+            return TagOutcome(tag, skipped=skipped, digest=wanted, trusted=frozenset(trusted))
         if root is None:
             root = await fetch_root(source, mapping.source_repo, wanted, mapping.platforms, pulls)
         tree = await fetch_children(source, mapping.source_repo, root.manifest, root.source_digest, pulls)
         item = WorkItem(seq, mapping, tag, tree, need, root.warnings, referrer_tags, root.trimmed)
-        return TagOutcome(tag, item=item, skipped=skipped, digest=tree.digest)
+        return TagOutcome(
+            tag, item=item, skipped=skipped, digest=tree.digest, trusted=frozenset(trusted)
+        )
     except OcyncError as exc:
         return TagOutcome(tag, error=exc)
     finally:

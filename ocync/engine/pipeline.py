@@ -475,9 +475,16 @@ class SyncEngine:
     async def _refresh_referrers(
         self, mapping: MappingSpec, outcome: TagOutcome, referrer_tags: frozenset[str] | None
     ) -> dict[TargetRepo, BlobCounts | OcyncError]:
-        """``artifacts.refresh: always``: referrers added at the source to a tag that is
-        already in sync (its targets skipped as unchanged) are copied now."""
-        dests = [t for t, reason in outcome.skipped if reason == "unchanged"]
+        """Referrers added at the source to a tag that is already in sync (its targets
+        skipped as unchanged) are copied now: ``artifacts.refresh: cached`` for the targets
+        verified this run (a stamp missing or older than ``cache_ttl``, ``verify: always``),
+        so new referrers arrive within ``cache_ttl``; ``always`` for every target, every run."""
+        dests = [
+            t
+            for t, reason in outcome.skipped
+            if reason == "unchanged"
+            and (t not in outcome.trusted or mapping.artifacts.refresh_trusted)
+        ]
         if not dests or not mapping.artifacts.refresh_unchanged or self.options.dry_run:
             return {}
         try:

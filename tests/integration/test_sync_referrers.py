@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from mockregistry import MockOptions, serve_mock
+from ocync.config.resolve import ArtifactPolicy
 from ocync.engine.cache import TransferCache
 from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.pipeline import EngineOptions, SyncEngine
@@ -102,8 +103,11 @@ async def test_sync_keeps_referrers_added_at_the_mirror(
         await push_corpus(corpus, src.url)
         [repo] = sorted(corpus.repos)
         target_repo = f"{target.repo_prefix}/{repo.split('/', 1)[1]}"
+        # refresh: always, so the warm run looks for the late upstream referrer although the
+        # cache vouches for the tags (the default, cached, would wait for cache_ttl)
         maps = [MappingSpec(name=repo, source="src", source_repo=repo,
-                            targets=(TargetRepo("dst", target_repo),))]
+                            targets=(TargetRepo("dst", target_repo),),
+                            artifacts=ArtifactPolicy(refresh="always"))]
         cache = TransferCache()
         cold = await engine_sync(src.url, src_profile, target, maps, cache)
         assert cold.count(ImageStatus.SYNCED) == len(corpus.images), cold.describe()

@@ -2,7 +2,8 @@
 what they cannot know.
 
 A warm run asks the source one manifest HEAD per tag (plus the referrers listing of
-``artifacts.refresh: always``, the default) and nothing per tag at the target, with or without
+``artifacts.refresh: always``; the default ``cached`` lists them only for tags whose target it
+verifies) and nothing per tag at the target, with or without
 a platform filter: the cache records which source digest each target tag was pushed from and
 when. A target tag changed behind ocync's back is therefore caught only when its stamp is
 older than ``cache_ttl`` or when the run verifies targets (``verify: always`` on the target
@@ -41,19 +42,24 @@ TTL = 3600  # cache_ttl of these configs, seconds
 # Warm, with ``platforms: [linux/amd64]`` (each two-platform index is pushed trimmed to one):
 # the source index is HEADed and its digest compared with the one recorded when the trimmed
 # index was pushed; no source manifest GET (before the stamps: 6 GETs of the indexes plus 6
-# target HEADs). Both registries: 6 HEADs + 6 referrers listings + 3 tag lists + 2 pings.
+# target HEADs). Both registries: 6 HEADs + 3 tag lists + 2 pings.
 EXPECTED_WARM_PLATFORMS: dict[str, Counts] = {
     "generic": {
-        "src": {"manifest_head": 6, "ping": 1, "referrers": 6, "tags_list": 3},
+        "src": {"manifest_head": 6, "ping": 1, "tags_list": 3},
         "dst": {"ping": 1},
     },
     "ghcr": {
-        "src": {"manifest_head": 6, "ping": 1, "referrers": 6, "tags_list": 3},
+        "src": {"manifest_head": 6, "ping": 1, "tags_list": 3},
         "dst": {"ping": 1},
     },
 }
-# Warm with artifacts.refresh: on_change: one source HEAD per tag, the tag lists, the pings.
+# Warm with artifacts.refresh: on_change, or cached (the default) while every stamp is fresh:
+# one source HEAD per tag, the tag lists, the pings. With refresh: always, a referrers listing
+# per tag on top.
 EXPECTED_WARM_ON_CHANGE: Counts = {"src": {"manifest_head": 6, "ping": 1, "tags_list": 3}, "dst": {"ping": 1}}
+EXPECTED_WARM_ALWAYS: Counts = {
+    "src": {"manifest_head": 6, "ping": 1, "referrers": 6, "tags_list": 3}, "dst": {"ping": 1},
+}
 # Warm with verify: always / --verify-targets after one target tag was overwritten out of
 # band: a HEAD per target tag as before the stamps, and the one wrong tag copied again the way
 # any changed tag is (no blob moves, they are all in the repository): from the source its
@@ -64,9 +70,10 @@ EXPECTED_VERIFIED: Counts = {
     "src": {"manifest_get": 4, "manifest_head": 6, "ping": 1, "referrers": 6, "tags_list": 3},
     "dst": {"manifest_get": 1, "manifest_head": 6, "manifest_put": 4, "ping": 1},
 }
-# Warm after the wrong tag's stamp aged past cache_ttl: only that tag is HEADed at the target.
+# Warm after the wrong tag's stamp aged past cache_ttl: only that tag is HEADed at the target
+# (and, being copied again, only its referrers are listed).
 EXPECTED_EXPIRED: Counts = {
-    "src": {"manifest_get": 4, "manifest_head": 6, "ping": 1, "referrers": 6, "tags_list": 3},
+    "src": {"manifest_get": 4, "manifest_head": 6, "ping": 1, "referrers": 1, "tags_list": 3},
     "dst": {"manifest_get": 1, "manifest_head": 1, "manifest_put": 4, "ping": 1},
 }
 
@@ -102,19 +109,26 @@ async def test_warm_run_with_platforms_gets_no_source_manifest(profile: str, tmp
     assert warm == EXPECTED_WARM_PLATFORMS[profile], explain("warm, platforms", warm, EXPECTED_WARM_PLATFORMS[profile])
 
 
-async def test_warm_run_with_refresh_on_change_is_one_request_per_tag(tmp_path: Path) -> None:
+@pytest.mark.parametrize("refresh", ["cached", "on_change", "always", None])
+async def test_warm_run_is_one_request_per_tag_unless_refresh_always(
+    refresh: str | None, tmp_path: Path
+) -> None:
     corpus = build_corpus(SPEC)
     repos = sorted(corpus.repos)
     env = hermetic_env(tmp_path)
     config = tmp_path / "ocync.yaml"
+    extra = () if refresh is None else (f"artifacts: {{refresh: {refresh}}}",)
     async with mocks("generic") as m:
         await push_corpus(corpus, m.src.url)
-        config_text(m, repos, tmp_path / "cache", config, "artifacts: {refresh: on_change}")
+        config_text(m, repos, tmp_path / "cache", config, *extra)
         await run_ocync(env, "sync", "-c", str(config), "--json")
         reset(m)
         await run_ocync(env, "sync", "-c", str(config), "--json")
         warm = await wire_counts(m)
-    assert warm == EXPECTED_WARM_ON_CHANGE, explain("warm, on_change", warm, EXPECTED_WARM_ON_CHANGE)
+    if refresh == "always":
+        assert warm == EXPECTED_WARM_ALWAYS, explain("warm, always", warm, EXPECTED_WARM_ALWAYS)
+        return
+    assert warm == EXPECTED_WARM_ON_CHANGE, explain(f"warm, {refresh}", warm, EXPECTED_WARM_ON_CHANGE)
     per_tag = sum(n for side in warm.values() for n in side.values()) / len(corpus.images)
     # 6 HEADs + 3 tag lists + 2 pings over 6 tags: 1 per tag + 1 per repository + 2 in total
     assert per_tag <= 1.0 + len(repos) / len(corpus.images) + 2 / len(corpus.images)

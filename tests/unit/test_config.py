@@ -204,19 +204,22 @@ mappings:
     loaded = parse_config_text(text, environ={})
     x, y = loaded.config.resolve()
     assert x.artifacts.refresh == "on_change" and y.artifacts.refresh == "always"
-    # unset everywhere: the default is "always" (a late signature must reach the mirror)
+    # unset everywhere: the default is "cached" (a late signature reaches the mirror when the
+    # tag is next verified, at least once per cache_ttl, at no cost to the runs in between)
     [z] = parse_config_text(
         "registries: {a: {url: a.io}, b: {url: b.io}}\nmappings: [{from: x, source: a, targets: b}]\n",
         environ={},
     ).config.resolve()
-    assert z.artifacts.refresh == "always"
+    assert z.artifacts.refresh == "cached"
+    assert z.artifacts.refresh_unchanged and not z.artifacts.refresh_trusted
+    assert y.artifacts.refresh_trusted and not x.artifacts.refresh_unchanged
     expanded = dump_yaml(expanded_data(loaded))
     assert "refresh: on_change" in expanded and "refresh: always" in expanded
     assert parse_config_text(expanded, "expanded.yaml", {}).config == loaded.config
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     refresh = schema["$defs"]["ArtifactsConfig"]["properties"]["refresh"]
-    assert {"enum": ["on_change", "always"], "type": "string"} in refresh["anyOf"]
+    assert {"enum": ["cached", "on_change", "always"], "type": "string"} in refresh["anyOf"]
 
 
 def test_targets_group_registry_and_list() -> None:

@@ -289,9 +289,9 @@ async def test_cold_then_warm_dedup_and_mount(autojump_clock: trio.testing.MockC
     eng2 = await run(maps, src, dst, cache=cache)
     assert eng2.report.count(ImageStatus.SKIPPED) == 6
     assert eng2.report.blobs_transferred == 0
-    # artifacts.refresh: always (the default) adds exactly one referrers listing per tag at
-    # the source; nothing at the target
-    assert src.calls["referrers"] == 6 and dst.calls["referrers"] == 0
+    # artifacts.refresh: cached (the default): the cache vouches for every tag, so no
+    # referrers listing either (refresh: always would add one per tag at the source)
+    assert src.calls["referrers"] == 0 and dst.calls["referrers"] == 0
     per_tag = (
         sum(src.calls.values()) + sum(dst.calls.values())
         - src.calls["tags_list"] - src.calls["referrers"]
@@ -494,10 +494,10 @@ async def test_immutable_tags_cost_no_request_once_known(autojump_clock: trio.te
     eng = await run([m], src, dst, cache=cache)
     reasons = {r.source: r.reason for r in eng.report.results}
     assert reasons == {"src/lib/a:1.0": "immutable tag present", "src/lib/a:latest": "unchanged"}
-    # one tag list + one source HEAD for the mutable tag (+ its referrers listing,
-    # artifacts.refresh: always); nothing for the immutable one. The target is not asked: the
-    # cache stamped the mutable tag as pushed from the same source digest (within cache_ttl).
-    assert dict(src.calls) == {"tags_list": 1, "manifest_head": 1, "referrers": 1}
+    # one tag list + one source HEAD for the mutable tag; nothing for the immutable one. The
+    # target is not asked: the cache stamped the mutable tag as pushed from the same source
+    # digest (within cache_ttl), and artifacts.refresh: cached lists no referrers for it.
+    assert dict(src.calls) == {"tags_list": 1, "manifest_head": 1}
     assert dict(dst.calls) == {}
 
 
@@ -589,7 +589,7 @@ async def test_refresh_copies_late_referrer_and_reports_failure(
     subject = image(src, "lib/a", "1", [BASE])
     image(src, "lib/a", "2", [BASE, b"two"])
     dst = FakeRegistry("dst")
-    m = mapping("m", "lib/a", [("dst", "lib/a")])
+    m = mapping("m", "lib/a", [("dst", "lib/a")], artifacts=ArtifactPolicy(refresh="always"))
     cache = TransferCache()
     await run([m], src, dst, cache=cache)
     sig = signature(src, "lib/a", subject)
@@ -703,3 +703,31 @@ async def test_drain_deadline_reports_tags_pushed_without_their_referrers(
     assert text.count("interrupted: tag pushed, 1 referrer(s) not copied") == 3, text
     assert "3 image(s) cut off in flight" in text
     assert [i["status"] for i in rep.to_dict()["images"]] == ["interrupted"] * 3
+
+
+async def test_refresh_cached_copies_a_late_referrer_when_the_tag_is_next_verified(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """artifacts.refresh: cached (the default) -- while the cache vouches for a tag a warm run
+    lists no referrers; once its stamp is older than cache_ttl the tag is verified at the
+    target and a signature pushed meanwhile is copied in that run."""
+    src = FakeRegistry("src")
+    subject = image(src, "lib/a", "1", [BASE])
+    dst = FakeRegistry("dst")
+    m = mapping("m", "lib/a", [("dst", "lib/a")])
+    now = [1_000_000.0]
+    cache = TransferCache()
+    cache.clock = lambda: now[0]
+    cache.tag_ttl = 3600.0
+    await run([m], src, dst, cache=cache)
+    sig = signature(src, "lib/a", subject)
+    src.calls.clear()
+    eng = await run([m], src, dst, cache=cache)
+    assert sig not in dst.manifests["lib/a"] and "referrers" not in src.calls, eng.report.describe()
+    now[0] += 3601.0  # the stamp expires: the next run HEADs the target tag, then lists
+    src.calls.clear()
+    eng = await run([m], src, dst, cache=cache)
+    assert sig in dst.manifests["lib/a"], eng.report.describe()
+    assert src.calls["referrers"] == 1 and dst.calls["manifest_head"] >= 1  # the tag verified
+    [done] = [r for r in eng.report.results if r.referrers]
+    assert done.status is ImageStatus.SYNCED and done.source == "src/lib/a:1"
