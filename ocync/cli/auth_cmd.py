@@ -8,8 +8,7 @@ import functools
 import json
 from typing import Any
 
-import trio
-
+from ocync.cli.interrupt import run_interruptible
 from ocync.cli.sync_cmd import add_timeout
 from ocync.config import load_config_file
 from ocync.engine.authcheck import AuthCheck, check_auth, exit_code
@@ -34,7 +33,7 @@ def run_auth_check(args: argparse.Namespace) -> int:
     configs = [load_config_file(path).config for path in args.config]  # every file valid first
     checks: list[AuthCheck] = []
     for config in configs:
-        for check in trio.run(functools.partial(check_auth, config, request_timeout=args.timeout)):
+        for check in run_interruptible(functools.partial(check_auth, config, request_timeout=args.timeout)):
             if check not in checks:  # a registry two files share is listed once
                 checks.append(check)
     code = exit_code(checks)

@@ -16,8 +16,7 @@ import json
 import sys
 from typing import Any
 
-import trio
-
+from ocync.cli.interrupt import run_interruptible
 from ocync.config import dump_yaml, expanded_data, json_schema, load_config_file
 from ocync.errors import ConfigError
 from ocync.oci.repopattern import RepoPattern, target_repository
@@ -101,7 +100,7 @@ def run_expand(args: argparse.Namespace) -> int:
     if args.catalog:
         from ocync.engine.catalogexpand import pattern_repositories  # the network, only here
 
-        found = trio.run(pattern_repositories, loaded.config)
+        found = run_interruptible(pattern_repositories, loaded.config)
         data["mappings"] = [
             concrete
             for i, mapping in enumerate(data.get("mappings", []))

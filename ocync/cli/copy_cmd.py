@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import trio
-
+from ocync.cli.interrupt import run_interruptible
 from ocync.config import load_config_file
 from ocync.engine.layoutendpoint import layout_location
 from ocync.engine.singlecopy import CopyRequest, copy_one, registry_access
@@ -158,7 +157,7 @@ def _copy(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     request = CopyRequest(source, destination, tag, tuple(platforms))
-    outcome = trio.run(copy_one, request, src_access, dst_access)
+    outcome = run_interruptible(copy_one, request, src_access, dst_access)
     seconds = time.monotonic() - started
     digest = outcome.result.digest
     target = _shown(destination, tag, digest)

@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Sequence
 
 from ocync import __version__
+from ocync.cli.interrupt import received
 from ocync.engine.report import redact
 from ocync.errors import OcyncError
 from ocync.registry.auth import secret_scope
@@ -92,7 +93,7 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 
 # The last signal that interrupted the process (SIGTERM arrives as SIGINT, see main()).
-_received = {"signal": "SIGINT"}
+_received = received
 
 
 def _sigterm_as_sigint(signum: int, frame: object) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from ocync.cli.interrupt import run_interruptible
 from ocync.config import load_config_file
 from ocync.engine.pipeline import SyncEngine
 from ocync.engine.report import RunReport
@@ -296,7 +297,7 @@ def run_analyze_command(args: argparse.Namespace) -> int:
 
     try:
         loaded = load_config_file(args.config)
-        result = trio.run(
+        result = run_interruptible(
             functools.partial(analyze, loaded.config, request_timeout=args.timeout, shards=args.shards)
         )
     except OcyncError as exc:

@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import trio
-
 from ocync.cli.copy_cmd import check_timeout
+from ocync.cli.interrupt import run_interruptible
 from ocync.config import MappingConfig, RegistrySettings, load_config
 from ocync.engine.syncrun import client_settings
 from ocync.errors import ConfigError
@@ -206,7 +205,7 @@ def run_tags(args: argparse.Namespace) -> int:
         tags: Sequence[str] = read_tag_lines(args.tags_from)
     else:
         check_timeout(args.timeout)
-        tags = trio.run(fetch_tags, registry, repository, settings, rate_share, args.timeout)
+        tags = run_interruptible(fetch_tags, registry, repository, settings, rate_share, args.timeout)
     selection = apply_filter(flt, tags)
     name = f"{registry}/{repository}"
     if args.json:

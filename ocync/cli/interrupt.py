@@ -1,0 +1,60 @@
+"""SIGINT/SIGTERM for the one-shot commands (copy, tags, analyze, auth check, expand).
+
+trio turns SIGINT into KeyboardInterrupt by raising it wherever the main thread happens to
+be; when that is a weakref callback or a finaliser (seen under load: ``WeakSet._remove``),
+Python reports "Exception ignored" and the interrupt is lost while the command keeps waiting
+on a registry that hangs. These commands therefore receive the signals in a task instead
+(``trio.open_signal_receiver``), cancel their work, and raise KeyboardInterrupt once
+``trio.run`` has returned, where the CLI turns it into its one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
+
+T = TypeVar("T")
+
+# The last signal that interrupted the process (SIGTERM arrives as SIGINT, see ocync.cli.main).
+received = {"signal": "SIGINT"}
+
+
+async def _cancellable(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> tuple[T | None, str | None]:
+    outcome: list[T] = []
+    caught: list[str] = []
+
+    async def watch(nursery: trio.Nursery, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                caught.append(signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                return
+
+    failure: list[Exception] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watch, nursery)
+        try:
+            outcome.append(await fn(*args))
+        except Exception as exc:  # raised as itself below, not in the nursery's group
+            failure.append(exc)
+        nursery.cancel_scope.cancel()
+    if failure and not caught:  # a failure while being cancelled is the interrupt's doing
+        raise failure[0]
+    return (outcome[0] if outcome else None), (caught[0] if caught else None)
+
+
+def run_interruptible(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``trio.run(fn, *args)``; a SIGINT/SIGTERM cancels it and raises KeyboardInterrupt."""
+    value, caught = trio.run(_cancellable, fn, args)
+    if caught is not None:
+        received["signal"] = caught
+        raise KeyboardInterrupt
+    assert value is not None or caught is None
+    return value  # type: ignore[return-value]
+
+
+__all__ = ["received", "run_interruptible"]
