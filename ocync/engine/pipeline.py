@@ -285,7 +285,7 @@ class SyncEngine:
             self.discoveries, key=lambda d: (order.get(id(d.mapping), len(order)), d.mapping.name)
         )
         self.report.plan = {
-            **self.ctx.statistics(),
+            **self.ctx.statistics().to_dict(),
             "mappings": [d.to_dict() for d in discoveries] if self.options.dry_run else [],
         }
         if self.namespaces:
@@ -580,7 +580,7 @@ class SyncEngine:
             "finished": self._finished,
             "in_flight": self._in_flight,
             "stopping": self._stopping,
-            **self.ctx.statistics(),
+            **self.ctx.statistics().to_dict(),
         }
 
     def __repr__(self) -> str:

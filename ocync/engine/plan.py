@@ -9,6 +9,7 @@ the caller can read; GHCR only within one org or user namespace.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
@@ -90,6 +91,17 @@ def choose_blob_action(
     return BlobAction(BlobActionKind.HEAD)
 
 
+@dataclass(frozen=True, slots=True)
+class RefCountStatistics:
+    images: int
+    unique_blobs: int
+    references: int  # blob references over every image and target
+    shared_blobs: int  # blobs referenced more than once
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
 class BlobRefCounts:
     """How many (image, target repository) pairs reference each blob, across everything
     discovered so far. Used to order blobs (most-shared first) and images (leaders first:
@@ -118,17 +130,17 @@ class BlobRefCounts:
         """Shared references this image covers: sum over its blobs of (count - 1)."""
         return sum(max(self._counts.get(d, 0) - 1, 0) for d in set(blobs))
 
-    def statistics(self) -> dict[str, int]:
-        return {
-            "images": self._images,
-            "unique_blobs": len(self._counts),
-            "references": sum(self._counts.values()),
-            "shared_blobs": sum(1 for n in self._counts.values() if n > 1),
-        }
+    def statistics(self) -> RefCountStatistics:
+        return RefCountStatistics(
+            images=self._images,
+            unique_blobs=len(self._counts),
+            references=sum(self._counts.values()),
+            shared_blobs=sum(1 for n in self._counts.values() if n > 1),
+        )
 
     def __repr__(self) -> str:
         s = self.statistics()
-        return f"<BlobRefCounts images={s['images']} unique={s['unique_blobs']} shared={s['shared_blobs']}>"
+        return f"<BlobRefCounts images={s.images} unique={s.unique_blobs} shared={s.shared_blobs}>"
 
 
 def exit_code_for(synced: int, skipped: int, failed: int, auth_failed: int, interrupted: bool) -> int:

@@ -11,11 +11,23 @@ nothing is known yet, one manifest HEAD (not a pull on Docker Hub) reads the quo
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import trio
 
 from ocync.errors import PullQuotaExhausted
-from ocync.ratelimit.pullquota import PullQuota
+from ocync.ratelimit.pullquota import PullQuota, PullQuotaStatistics
+
+
+@dataclass(frozen=True, slots=True)
+class PullPlanStatistics:
+    quota: PullQuotaStatistics
+    images_deferred: int
+    pulls_wasted: int  # pulls spent on images deferred after their first GET
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.quota.to_dict(), "images_deferred": self.images_deferred,
+                "pulls_wasted": self.pulls_wasted}
 
 
 class PullPlanner:
@@ -55,9 +67,8 @@ class PullPlanner:
             self.settle(seq)
             raise PullQuotaExhausted(f"deferred, needs {count} more pull(s): {self.quota.describe()}")
 
-    def statistics(self) -> dict[str, object]:
-        return {**self.quota.statistics().to_dict(), "images_deferred": self.deferred,
-                "pulls_wasted": self.wasted}
+    def statistics(self) -> PullPlanStatistics:
+        return PullPlanStatistics(self.quota.statistics(), self.deferred, self.wasted)
 
     def __repr__(self) -> str:
         return f"<PullPlanner {self.quota!r} open={len(self._open)} deferred={self.deferred}>"

@@ -80,7 +80,7 @@ class ClientEndpoint:
             "profile": self.client.profile.name,
             "client": self.client.statistics().to_dict(),
             "controller": self.client.controller.statistics().to_dict(),
-            **({"pull_quota": self.pull_planner.statistics()} if self.pull_planner is not None else {}),
+            **({"pull_quota": self.pull_planner.statistics().to_dict()} if self.pull_planner is not None else {}),
         }
 
     async def prepare(self) -> None:

@@ -13,8 +13,28 @@ import trio
 
 from ocync.engine.cache import TransferCache
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
-from ocync.engine.plan import BlobRefCounts
-from ocync.engine.staging import BlobStage
+from ocync.engine.plan import BlobRefCounts, RefCountStatistics
+from ocync.engine.staging import BlobStage, StagingStatistics
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatistics:
+    source_blob_pulls: int
+    duplicate_blob_pulls: int  # source blob GETs beyond the first per blob (0 in a good run)
+    actions: dict[str, int]  # blob placements by kind (mount, probe, head, upload, ...)
+    refcounts: RefCountStatistics
+    staging: StagingStatistics | None
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "source_blob_pulls": self.source_blob_pulls,
+            "duplicate_blob_pulls": self.duplicate_blob_pulls,
+            "actions": dict(self.actions),
+            "refcounts": self.refcounts.to_dict(),
+        }
+        if self.staging is not None:
+            out["staging"] = self.staging.to_dict()
+        return out
 
 
 @dataclass(slots=True, repr=False)
@@ -56,15 +76,14 @@ class RunState:
             f"cache={self.cache!r}>"
         )
 
-    def statistics(self) -> dict[str, object]:
-        dup = sum(n - 1 for n in self.pulls.values() if n > 1)
-        return {
-            "source_blob_pulls": sum(self.pulls.values()),
-            "duplicate_blob_pulls": dup,
-            "actions": dict(sorted(self.actions.items())),
-            "refcounts": self.refcounts.statistics(),
-            **({"staging": self.stage.statistics()} if self.stage else {}),
-        }
+    def statistics(self) -> RunStatistics:
+        return RunStatistics(
+            source_blob_pulls=sum(self.pulls.values()),
+            duplicate_blob_pulls=sum(n - 1 for n in self.pulls.values() if n > 1),
+            actions=dict(sorted(self.actions.items())),
+            refcounts=self.refcounts.statistics(),
+            staging=self.stage.statistics() if self.stage else None,
+        )
 
 
-__all__ = ["RunState"]
+__all__ = ["RunState", "RunStatistics"]

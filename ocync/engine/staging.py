@@ -13,11 +13,13 @@ one warning, and every later blob of the run is streamed the same way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
@@ -40,6 +42,19 @@ def reserve_file(path: Path, size: int) -> None:
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # cannot preallocate: fine
                 raise
+
+
+@dataclass(frozen=True, slots=True)
+class StagingStatistics:
+    staged_blobs: int  # blobs downloaded into the stage
+    staged_bytes: int
+    reuses: int  # uploads served from a staged file
+    refused_over_limit: int  # blobs that would have exceeded staging_size_limit
+    evicted: int
+    held_bytes: int  # reserved right now
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
 
 
 class BlobStage:
@@ -166,18 +181,18 @@ class BlobStage:
         self._sizes.clear()
         self._reserved = 0
 
-    def statistics(self) -> dict[str, int]:
-        return {
-            "staged_blobs": self._downloads,
-            "staged_bytes": self._staged_bytes,
-            "reuses": self._reuses,
-            "refused_over_limit": self._refused,
-            "evicted": self._evicted,
-            "held_bytes": self._reserved,
-        }
+    def statistics(self) -> StagingStatistics:
+        return StagingStatistics(
+            staged_blobs=self._downloads,
+            staged_bytes=self._staged_bytes,
+            reuses=self._reuses,
+            refused_over_limit=self._refused,
+            evicted=self._evicted,
+            held_bytes=self._reserved,
+        )
 
     def __repr__(self) -> str:
         return f"<BlobStage {self.directory} staged={self._downloads} limit={self.size_limit}>"
 
 
-__all__ = ["BlobStage"]
+__all__ = ["BlobStage", "StagingStatistics"]

@@ -39,9 +39,9 @@ async def test_staged_blobs_go_out_by_sendfile(tmp_path: Path, monkeypatch: pyte
         report = await _sync_two_targets(src.url, [dst0.url, dst1.url], sorted(corpus.repos), stage)
         assert report.count(ImageStatus.SYNCED) == 2 * len(corpus.images), report.describe()
         staged = stage.statistics()
-        assert staged["staged_blobs"] > 0
+        assert staged.staged_blobs > 0
         assert src.stats()["by_kind"]["blob_get"] == len(corpus.blobs)  # one pull per blob
         for dst in (dst0, dst1):
             assert await verify_corpus(corpus, dst.url, check_blob_bytes=True) == []
     # monolithic PUTs aside (none with the generic profile), every staged byte went by sendfile
-    assert sent["bytes"] == 2 * staged["staged_bytes"] > 0
+    assert sent["bytes"] == 2 * staged.staged_bytes > 0

@@ -198,7 +198,7 @@ async def test_platform_filter_and_multi_target_staging(tmp_path: Path) -> None:
             assert report.count(ImageStatus.SYNCED) == 4, report.describe()
             # two target registries, one pull per blob
             assert src.stats()["by_kind"]["blob_get"] == len(corpus.blobs)
-            assert stage.statistics()["staged_blobs"] == len(corpus.blobs)
+            assert stage.statistics().staged_blobs == len(corpus.blobs)
             stage.cleanup()
         assert await verify_corpus(corpus, t1.url) == []
         assert await verify_corpus(corpus, t2.url, repo_map={repo: "copy/x"}) == []

@@ -32,12 +32,13 @@ LATE_TYPE = "application/vnd.example.signature.late+json"
 
 
 def write_config(path: Path, src: str, dst: str, cache: Path, pairs: list[tuple[str, str]]) -> None:
+    # refresh: always: a warm run lists the referrers of unchanged tags (a late signature)
     maps = "\n".join(f"  - from: {a}\n    to: {b}" for a, b in pairs)
     path.write_text(
         f"global:\n  cache_dir: {cache}\n  max_concurrent_transfers: 4\n"
         f"registries:\n  src:\n    url: {src}\n  dst:\n    url: {dst}\n    profile: ghcr\n"
         f"    credentials: {{username: alice, password: {TOKEN}}}\n"
-        f"defaults:\n  source: src\n  targets: dst\n"
+        f"defaults:\n  source: src\n  targets: dst\n  artifacts: {{refresh: always}}\n"
         f"mappings:\n{maps}\n"
     )
 

@@ -98,6 +98,6 @@ async def test_full_staging_disk_falls_back_to_one_pull_per_target(
             assert failed_downloads == []
         else:  # at least one staged download was lost, each of a different blob
             assert failed_downloads and len(failed_downloads) == len(set(failed_downloads))
-        assert stage.statistics()["staged_blobs"] == 0
+        assert stage.statistics().staged_blobs == 0
         for dst in (dst0, dst1):
             assert await verify_corpus(corpus, dst.url, check_blob_bytes=True) == []

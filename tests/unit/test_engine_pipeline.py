@@ -323,7 +323,7 @@ async def test_multi_target_pulls_once_via_staging(
     assert eng.report.count(ImageStatus.SYNCED) == 2, eng.report.describe()
     assert max(src.blob_gets.values()) == 1
     assert t1.holds_tag("lib/a", "1") == t2.holds_tag("mirror/a", "1") == src.holds_tag("lib/a", "1")
-    assert stage.statistics()["reuses"] > 0
+    assert stage.statistics().reuses > 0
     stage.cleanup()
     assert not any(p.is_file() for p in (tmp_path / "staging").rglob("*"))
 

@@ -53,7 +53,7 @@ async def test_one_download_for_concurrent_users(tmp_path: Path, autojump_clock:
             nursery.start_soon(user)
     assert len(downloads) == 1 and seen == [data] * 4
     stats = stage.statistics()
-    assert (stats["staged_blobs"], stats["reuses"], stats["held_bytes"]) == (1, 3, 1000)
+    assert (stats.staged_blobs, stats.reuses, stats.held_bytes) == (1, 3, 1000)
     stage.cleanup()
     assert not _files(tmp_path)
 
@@ -72,8 +72,8 @@ async def test_budget_evicts_unheld_least_recently_used(tmp_path: Path, autojump
         async with stage.use(desc(c), writer(c)) as pc:
             assert pc is not None and pa.exists() and not pb.exists()
     stats = stage.statistics()
-    assert stats["refused_over_limit"] == 1 and stats["evicted"] == 1
-    assert stats["held_bytes"] <= 2500
+    assert stats.refused_over_limit == 1 and stats.evicted == 1
+    assert stats.held_bytes <= 2500
 
 
 async def test_failed_download_leaves_nothing(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
@@ -112,7 +112,7 @@ async def test_unwritable_staging_dir_streams_instead(tmp_path: Path) -> None:
     data = b"z" * 10
     async with stage.use(desc(data), writer(data)) as path:
         assert path is None
-    assert stage.statistics()["held_bytes"] == 0
+    assert stage.statistics().held_bytes == 0
 
 
 def _no_space(*args: object) -> None:
@@ -155,5 +155,5 @@ async def test_full_staging_disk_streams_with_one_warning(
     assert downloads == ([] if where == "reserving" else [a])  # b is not even tried
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "No space left on device" in warnings[0].getMessage()
-    assert stage.statistics()["held_bytes"] == 0
+    assert stage.statistics().held_bytes == 0
     assert not _files(tmp_path)

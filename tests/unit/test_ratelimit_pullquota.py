@@ -124,7 +124,7 @@ async def test_children_that_do_not_fit_defer_the_image_and_count_the_wasted_roo
     with pytest.raises(PullQuotaExhausted, match=r"needs 2 more pull\(s\): pull quota: 3 remaining, min_remaining 1"):
         await image.reserve(2)
     image.finish()
-    assert planner.statistics()["images_deferred"] == 1 and planner.statistics()["pulls_wasted"] == 1
+    assert planner.statistics().images_deferred == 1 and planner.statistics().pulls_wasted == 1
     assert planner.quota.statistics().reserved == 1  # the root's, until its GET is sent
 
 
