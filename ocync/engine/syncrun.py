@@ -23,7 +23,8 @@ from pathlib import Path
 import trio
 
 from ocync.config import Config, RegistrySettings, ResolvedMapping
-from ocync.engine.cache import CacheFile, TransferCache
+from ocync.engine.cache import TransferCache
+from ocync.engine.cachefile import CacheFile
 from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.layoutendpoint import LayoutEndpoint, open_layout_endpoint
