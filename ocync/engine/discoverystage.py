@@ -20,7 +20,6 @@ from ocync.engine.discovery import (
     TagOutcome,
     TargetRepo,
     WorkItem,
-    discover_tag,
     select_tags,
 )
 from ocync.engine.endpoints import SourceEndpoint
@@ -32,6 +31,7 @@ from ocync.engine.referrers import refresh_referrers
 from ocync.engine.report import BlobCounts, ImageResult, ImageStatus, RunReport, redact
 from ocync.engine.runstate import RunState
 from ocync.engine.stagestate import EngineOptions, RunCounters
+from ocync.engine.tagdiscovery import discover_tag
 from ocync.errors import OcyncError, Unauthorized
 
 WorkSend = trio.MemorySendChannel[WorkItem] | None
