@@ -23,7 +23,8 @@ import httpx
 
 from mockregistry.manifests import ManifestCheck, check_manifest
 from mockregistry.store import Store
-from ocync.engine.cache import CacheFile, TransferCache
+from ocync.engine.cache import TransferCache
+from ocync.engine.cachefile import CacheFile
 from stress.corpus import Corpus, build_corpus
 from stress.registries import MockRegistryProcess
 from stress.syncbench.measure import measure

@@ -6,7 +6,8 @@ pure decisions live in :mod:`ocync.engine.plan`, the persisted state in
 :mod:`ocync.engine.cache`, the results in :mod:`ocync.engine.report`.
 """
 
-from ocync.engine.cache import CacheFile, TransferCache
+from ocync.engine.cache import TransferCache
+from ocync.engine.cachefile import CacheFile
 from ocync.engine.discovery import ArtifactPolicy, MappingSpec, TargetRepo
 from ocync.engine.pipeline import EngineOptions, SyncEngine
 from ocync.engine.report import ImageResult, ImageStatus, RunReport

@@ -201,6 +201,27 @@ async def analyze(
     return result
 
 
+async def _open_read_endpoints(
+    stack: contextlib.AsyncExitStack, specs: list[MappingSpec],
+    registries: dict[str, RegistrySettings], request_timeout: float | None,
+) -> dict[str, ClientEndpoint | LayoutEndpoint]:
+    """An endpoint per registry, entered on ``stack``: a layout opened read only, or a client."""
+    controllers = ControllerRegistry()
+    endpoints: dict[str, ClientEndpoint | LayoutEndpoint] = {}
+    written = {t.registry for m in specs for t in m.targets}
+    for name, reg in registries.items():
+        if reg.path is not None:  # an OCI layout: read only; a target needs not exist yet
+            endpoints[name] = await stack.enter_async_context(
+                open_layout_endpoint(name, reg.kind, reg.path, target=name in written, dry_run=True)
+            )
+            continue
+        client = await stack.enter_async_context(
+            RegistryClient(reg.base_url, client_settings(reg, None, request_timeout), controllers=controllers)
+        )
+        endpoints[name] = ClientEndpoint(name, client)
+    return endpoints
+
+
 async def _read_manifests(
     specs: list[MappingSpec], registries: dict[str, RegistrySettings], result: Analysis,
     concurrency: int, request_timeout: float | None,
@@ -209,19 +230,7 @@ async def _read_manifests(
     trees: list[tuple[MappingSpec, str, ImageTree]] = []
     limiter = trio.CapacityLimiter(concurrency)
     async with contextlib.AsyncExitStack() as stack:
-        controllers = ControllerRegistry()
-        endpoints: dict[str, ClientEndpoint | LayoutEndpoint] = {}
-        written = {t.registry for m in specs for t in m.targets}
-        for name, reg in registries.items():
-            if reg.path is not None:  # an OCI layout: read only; a target needs not exist yet
-                endpoints[name] = await stack.enter_async_context(
-                    open_layout_endpoint(name, reg.kind, reg.path, target=name in written, dry_run=True)
-                )
-                continue
-            client = await stack.enter_async_context(
-                RegistryClient(reg.base_url, client_settings(reg, None, request_timeout), controllers=controllers)
-            )
-            endpoints[name] = ClientEndpoint(name, client)
+        endpoints = await _open_read_endpoints(stack, specs, registries, request_timeout)
 
         async def one_tag(spec: MappingSpec, tag: str) -> None:
             async with limiter:
@@ -334,19 +343,23 @@ def _tally_targets(
                     ta.uploads += 1
                     ta.upload_bytes += d.size
     for ta in per_target.values():
-        profile = profiles[ta.registry]
-        per_upload = UPLOAD_REQUESTS.get(profile.upload_strategy, 3)
-        # existence check per upload: none extra with a self-mount probe (its 202 session is
-        # the upload's POST), one HEAD otherwise
-        check = 0 if profile.mount_probe_ok else 1
-        ta.requests = ta.images + ta.manifests + ta.uploads * (per_upload + check) + ta.mounts
-        if ta.registry in layouts:
-            ta.requests = 0  # files written, no request sent; upload_bytes is the size to carry
-        if ta.cap:
-            rate = parse_rate(ta.cap)
-            ta.minutes_under_cap = ta.requests / (rate.count / rate.period) / 60
+        _estimate_requests(ta, profiles[ta.registry], layouts)
         result.targets.append(ta)
     return sizes, refs
+
+
+def _estimate_requests(ta: TargetAnalysis, profile: RegistryProfile, layouts: frozenset[str]) -> None:
+    """The requests a target's share of the sync costs, and the minutes they take under its cap."""
+    per_upload = UPLOAD_REQUESTS.get(profile.upload_strategy, 3)
+    # existence check per upload: none extra with a self-mount probe (its 202 session is
+    # the upload's POST), one HEAD otherwise
+    check = 0 if profile.mount_probe_ok else 1
+    ta.requests = ta.images + ta.manifests + ta.uploads * (per_upload + check) + ta.mounts
+    if ta.registry in layouts:
+        ta.requests = 0  # files written, no request sent; upload_bytes is the size to carry
+    if ta.cap:
+        rate = parse_rate(ta.cap)
+        ta.minutes_under_cap = ta.requests / (rate.count / rate.period) / 60
 
 
 async def list_namespace(

@@ -4,7 +4,8 @@ Per mapping: list the source tags (skipped when the filter is only literal inclu
 the tag filter pipeline, then per tag: one manifest HEAD per target, the source manifest
 (HEAD first where the registry config says so, GET only when some target needs it) and the
 index children. A tag whose digest already sits at every target is skipped. Immutable tags
-the transfer cache has seen at every target cost no request at all.
+the transfer cache has seen at every target cost no request at all. One tag's requests are
+ocync.engine.tagdiscovery; this module holds the shapes and the fetches.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from ocync.config.resolve import ArtifactPolicy, PrunePolicy  # the config's, for the engine
-from ocync.engine.cache import TransferCache
-from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
+from ocync.engine.endpoints import SourceEndpoint
 from ocync.engine.nursery import run_all
-from ocync.engine.pullplan import ImagePulls, image_pulls
-from ocync.engine.tagtrust import trusted_targets
-from ocync.errors import ConfigError, ManifestError, NotFound, OcyncError
+from ocync.engine.pullplan import ImagePulls
+from ocync.errors import ManifestError, OcyncError
 from ocync.oci.digestpin import REFERRERS_TAG, is_digest
 from ocync.oci.manifest import Descriptor, Manifest, parse_manifest
 from ocync.oci.platform import Platform, trim_index
@@ -252,115 +251,6 @@ async def fetch_tree(
     return await fetch_children(source, repo, fetched.manifest), fetched.warnings
 
 
-async def discover_tag(
-    mapping: MappingSpec,
-    tag: str,
-    seq: int,
-    source: SourceEndpoint,
-    targets: dict[str, TargetEndpoint],
-    cache: TransferCache,
-    referrer_tags: frozenset[str] | None = None,
-    *,
-    push_scope: bool = True,
-    pulls: ImagePulls | None = None,
-) -> TagOutcome:
-    """Decide what one tag needs; never raises an :class:`OcyncError` (it is the outcome).
-
-    Requests: a manifest HEAD per target, then a source GET when no target has the tag (a
-    HEAD first would be waste), else a source HEAD to compare digests (HEADs are free on
-    Docker Hub) and the GET only if some target differs. Immutable tags the cache has seen
-    at every target cost nothing; a target tag the cache vouches for (ocync.engine.tagtrust)
-    is not asked, so a warm run costs one source HEAD per tag. Under a pull quota the image's
-    pulls are reserved in ``seq`` order, or it is deferred (ocync.engine.pullplan)."""
-    if pulls is None:
-        pulls = image_pulls(source, seq)
-    try:
-        if mapping.tag_filter.is_immutable(tag):
-            known = [
-                cache.tag_digest(targets[t.registry].host, t.repo, tag) for t in mapping.targets
-            ]
-            if all(known):
-                return TagOutcome(
-                    tag,
-                    skipped=tuple((t, "immutable tag present") for t in mapping.targets),
-                    digest=str(known[0]),
-                )
-        source_digest, trusted = await trusted_targets(mapping, tag, source, targets, cache)
-        if len(trusted) == len(mapping.targets):
-            skips = tuple((t, "unchanged") for t in mapping.targets)
-            return TagOutcome(
-                tag, skipped=skips, digest=trusted[mapping.targets[0]], trusted=frozenset(trusted)
-            )
-        root: FetchedRoot | None = None
-        present: dict[TargetRepo, str | None] = dict(trusted)
-        ref = tag
-
-        async def probe(t: TargetRepo) -> None:
-            endpoint = targets[t.registry]
-            if push_scope:
-                endpoint.want_push(t.repo)  # one pull,push token per repository, not two
-            present[t] = await endpoint.head_manifest(t.repo, ref)
-
-        async def fetch_source_root() -> None:
-            nonlocal root
-            root = await fetch_root(source, mapping.source_repo, tag, mapping.platforms, pulls)
-
-        if mapping.one_image is not None:
-            await fetch_source_root()
-            assert root is not None
-            check_expected_digest(mapping.one_image, root.manifest)
-            ref = mapping.one_image.target_tag or str(root.manifest.digest)
-        jobs: list[Callable[[], Awaitable[None]]] = [
-            functools.partial(probe, t) for t in mapping.targets if t not in trusted
-        ]
-        if root is None and (mapping.platforms or not mapping.head_first):
-            # A platform filter changes the digest (the index itself tells what the target
-            # should hold), or HEADs are not wanted: the GET goes alongside the target HEADs.
-            jobs.append(fetch_source_root)
-        await run_all(jobs)
-        if root is None and all(present.get(t) is None for t in mapping.targets):
-            # Absent at every target: the GET is needed anyway, a source HEAD would be waste.
-            await fetch_source_root()
-        if root is not None:
-            wanted = str(root.manifest.digest)
-            source_digest = root.source_digest
-        else:
-            found = source_digest or await source.head_manifest(mapping.source_repo, tag)
-            if found is None:
-                raise NotFound(
-                    f"tag {tag} not found in {mapping.source}/{mapping.source_repo}", status=404
-                )
-            wanted = source_digest = found
-        need = tuple(t for t in mapping.targets if present.get(t) != wanted)
-        skipped = tuple((t, "unchanged") for t in mapping.targets if t not in need)
-        for t, _ in skipped:
-            if t not in trusted:  # verified now; a trusted stamp keeps its age
-                cache.record_tag(targets[t.registry].host, t.repo, ref, wanted, source=source_digest)
-        if not need:
-            return TagOutcome(tag, skipped=skipped, digest=wanted, trusted=frozenset(trusted))
-        if root is None:
-            root = await fetch_root(source, mapping.source_repo, wanted, mapping.platforms, pulls)
-        tree = await fetch_children(source, mapping.source_repo, root.manifest, root.source_digest, pulls)
-        item = WorkItem(seq, mapping, tag, tree, need, root.warnings, referrer_tags, root.trimmed)
-        return TagOutcome(
-            tag, item=item, skipped=skipped, digest=tree.digest, trusted=frozenset(trusted)
-        )
-    except OcyncError as exc:
-        return TagOutcome(tag, error=exc)
-    finally:
-        if pulls is not None:
-            pulls.finish()
-
-
-def check_expected_digest(one: OneImage, root: Manifest) -> None:
-    """``DST@digest`` names what must land at the target: anything else is refused."""
-    if one.expected_digest is not None and str(root.digest) != one.expected_digest:
-        raise ConfigError(
-            f"destination digest {one.expected_digest} does not match the manifest to push "
-            f"({root.digest}): nothing was copied"
-        )
-
-
 async def select_tags(
     mapping: MappingSpec, source: SourceEndpoint
 ) -> tuple[int, TagSelection, frozenset[str] | None]:
@@ -387,8 +277,6 @@ __all__ = [
     "TagOutcome",
     "TargetRepo",
     "WorkItem",
-    "check_expected_digest",
-    "discover_tag",
     "fetch_children",
     "fetch_root",
     "fetch_tree",

@@ -21,7 +21,7 @@ from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.endpoints import CatalogSource, SourceEndpoint
 from ocync.engine.sharding import Shard, mapping_key, shard_of
 from ocync.errors import OcyncError, Unauthorized
-from ocync.oci.repopattern import excluded, target_repository
+from ocync.oci.repopattern import RepoPattern, excluded, target_repository
 
 
 def expand_spec(spec: MappingSpec, repository: str) -> MappingSpec | None:
@@ -112,6 +112,36 @@ class NamespaceListing:
         }
 
 
+def _admit(
+    spec: MappingSpec,
+    pattern: RepoPattern,
+    repo: str,
+    claims: TargetClaims,
+    shard: Shard | None,
+    listing: NamespaceListing,
+    warn: Callable[[str], None],
+) -> MappingSpec | None:
+    """The concrete mapping of one listed repository, or None (counted in ``listing``) when
+    the pattern does not match, ``exclude`` drops it, another shard owns it, or a literal
+    mapping claims its target."""
+    if pattern.match(repo) is None:
+        return None
+    listing.matched += 1
+    concrete = expand_spec(spec, repo)
+    if concrete is None:
+        listing.excluded += 1
+        return None
+    if shard is not None and shard_of(spec_key(concrete, claims.hosts), shard.count) != shard.index:
+        listing.other_shard += 1
+        return None
+    kept, warnings = claims.claim(concrete)
+    for w in warnings:
+        warn(w)
+    if kept is None:
+        listing.claimed_elsewhere += 1
+    return kept
+
+
 async def expand_namespace(
     spec: MappingSpec,
     source: SourceEndpoint,
@@ -153,21 +183,8 @@ async def expand_namespace(
             listing.pages += 1
             listing.listed += len(repos)
             for repo in repos:
-                if pattern.match(repo) is None:
-                    continue
-                listing.matched += 1
-                concrete = expand_spec(spec, repo)
-                if concrete is None:
-                    listing.excluded += 1
-                    continue
-                if shard is not None and shard_of(spec_key(concrete, claims.hosts), shard.count) != shard.index:
-                    listing.other_shard += 1
-                    continue
-                kept, warnings = claims.claim(concrete)
-                for w in warnings:
-                    warn(w)
+                kept = _admit(spec, pattern, repo, claims, shard, listing, warn)
                 if kept is None:
-                    listing.claimed_elsewhere += 1
                     continue
                 if keep_names:
                     listing.repositories.append(repo)

@@ -23,7 +23,8 @@ from pathlib import Path
 import trio
 
 from ocync.config import Config, RegistrySettings, ResolvedMapping
-from ocync.engine.cache import CacheFile, TransferCache
+from ocync.engine.cache import TransferCache
+from ocync.engine.cachefile import CacheFile
 from ocync.engine.discovery import MappingSpec, TargetRepo
 from ocync.engine.endpoints import SourceEndpoint, TargetEndpoint
 from ocync.engine.layoutendpoint import LayoutEndpoint, open_layout_endpoint
@@ -227,65 +228,29 @@ async def run_sync(config: Config, options: RunOptions = RunOptions()) -> RunRep
 
 
 async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt) -> RunReport:
-    every = config.resolve()
-    # A pattern mapping runs in every shard: its repositories are sharded as it expands.
-    kept = select([m for m in every if m.source_pattern is None], resolved_key, options.shard)
-    resolved = [m for m in every if m.source_pattern is not None or m in kept]
-    check_prune_targets(resolved)
+    resolved = _selected_mappings(config, options)
     rate_share = options.rate_share if options.rate_share is not None else config.global_.rate_share
     controllers = options.controllers or ControllerRegistry(rate_share=rate_share)
-    registries = used_registries(resolved)
     cache_dir = config.global_.resolved_cache_dir()
     stem = options.shard.cache_stem if options.shard else "transfer-cache"
     cache_file = CacheFile(cache_dir, ttl=config.global_.cache_ttl, stem=stem)
     persist = options.use_cache and not options.dry_run and cache_file.acquire()
-    cache = options.cache
-    if cache is None:
-        cache = cache_file.load(time.time()) if options.use_cache else TransferCache()
-    cache.tag_ttl = config.global_.cache_ttl  # how long a target tag's stamp is trusted
+    cache = _run_cache(config, options, cache_file)
     stage = BlobStage(
         cache_dir / "staging" / f"run-{os.getpid()}",
         size_limit=config.global_.staging_size_limit,
     )
-    engine_options = EngineOptions(
-        max_concurrent_transfers=options.max_concurrent_transfers
-        or config.global_.max_concurrent_transfers,
-        drain_timeout=options.drain_timeout,
-        dry_run=options.dry_run,
-        force_prune=options.force_prune,
-        shard=options.shard,
-    )
     try:
         async with contextlib.AsyncExitStack() as stack:
-            endpoints: dict[str, ClientEndpoint | LayoutEndpoint] = {}
             with interrupt.setup:
-                written = {t.name for m in resolved for t in m.targets}
-                for name, reg in registries.items():
-                    if reg.path is not None:  # type: oci-layout / oci-archive
-                        endpoints[name] = await stack.enter_async_context(
-                            open_layout_endpoint(
-                                name, reg.kind, reg.path, target=name in written,
-                                dry_run=options.dry_run,
-                            )
-                        )
-                        continue
-                    client = RegistryClient(
-                        reg.base_url,
-                        client_settings(reg, rate_share, options.timeout),
-                        controllers=controllers,
-                    )
-                    await stack.enter_async_context(client)
-                    endpoints[name] = ClientEndpoint(name, client)
+                endpoints = await _open_endpoints(stack, resolved, options, controllers, rate_share)
                 # One /v2/ per registry up front. An unreachable registry is named once and
                 # left out: the mappings and targets that do not need it still run (exit 1).
                 # When nothing is left to run, the run ends with that one line (exit 2).
                 down = await prepare_endpoints(endpoints)
-            if interrupt.setup.cancelled_caught:
+            if interrupt.setup.cancelled_caught:  # nothing was listed
                 undone = {"mappings_not_listed": len(resolved)}
-                return RunReport(
-                    dry_run=options.dry_run, interrupted=True, undone=len(resolved),
-                    undone_detail=undone,
-                )
+                return RunReport(dry_run=options.dry_run, interrupted=True, undone=len(resolved), undone_detail=undone)
             specs = without_registries(
                 mapping_specs(resolved, verify_targets=options.verify_targets), down
             )
@@ -302,7 +267,7 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
                 sources,
                 targets,
                 cache,
-                engine_options,
+                _engine_options(config, options),
                 stage=stage,
                 on_result=options.on_result,
                 on_blob=options.on_blob,
@@ -310,25 +275,93 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
             interrupt.attach(engine)
             for error in down.values():
                 engine.report.add_error(f"{error}; nothing was copied to or from it")
-            if options.on_tick is None:
-                report = await engine.run()
-            else:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_tick, engine, options.on_tick)
-                    report = await engine.run()
-                    nursery.cancel_scope.cancel()
+            report = await _run_engine(engine, options.on_tick)
             report.principals = [c.statistics().to_dict() for c in controllers]
             return report
     finally:
         if persist:
-            try:
-                cache_file.save(cache, time.time())
-            except OSError as exc:
-                log.warning("could not save the transfer cache %s: %s", cache_file.path, exc.strerror)
-            cache_file.release()
+            _save_cache(cache_file, cache)
         stage.cleanup()
         with contextlib.suppress(OSError):
             _remove_empty_dirs(stage.directory)
+
+
+def _selected_mappings(config: Config, options: RunOptions) -> list[ResolvedMapping]:
+    """The config's mappings this run (shard) handles, their prune targets checked."""
+    every = config.resolve()
+    # A pattern mapping runs in every shard: its repositories are sharded as it expands.
+    kept = select([m for m in every if m.source_pattern is None], resolved_key, options.shard)
+    resolved = [m for m in every if m.source_pattern is not None or m in kept]
+    check_prune_targets(resolved)
+    return resolved
+
+
+def _run_cache(config: Config, options: RunOptions, cache_file: CacheFile) -> TransferCache:
+    """The run's transfer cache: the caller's, the saved one, or an empty one."""
+    cache = options.cache
+    if cache is None:
+        cache = cache_file.load(time.time()) if options.use_cache else TransferCache()
+    cache.tag_ttl = config.global_.cache_ttl  # how long a target tag's stamp is trusted
+    return cache
+
+
+def _engine_options(config: Config, options: RunOptions) -> EngineOptions:
+    return EngineOptions(
+        max_concurrent_transfers=options.max_concurrent_transfers
+        or config.global_.max_concurrent_transfers,
+        drain_timeout=options.drain_timeout,
+        dry_run=options.dry_run,
+        force_prune=options.force_prune,
+        shard=options.shard,
+    )
+
+
+async def _open_endpoints(
+    stack: contextlib.AsyncExitStack,
+    resolved: Sequence[ResolvedMapping],
+    options: RunOptions,
+    controllers: ControllerRegistry,
+    rate_share: float,
+) -> dict[str, ClientEndpoint | LayoutEndpoint]:
+    """An endpoint per registry the mappings use: an OCI layout or archive opened, or a
+    registry client entered (both closed with ``stack``)."""
+    endpoints: dict[str, ClientEndpoint | LayoutEndpoint] = {}
+    written = {t.name for m in resolved for t in m.targets}
+    for name, reg in used_registries(resolved).items():
+        if reg.path is not None:  # type: oci-layout / oci-archive
+            endpoints[name] = await stack.enter_async_context(
+                open_layout_endpoint(
+                    name, reg.kind, reg.path, target=name in written,
+                    dry_run=options.dry_run,
+                )
+            )
+            continue
+        client = RegistryClient(
+            reg.base_url,
+            client_settings(reg, rate_share, options.timeout),
+            controllers=controllers,
+        )
+        await stack.enter_async_context(client)
+        endpoints[name] = ClientEndpoint(name, client)
+    return endpoints
+
+
+async def _run_engine(engine: SyncEngine, on_tick: Callable[[SyncEngine], None] | None) -> RunReport:
+    if on_tick is None:
+        return await engine.run()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_tick, engine, on_tick)
+        report = await engine.run()
+        nursery.cancel_scope.cancel()
+    return report
+
+
+def _save_cache(cache_file: CacheFile, cache: TransferCache) -> None:
+    try:
+        cache_file.save(cache, time.time())
+    except OSError as exc:
+        log.warning("could not save the transfer cache %s: %s", cache_file.path, exc.strerror)
+    cache_file.release()
 
 
 def _remove_empty_dirs(path: Path) -> None:

@@ -13,7 +13,7 @@ Stages, in order (the Rust ocync's filter order, which our users' configs assume
      else in listing order with unlisted literals last, so filtering it again returns it;
   5. ``min_tags``: fewer survivors is an error for the mapping (reported, not raised here);
   6. ``immutable_tags``: tags whose content never changes; the engine skips one the transfer
-     cache has seen at every target, without a request (``engine/discovery.discover_tag``).
+     cache has seen at every target, without a request (``engine/tagdiscovery.discover_tag``).
 Every stage is recorded (kept / dropped / added) for ``ocync tags`` and dry runs.
 """
 

@@ -1,12 +1,12 @@
 """RegistryClient: the OCI distribution-spec API of one registry for one credential
 (tags, manifests, referrers, blobs, uploads), over :class:`RequestCore`, which sends, counts
-and rate-controls every request.
+and rate-controls every request. The paged listings (tags, catalog, referrers) are
+:class:`~ocync.registry.listings.ListingRequests`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Container, Mapping
 from contextlib import asynccontextmanager
@@ -16,24 +16,24 @@ from urllib.parse import urlencode
 import httpx
 import trio
 
-from ocync.errors import IntegrityError, ManifestError, OcyncError, RegistryError, TransportError
+from ocync.errors import IntegrityError, ManifestError, OcyncError, TransportError
 from ocync.oci import mediatypes as mt
 from ocync.oci.digest import Digest
 from ocync.oci.errorbody import header_digest, parse_oci_errors
-from ocync.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest, parse_manifest
+from ocync.oci.manifest import MAX_MANIFEST_SIZE, Manifest, parse_manifest
 from ocync.registry.bodystream import BlobStream
 from ocync.registry.exchange import MAX_THROTTLE_RETRIES, TIMEOUT_ATTEMPTS, HostSilence
+from ocync.registry.listings import ListingRequests
 from ocync.registry.neterrors import redact_url
 from ocync.registry.origin import Origin
-from ocync.registry.requestcore import USER_AGENT, RequestCore, Response, registry_error
+from ocync.registry.requestcore import USER_AGENT, Response, registry_error
 from ocync.registry.requeststats import ClientStatistics, RequestLedger
 from ocync.registry.settings import ClientSettings
-from ocync.registry.urls import digest_query, location_url, next_link, registry_base_url
+from ocync.registry.urls import digest_query, location_url, registry_base_url
 
 log = logging.getLogger(__name__)
 
-# The token scope of the catalog (distribution's token auth: "registry:catalog:*").
-CATALOG_SCOPE = "registry:catalog:*"
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +62,6 @@ class MountResult:
     session: UploadSession | None = None
 
 
-def _not_json(what: str, response: Response) -> RegistryError:
-    ctype = mt.base_type(response.headers.get("content-type", "")) or "no Content-Type"
-    hint = " (is this a registry?)" if "html" in ctype else ""
-    return RegistryError(f"{what}: the answer is not JSON ({ctype}){hint}", status=response.status)
-
-
 def _verify(raw: bytes, computed: Digest, expected: Digest, what: str) -> None:
     """IntegrityError unless ``raw`` has digest ``expected`` (``computed`` reused when the
     algorithm agrees: the body is hashed once)."""
@@ -89,7 +83,7 @@ def check_manifest_response(what: str, raw: bytes, headers: httpx.Headers, base_
     return True
 
 
-class RegistryClient(RequestCore):
+class RegistryClient(ListingRequests):
     """The distribution API of one registry for one credential. Use as an async context
     manager (opens the transports, resolves credentials, picks the principal's controller)."""
 
@@ -102,59 +96,6 @@ class RegistryClient(RequestCore):
             self.auth.learn_challenge(response.headers)
             return True
         return response.status == 200
-
-    async def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
-        """All tags, following ``Link: <...>; rel="next"`` pages (distribution-spec)."""
-        n = page_size or self.profile.tags_page_size
-        url = self.url(f"{repository}/tags/list") + (f"?n={n}" if n else "")
-        tags: list[str] = []
-        known: set[str] = set()
-        seen: set[str] = set()
-        while url and url not in seen:
-            seen.add(url)
-            response = await self._exchange(
-                "tags_list", "GET", url, scopes=self._scopes(repository), ok=(200,), max_body=64 * 1024 * 1024
-            )
-            what = f"listing tags of {self.name}/{repository}"
-            if response.status != 200:
-                raise registry_error("GET", url, response.status, response.body, what)
-            try:
-                doc = json.loads(response.body)
-            except (ValueError, RecursionError):
-                raise _not_json(what, response) from None
-            page = doc.get("tags") if isinstance(doc, dict) else None
-            found = [t for t in page or [] if isinstance(t, str) and t not in known]
-            known.update(found)
-            tags += found
-            # A page with nothing new that still points further is a Link loop with fresh
-            # URLs each time (a broken registry): stop rather than page forever.
-            url = (next_link(response.headers, url) or "") if found else ""
-        return tags
-
-    async def catalog_page(self, url: str | None = None) -> tuple[list[str], str | None]:
-        """One page of ``GET /v2/_catalog`` (distribution-spec "Listing Repositories"): the
-        repositories on it and the next page's URL from ``Link: <...>; rel="next"`` (None:
-        the last). ``url`` None asks for the first page, with ``n`` only where the profile
-        says. Every page must be followed: a client stopping after the first page of 100
-        sees a tenth of a thousand repositories (the regclient bug of issue 404)."""
-        n = self.profile.catalog_page_size
-        first = self.url("_catalog") + (f"?n={n}" if n else "")
-        url = url or first
-        response = await self._exchange(
-            "catalog", "GET", url, scopes=(CATALOG_SCOPE,), ok=(200,), max_body=64 * 1024 * 1024
-        )
-        what = f"listing the repositories of {self.name} (catalog)"
-        if response.status != 200:
-            raise registry_error("GET", url, response.status, response.body, what)
-        try:
-            doc = json.loads(response.body)
-        except (ValueError, RecursionError):
-            raise _not_json(what, response) from None
-        page = doc.get("repositories") if isinstance(doc, dict) else None
-        repos = [r for r in page or [] if isinstance(r, str)]
-        # An empty page that still points further would page forever: stop.
-        following = next_link(response.headers, url) if repos else None
-        return repos, (following if following and following != url else None)
 
     # -- API: manifests ----------------------------------------------------------------------
 
@@ -263,40 +204,6 @@ class RegistryClient(RequestCore):
         if response.status not in (200, 202):
             raise registry_error("DELETE", url, response.status, response.body, f"deleting {self._manifest_what(repository, reference)}")
         return True
-
-    async def referrers(
-        self, repository: str, digest: Digest, artifact_type: str | None = None
-    ) -> list[Descriptor] | None:
-        """OCI 1.1 referrers of ``digest``; None when the API is unsupported (then use the
-        ``sha256-<hex>`` tag fallback)."""
-        if self.profile.referrers_api is False:
-            return None
-        url = self.url(f"{repository}/referrers/{digest}")
-        if artifact_type:
-            url += "?" + urlencode({"artifactType": artifact_type})
-        out: list[Descriptor] = []
-        known: set[Digest] = set()
-        seen: set[str] = set()
-        while url and url not in seen:
-            seen.add(url)
-            response = await self._exchange(
-                "referrers", "GET", url, scopes=self._scopes(repository), ok=(200,), max_body=MAX_MANIFEST_SIZE
-            )
-            if response.status in (404, 405, 400) and not out:
-                return None
-            if response.status != 200:
-                raise registry_error("GET", url, response.status, response.body, f"referrers of {self.name}/{repository}@{digest.short}")
-            if not mt.is_index(response.headers.get("content-type", "")):
-                return None
-            try:
-                index = parse_manifest(response.body, mt.OCI_INDEX)
-            except ManifestError:
-                return None
-            fresh = [d for d in index.manifests if d.digest not in known]
-            known.update(d.digest for d in fresh)
-            out += [d for d in fresh if artifact_type is None or d.artifact_type == artifact_type]
-            url = (next_link(response.headers, url) or "") if fresh else ""  # nothing new: a Link loop
-        return out
 
     # -- API: blobs --------------------------------------------------------------------------
 

@@ -283,12 +283,7 @@ class RequestCore:
         refused = ex.refusal()
         if refused is not None:
             raise refused
-        req_headers = dict(headers or {})
-        sent_token: str | None = None
-        if ex.authenticate and ex.same_origin:
-            auth, sent_token = await self.auth.header(scopes)
-            if auth is not None:
-                req_headers["Authorization"] = auth
+        req_headers, sent_token = await self._request_headers(ex, scopes, headers)
         body = content if isinstance(content, bytes) or content is None else CountedChunks(content, self.counters, kind)
         status: int | None = None
         received = b""
@@ -330,6 +325,19 @@ class RequestCore:
             if budget is not None and not self.profile.pull_kinds:  # a pull quota is planned, not paused on
                 self.controller.observe_budget(*budget)
         return Response(status, reply.headers, received, reply.url, reply if keep_open else None), action
+
+    async def _request_headers(
+        self, ex: Exchange, scopes: tuple[str, ...], headers: Mapping[str, str] | None
+    ) -> tuple[dict[str, str], str | None]:
+        """The headers to send, with the credential's Authorization (only to the registry's
+        own origin, not e.g. a storage host a blob GET is redirected to), and the token sent."""
+        req_headers = dict(headers or {})
+        sent_token: str | None = None
+        if ex.authenticate and ex.same_origin:
+            auth, sent_token = await self.auth.header(scopes)
+            if auth is not None:
+                req_headers["Authorization"] = auth
+        return req_headers, sent_token
 
     def _pull_ticket(self, kind: str, url: str) -> tuple[PullQuota | None, int]:
         """The pull quota to tell about this request's answer, and its ticket; a pull the

@@ -10,7 +10,6 @@ Control-plane requests (tokens, manifests, HEADs, POSTs) stay on httpx.
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -26,6 +25,7 @@ from ocync.errors import TransportError
 from ocync.registry.bodyrelay import FileSpan, ReceiveRelay, relayed_length, send_file
 from ocync.registry.neterrors import redact_url, transport_error
 from ocync.registry.origin import Origin
+from ocync.registry.wireconnection import WireConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,59 +47,14 @@ MAX_IDLE_PER_ORIGIN = 16
 # default): each writable wakeup moves more of an upload. Measured on loopback to the mock:
 # ~0.15 CPU-s/GB less than with autotuning (stress/client_bench.py).
 SEND_BUFFER = 4 * 1024 * 1024
-# h11 refuses response heads bigger than this (its default is 16 KiB; S3-style storage hosts
-# send long signed headers).
-MAX_HEAD = 64 * 1024
-
-
-class _Connection:
-    __slots__ = ("h11", "origin", "reused", "stream")
-
-    def __init__(self, stream: trio.abc.Stream, origin: Origin) -> None:
-        self.stream = stream
-        self.origin = origin
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
-        self.reused = False
-
-    def renew(self) -> bool:
-        """After a body relayed past h11 (exactly Content-Length bytes, nothing more): a fresh
-        h11 state machine for the next request, if both sides may keep the connection (h11
-        moved our side to MUST_CLOSE for ``Connection: close`` or an HTTP/1.0 answer)."""
-        if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.SEND_BODY:
-            return False
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
-        return True
-
-    def socket_readable(self) -> bool:
-        """An idle keep-alive connection that is readable was closed (or spoke out of turn)."""
-        inner = self.stream
-        if isinstance(inner, trio.SSLStream):
-            inner = inner.transport_stream
-        sock = getattr(inner, "socket", None)
-        if sock is None:
-            return True
-        try:
-            readable, _, _ = select.select([sock.fileno()], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
-
-    async def aclose(self) -> None:
-        with trio.CancelScope(shield=True):
-            try:
-                await trio.aclose_forcefully(self.stream)
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-
-
 class WireResponse:
     """A response whose body is read with :meth:`read_some`; close it with :meth:`aclose`."""
 
     def __init__(
-        self, pool: WirePool, conn: _Connection, status: int, headers: httpx.Headers, url: str, method: str = "GET"
+        self, pool: WirePool, conn: WireConnection, status: int, headers: httpx.Headers, url: str, method: str = "GET"
     ) -> None:
         self._pool = pool
-        self._conn: _Connection | None = conn
+        self._conn: WireConnection | None = conn
         self.status = status
         self.headers = headers
         self.url = url
@@ -223,7 +178,7 @@ class WirePool:
         self.user_agent = user_agent
         self._ssl: ssl.SSLContext | None = None
         self._verify = verify
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[Origin, list[WireConnection]] = {}
         self.connections_opened = 0
         self.connections_reused = 0
 
@@ -241,7 +196,7 @@ class WirePool:
             self._ssl = context
         return self._ssl
 
-    async def _connect(self, origin: Origin, method: str = "GET", url: str = "") -> _Connection:
+    async def _connect(self, origin: Origin, method: str = "GET", url: str = "") -> WireConnection:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
@@ -271,9 +226,9 @@ class WirePool:
                 await _close_quietly(tcp)
             raise
         self.connections_opened += 1
-        return _Connection(stream, origin)
+        return WireConnection(stream, origin)
 
-    async def _release(self, conn: _Connection) -> None:
+    async def _release(self, conn: WireConnection) -> None:
         h = conn.h11
         if h.our_state is h11.DONE and h.their_state is h11.DONE:
             try:
@@ -285,14 +240,14 @@ class WirePool:
             return
         await conn.aclose()
 
-    async def _release_relayed(self, conn: _Connection, *, clean: bool) -> None:
+    async def _release_relayed(self, conn: WireConnection, *, clean: bool) -> None:
         """After a relayed body: kept for reuse when exactly the body came and both sides may."""
         if clean and conn.renew():
             await self._keep(conn)
         else:
             await conn.aclose()
 
-    async def _keep(self, conn: _Connection) -> None:
+    async def _keep(self, conn: WireConnection) -> None:
         idle = self._idle.setdefault(conn.origin, [])
         if len(idle) < MAX_IDLE_PER_ORIGIN:
             idle.append(conn)
@@ -332,7 +287,7 @@ class WirePool:
             raise
 
     async def _send_body(
-        self, conn: _Connection, body: bytes | AsyncIterator[bytes] | AsyncIterator[bytes | memoryview | FileSpan] | None
+        self, conn: WireConnection, body: bytes | AsyncIterator[bytes] | AsyncIterator[bytes | memoryview | FileSpan] | None
     ) -> None:
         if isinstance(body, bytes):
             if body:
@@ -349,7 +304,7 @@ class WirePool:
                     else:
                         await self._send(conn.stream, piece)
 
-    async def _receive_head(self, conn: _Connection, url: str, method: str) -> WireResponse:
+    async def _receive_head(self, conn: WireConnection, url: str, method: str) -> WireResponse:
         while True:
             event = conn.h11.next_event()
             if event is h11.NEED_DATA:

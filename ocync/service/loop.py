@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import trio
 
 from ocync.config import Config, LoadedConfig, load_config_file
-from ocync.engine.cache import CacheFile, CacheStatistics, TransferCache
+from ocync.engine.cache import CacheStatistics, TransferCache
+from ocync.engine.cachefile import CacheFile
 from ocync.engine.pipeline import SyncEngine
 from ocync.engine.report import RunReport, redact
 from ocync.engine.syncrun import RunInterrupt, RunOptions, run_sync

@@ -11,7 +11,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocync.engine.cache import FORMAT, VERSION, CacheFile, TransferCache
+from ocync.engine.cache import TransferCache
+from ocync.engine.cachefile import FORMAT, VERSION, CacheFile
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),

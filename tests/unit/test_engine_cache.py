@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ocync.engine.cache import CacheFile, TransferCache
+from ocync.engine.cache import TransferCache
+from ocync.engine.cachefile import CacheFile
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ocync.engine.cache import CacheFile, CheckedTag, TransferCache
+from ocync.engine.cache import CheckedTag, TransferCache
+from ocync.engine.cachefile import CacheFile
 from ocync.engine.tagtrust import stamp_fresh, trusted_digest
 
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ocync.config.resolve import PrunePolicy
-from ocync.engine.cache import CacheFile, TransferCache
+from ocync.engine.cache import TransferCache
+from ocync.engine.cachefile import CacheFile
 from ocync.engine.prunepolicy import decide_prune, digest_blockers, source_refusal
 
 FALLBACK = "sha256-" + "a" * 64
