@@ -26,6 +26,23 @@ def _not_json(what: str, response: Response) -> RegistryError:
 class ListingRequests(RequestCore):
     """Tags, catalog pages and referrers of one registry (a part of RegistryClient)."""
 
+    async def _names_page(
+        self, kind: str, url: str, scopes: tuple[str, ...], key: str, what: str
+    ) -> tuple[list[str], Response]:
+        """One page of a JSON listing (``{"tags": [...]}``, ``{"repositories": [...]}``):
+        the strings under ``key`` (anything else on the page is ignored) and the response."""
+        response = await self._exchange(
+            kind, "GET", url, scopes=scopes, ok=(200,), max_body=64 * 1024 * 1024
+        )
+        if response.status != 200:
+            raise registry_error("GET", url, response.status, response.body, what)
+        try:
+            doc = json.loads(response.body)
+        except (ValueError, RecursionError):
+            raise _not_json(what, response) from None
+        page = doc.get(key) if isinstance(doc, dict) else None
+        return [x for x in page or [] if isinstance(x, str)], response
+
     async def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
         """All tags, following ``Link: <...>; rel="next"`` pages (distribution-spec)."""
         n = page_size or self.profile.tags_page_size
@@ -35,18 +52,11 @@ class ListingRequests(RequestCore):
         seen: set[str] = set()
         while url and url not in seen:
             seen.add(url)
-            response = await self._exchange(
-                "tags_list", "GET", url, scopes=self._scopes(repository), ok=(200,), max_body=64 * 1024 * 1024
+            page, response = await self._names_page(
+                "tags_list", url, self._scopes(repository), "tags",
+                f"listing tags of {self.name}/{repository}",
             )
-            what = f"listing tags of {self.name}/{repository}"
-            if response.status != 200:
-                raise registry_error("GET", url, response.status, response.body, what)
-            try:
-                doc = json.loads(response.body)
-            except (ValueError, RecursionError):
-                raise _not_json(what, response) from None
-            page = doc.get("tags") if isinstance(doc, dict) else None
-            found = [t for t in page or [] if isinstance(t, str) and t not in known]
+            found = [t for t in page if t not in known]
             known.update(found)
             tags += found
             # A page with nothing new that still points further is a Link loop with fresh
@@ -63,18 +73,10 @@ class ListingRequests(RequestCore):
         n = self.profile.catalog_page_size
         first = self.url("_catalog") + (f"?n={n}" if n else "")
         url = url or first
-        response = await self._exchange(
-            "catalog", "GET", url, scopes=(CATALOG_SCOPE,), ok=(200,), max_body=64 * 1024 * 1024
+        repos, response = await self._names_page(
+            "catalog", url, (CATALOG_SCOPE,), "repositories",
+            f"listing the repositories of {self.name} (catalog)",
         )
-        what = f"listing the repositories of {self.name} (catalog)"
-        if response.status != 200:
-            raise registry_error("GET", url, response.status, response.body, what)
-        try:
-            doc = json.loads(response.body)
-        except (ValueError, RecursionError):
-            raise _not_json(what, response) from None
-        page = doc.get("repositories") if isinstance(doc, dict) else None
-        repos = [r for r in page or [] if isinstance(r, str)]
         # An empty page that still points further would page forever: stop.
         following = next_link(response.headers, url) if repos else None
         return repos, (following if following and following != url else None)
