@@ -95,7 +95,7 @@ def test_refcounts_order_and_leader() -> None:
     assert counts.order(["app3", "mid", "base", "app3"]) == ["base", "mid", "app3"]
     assert counts.leader_score(["base", "mid", "app3"]) == 2 + 1
     assert counts.leader_score(["app1"]) == 0
-    assert counts.statistics() == {"images": 3, "unique_blobs": 5, "references": 8, "shared_blobs": 2}
+    assert counts.statistics().to_dict() == {"images": 3, "unique_blobs": 5, "references": 8, "shared_blobs": 2}
     assert "shared=2" in repr(counts)
 
 
