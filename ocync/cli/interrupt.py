@@ -4,8 +4,8 @@ trio turns SIGINT into KeyboardInterrupt by raising it wherever the main thread 
 be; when that is a weakref callback or a finaliser (seen under load: ``WeakSet._remove``),
 Python reports "Exception ignored" and the interrupt is lost while the command keeps waiting
 on a registry that hangs. These commands therefore receive the signals in a task instead
-(``trio.open_signal_receiver``), cancel their work, and raise KeyboardInterrupt once
-``trio.run`` has returned, where the CLI turns it into its one line and exit 1.
+(``trio.open_signal_receiver``), cancel their work, and raise KeyboardInterrupt from the main
+task once the work is cancelled; the CLI turns it into its one line and exit 1.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ T = TypeVar("T")
 received = {"signal": "SIGINT"}
 
 
-async def _cancellable(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> tuple[T | None, str | None]:
+async def _cancellable(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
     outcome: list[T] = []
     caught: list[str] = []
+    failure: list[Exception] = []
 
     async def watch(nursery: trio.Nursery, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -34,7 +35,6 @@ async def _cancellable(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -
                 nursery.cancel_scope.cancel()
                 return
 
-    failure: list[Exception] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(watch, nursery)
         try:
@@ -42,19 +42,17 @@ async def _cancellable(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -
         except Exception as exc:  # raised as itself below, not in the nursery's group
             failure.append(exc)
         nursery.cancel_scope.cancel()
-    if failure and not caught:  # a failure while being cancelled is the interrupt's doing
+    if caught:  # a failure while being cancelled is the interrupt's doing
+        received["signal"] = caught[0]
+        raise KeyboardInterrupt  # raised here, by the main task: never lost in a finaliser
+    if failure:
         raise failure[0]
-    return (outcome[0] if outcome else None), (caught[0] if caught else None)
+    return outcome[0]
 
 
 def run_interruptible(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     """``trio.run(fn, *args)``; a SIGINT/SIGTERM cancels it and raises KeyboardInterrupt."""
-    value, caught = trio.run(_cancellable, fn, args)
-    if caught is not None:
-        received["signal"] = caught
-        raise KeyboardInterrupt
-    assert value is not None or caught is None
-    return value  # type: ignore[return-value]
+    return trio.run(_cancellable, fn, args)
 
 
 __all__ = ["received", "run_interruptible"]

@@ -1,5 +1,5 @@
 """The one-shot commands receive SIGINT/SIGTERM in a task: the work is cancelled and
-KeyboardInterrupt is raised after ``trio.run`` returned (never inside a finaliser, where
+KeyboardInterrupt is raised by the main task once it is (never inside a finaliser, where
 Python would swallow it)."""
 
 from __future__ import annotations
