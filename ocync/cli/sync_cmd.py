@@ -22,8 +22,8 @@ from ocync.cli.interrupt import run_interruptible
 from ocync.config import load_config_file
 from ocync.engine.pipeline import SyncEngine
 from ocync.engine.report import RunReport
-from ocync.engine.sharding import resolved_key, select, shard_from_env
-from ocync.engine.syncrun import RunOptions, run_sync
+from ocync.engine.sharding import shard_from_env
+from ocync.engine.syncrun import RunOptions, run_sync, shard_mappings
 from ocync.errors import OcyncError
 
 
@@ -263,10 +263,8 @@ def _run_once(args: argparse.Namespace, *, handle_signals: bool) -> RunReport:
     )
     if options.shard is not None and options.dry_run and not args.json:
         every = loaded.config.resolve()
-        # pattern mappings run in every shard (their repositories are sharded as listed)
-        literal = [m for m in every if m.source_pattern is None]
-        kept = select(literal, resolved_key, options.shard)
-        print(f"shard {options.shard}: {len(kept) + len(every) - len(literal)} of {len(every)} mappings")
+        kept = shard_mappings(every, options.shard)
+        print(f"shard {options.shard}: {len(kept)} of {len(every)} mappings")
     if progress is None:
         return trio.run(run_sync, loaded.config, options)
     with progress:

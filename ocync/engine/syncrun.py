@@ -286,12 +286,16 @@ async def _run_sync(config: Config, options: RunOptions, interrupt: RunInterrupt
             _remove_empty_dirs(stage.directory)
 
 
+def shard_mappings(every: Sequence[ResolvedMapping], shard: Shard | None) -> list[ResolvedMapping]:
+    """The mappings a run of ``shard`` handles. A pattern mapping runs in every shard: its
+    repositories are sharded as it expands."""
+    kept = select([m for m in every if m.source_pattern is None], resolved_key, shard)
+    return [m for m in every if m.source_pattern is not None or m in kept]
+
+
 def _selected_mappings(config: Config, options: RunOptions) -> list[ResolvedMapping]:
     """The config's mappings this run (shard) handles, their prune targets checked."""
-    every = config.resolve()
-    # A pattern mapping runs in every shard: its repositories are sharded as it expands.
-    kept = select([m for m in every if m.source_pattern is None], resolved_key, options.shard)
-    resolved = [m for m in every if m.source_pattern is not None or m in kept]
+    resolved = shard_mappings(config.resolve(), options.shard)
     check_prune_targets(resolved)
     return resolved
 
@@ -378,6 +382,7 @@ __all__ = [
     "mapping_specs",
     "prepare_endpoints",
     "run_sync",
+    "shard_mappings",
     "used_registries",
     "without_registries",
 ]
